@@ -1,0 +1,111 @@
+"""The ONE architecture table: which linears RoCoFT targets in each model family, and the facts
+about each family that the rest of the package needs (decoder block class for FSDP wrapping,
+checkpoint key prefix for streaming merges, dropout knobs, fused projections).
+
+Adding a family is adding an entry here, never a branch elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import RoCoFTError
+
+
+@dataclass(frozen=True)
+class FusedQKV:
+    """A projection whose output rows hold several logical matrices, interleaved per head.
+
+    BLOOM's ``query_key_value`` has ``3 * hidden`` output rows laid out as
+    ``(num_heads, 3, head_dim)``: for head ``h`` the rows ``h*3*hd .. h*3*hd+hd-1`` are its query,
+    the next ``hd`` its key, the next ``hd`` its value. RoCoFT defines "r rows" of such a
+    projection as r rows of EACH part (query, key, value), i.e. 3r fused rows in total, and
+    "r columns" as r input columns (each column spans q, k and v).
+    """
+
+    parts: tuple[str, ...] = ("query", "key", "value")
+    heads_attr: str = "n_head"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    family: str
+    model_types: tuple[str, ...]
+    targets: tuple[str, ...]
+    block_classes: dict[str, str]
+    base_model_prefix: str
+    dropout_attrs: tuple[str, ...]
+    fused: dict[str, FusedQKV] = field(default_factory=dict)
+    has_bias: bool = False
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture(
+        family="llama",
+        model_types=("llama", "mistral", "qwen2", "qwen3"),
+        targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        block_classes={
+            "llama": "LlamaDecoderLayer",
+            "mistral": "MistralDecoderLayer",
+            "qwen2": "Qwen2DecoderLayer",
+            "qwen3": "Qwen3DecoderLayer",
+        },
+        base_model_prefix="model",
+        dropout_attrs=("attention_dropout",),
+    ),
+    Architecture(
+        family="bloom",
+        model_types=("bloom",),
+        targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
+        block_classes={"bloom": "BloomBlock"},
+        base_model_prefix="transformer",
+        dropout_attrs=("hidden_dropout", "attention_dropout"),
+        fused={"query_key_value": FusedQKV(heads_attr="n_head")},
+        has_bias=True,
+    ),
+    Architecture(
+        family="gptj",
+        model_types=("gptj",),
+        targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"),
+        block_classes={"gptj": "GPTJBlock"},
+        base_model_prefix="transformer",
+        dropout_attrs=("resid_pdrop", "embd_pdrop", "attn_pdrop"),
+        has_bias=True,
+    ),
+)
+
+
+def supported_model_types() -> list[str]:
+    return sorted(t for a in ARCHITECTURES for t in a.model_types)
+
+
+def find_architecture(model_type: str | None) -> Architecture | None:
+    """The table entry for ``config.model_type``, or None when the family is not in the table."""
+    for arch in ARCHITECTURES:
+        if model_type in arch.model_types:
+            return arch
+    return None
+
+
+def get_architecture(model_type: str | None) -> Architecture:
+    arch = find_architecture(model_type)
+    if arch is None:
+        raise RoCoFTError(
+            f"model_type {model_type!r} is not in rocoft-llm's architecture table "
+            f"(supported: {', '.join(supported_model_types())}). "
+            "Fix: pass explicit targets (e.g. targets=['q_proj', 'v_proj'] / rocoft.targets in the "
+            "recipe) naming the nn.Linear modules to adapt."
+        )
+    return arch
+
+
+def default_targets(model_type: str | None, user_targets: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """User targets win; otherwise the table's; an unknown family without targets is an error."""
+    if user_targets:
+        return tuple(user_targets)
+    return get_architecture(model_type).targets
+
+
+def fused_layout(model_type: str | None, target: str) -> FusedQKV | None:
+    arch = find_architecture(model_type)
+    return arch.fused.get(target) if arch else None

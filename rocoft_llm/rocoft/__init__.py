@@ -1,0 +1,1 @@
+"""The RoCoFT method: the layer, index selection, applying/merging, adapters."""

@@ -1,0 +1,253 @@
+"""Public RoCoFT API: :class:`RoCoFTConfig`, :func:`apply_rocoft`, :func:`trainable_parameters`,
+:func:`merge_rocoft`.
+
+``apply_rocoft`` freezes the whole model, picks indices for every targeted linear (from the
+config, an indices file, explicit indices, or calibration batches), makes them identical on all
+ranks, and swaps each targeted ``nn.Linear`` for a :class:`RoCoFTLinear` in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..architectures import default_targets, fused_layout, supported_model_types
+from ..errors import RoCoFTError
+from .layer import COLUMN, ROW, RoCoFTLinear
+from .gather import full_weight, weight_shape
+from .selection import SCORED_SELECTIONS, SELECTIONS, row_groups, run_calibration, select_indices
+
+log = logging.getLogger("rocoft_llm")
+
+MODES = (ROW, COLUMN)
+CONFIG_ATTR = "rocoft_config"
+
+
+@dataclass
+class RoCoFTConfig:
+    """What to train. ``mode``: ``row`` (r output features) or ``column`` (r input features).
+
+    ``targets``: leaf names (``q_proj``) or dotted suffixes of module paths; None = the
+    architecture table's defaults. ``indices_file``: a file from ``rocoft-llm select``.
+    ``also_train``: regexes of extra parameter names to train in full (e.g. ``norm``); off by default.
+    """
+
+    mode: str = ROW
+    rank: int = 3
+    selection: str = "first"
+    targets: list[str] | None = None
+    train_bias: bool = False
+    seed: int = 0
+    indices_file: str | None = None
+    also_train: list[str] = field(default_factory=list)
+    calibration_batches: int | None = None
+
+    def __post_init__(self):
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode={self.mode!r}: use 'row' or 'column'")
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
+            problems.append(f"rank={self.rank!r}: use an integer >= 1 (paper default 3)")
+        if self.selection not in SELECTIONS:
+            problems.append(f"selection={self.selection!r}: use one of {', '.join(SELECTIONS)}")
+        if self.targets is not None and (isinstance(self.targets, str) or not self.targets):
+            problems.append(f"targets={self.targets!r}: use a non-empty list of module names, or None for the defaults")
+        if problems:
+            raise RoCoFTError("invalid RoCoFTConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rocoft_modules(model: nn.Module) -> dict[str, RoCoFTLinear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, RoCoFTLinear)}
+
+
+def _matches(name: str, target: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def find_target_linears(model: nn.Module, targets: Iterable[str]) -> dict[str, nn.Linear]:
+    """Every ``nn.Linear`` whose path ends with a target; a target matching nothing is an error."""
+    targets = list(targets)
+    linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    found = {n: m for n, m in linears.items() if any(_matches(n, t) for t in targets)}
+    unmatched = [t for t in targets if not any(_matches(n, t) for n in linears)]
+    if unmatched:
+        leaves = sorted({n.rsplit(".", 1)[-1] for n in linears})
+        raise RoCoFTError(
+            f"target(s) {unmatched} matched no nn.Linear in this {type(model).__name__}. "
+            f"Linear module names present: {', '.join(leaves)}."
+        )
+    return found
+
+
+def _index_groups(model: nn.Module, name: str, out_features: int, mode: str):
+    layout = fused_layout(getattr(getattr(model, "config", None), "model_type", None), name.rsplit(".", 1)[-1])
+    if layout is None or mode != ROW:
+        return None
+    heads = getattr(model.config, layout.heads_attr, None) or model.config.num_attention_heads
+    return row_groups(out_features, len(layout.parts), heads)
+
+
+def load_indices_file(path: str | Path, cfg: RoCoFTConfig) -> dict[str, list[int]]:
+    """Indices written by ``rocoft-llm select``; mode and rank must agree with ``cfg``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RoCoFTError(f"indices file {path} does not exist; create it with `rocoft-llm select`.") from None
+    except json.JSONDecodeError as e:
+        raise RoCoFTError(f"indices file {path} is not valid JSON ({e}); recreate it with `rocoft-llm select`.") from None
+    for key, want in (("mode", cfg.mode), ("rank", cfg.rank)):
+        if data.get(key) != want:
+            raise RoCoFTError(f"indices file {path}: {key}={data.get(key)!r} but the config asks for {want!r}; "
+                              f"set rocoft.{key}: {data.get(key)!r} or recompute the file.")
+    if not isinstance(data.get("modules"), dict):
+        raise RoCoFTError(f"indices file {path} has no 'modules' mapping; recreate it with `rocoft-llm select`.")
+    return data["modules"]
+
+
+def _check_indices(name: str, idx: torch.Tensor, n: int, expected: int) -> torch.Tensor:
+    if idx.dim() != 1 or idx.numel() != expected:
+        raise RoCoFTError(f"{name}: expected {expected} indices, got shape {tuple(idx.shape)}.")
+    if idx.numel() and (idx.min() < 0 or idx.max() >= n):
+        raise RoCoFTError(f"{name}: index out of range [0, {n}): {idx.tolist()}.")
+    if torch.unique(idx).numel() != idx.numel():
+        raise RoCoFTError(f"{name}: duplicate indices {idx.tolist()}.")
+    return torch.sort(idx).values
+
+
+def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Make every rank use rank 0's indices (random seeds or calibration data may differ)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return indices
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    out = {}
+    for name in sorted(indices):
+        t = indices[name].to(device)
+        dist.broadcast(t, src=0)
+        out[name] = t.cpu()
+    return out
+
+
+def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict] | None = None,
+                 indices: dict[str, Iterable[int]] | None = None) -> nn.Module:
+    """Freeze ``model`` and wrap its targeted linears with RoCoFT, in place; returns ``model``.
+
+    ``calibration``: iterable of batches (dicts with ``input_ids`` and optionally
+    ``attention_mask``) for the Wanda-scored selections. ``indices``: explicit per-module indices
+    (as stored in an adapter), which override the selection.
+    """
+    if rocoft_modules(model):
+        raise RoCoFTError("apply_rocoft: this model already has RoCoFT layers; merge_rocoft() it or start from the base.")
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    try:
+        targets = default_targets(model_type, cfg.targets)
+    except RoCoFTError:
+        raise RoCoFTError(
+            f"model_type {model_type!r} has no default RoCoFT targets (supported: {', '.join(supported_model_types())}); "
+            "set RoCoFTConfig(targets=[...]) / rocoft.targets to the nn.Linear names to adapt."
+        ) from None
+    linears = find_target_linears(model, targets)
+    if indices is None and cfg.indices_file:
+        indices = load_indices_file(cfg.indices_file, cfg)
+    norms = None
+    if indices is None and cfg.selection in SCORED_SELECTIONS:
+        if calibration is None:
+            raise RoCoFTError(f"selection {cfg.selection!r} is Wanda-scored and needs calibration batches "
+                              "(apply_rocoft(..., calibration=batches)) or an indices_file from `rocoft-llm select`.")
+        norms = run_calibration(model, linears, calibration, cfg.calibration_batches)
+
+    chosen: dict[str, torch.Tensor] = {}
+    for name, lin in linears.items():
+        out_f, in_f = weight_shape(lin.weight)
+        groups = _index_groups(model, name, out_f, cfg.mode)
+        per_module = cfg.rank * (len(groups) if groups else 1)
+        n = out_f if cfg.mode == ROW else in_f
+        if indices is not None:
+            if name not in indices:
+                raise RoCoFTError(f"no indices given for targeted module {name}; the indices come from a "
+                                  "different model or target list.")
+            chosen[name] = _check_indices(name, torch.as_tensor(list(indices[name]), dtype=torch.long), n, per_module)
+        else:
+            with full_weight(lin.weight) as w:
+                chosen[name] = select_indices(w, cfg.mode, cfg.rank, cfg.selection, cfg.seed, name,
+                                              norms.get(name) if norms else None, groups)
+    chosen = _broadcast_indices(chosen)
+
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name, lin in linears.items():
+        with full_weight(lin.weight) as w:
+            idx = chosen[name].to(w.device)
+            checksum = float(w.detach().index_select(0 if cfg.mode == ROW else 1, idx).double().abs().sum())
+            wrapped = RoCoFTLinear(lin, idx, cfg.mode, cfg.train_bias, base_checksum=checksum)
+        parent_name, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, leaf, wrapped)
+    _mark_also_train(model, cfg.also_train)
+    setattr(model, CONFIG_ATTR, cfg)
+    n_train = sum(p.numel() for p in trainable_parameters(model).values())
+    n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
+    log.info("RoCoFT %s r=%d (%s) on %d linears: %s trainable parameters of %s (%.4f%%)", cfg.mode, cfg.rank,
+             cfg.selection, len(linears), f"{n_train:,}", f"{n_total:,}", 100.0 * n_train / max(n_total, 1))
+    return model
+
+
+def _mark_also_train(model: nn.Module, patterns: list[str]) -> None:
+    if not patterns:
+        return
+    regexes = [re.compile(p) for p in patterns]
+    hits = [n for n, p in model.named_parameters() if any(r.search(n) for r in regexes) and "rocoft_slice" not in n]
+    if not hits:
+        raise RoCoFTError(f"also_train patterns {patterns} matched no parameter name.")
+    params = dict(model.named_parameters())
+    for n in hits:
+        params[n].requires_grad_(True)
+    model._rocoft_also_train = hits
+
+
+def trainable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """THE list of trainable parameters, by name: used for freezing, the optimizer, saving and wrapping.
+
+    With RoCoFT applied: every slice (``<module>.rocoft_slice``), trained biases and ``also_train``
+    parameters. Without (LoRA / full finetuning): every parameter with ``requires_grad``.
+    """
+    modules = rocoft_modules(model)
+    if not modules:
+        return {n: p for n, p in model.named_parameters() if p.requires_grad}
+    out = {}
+    for mname, module in modules.items():
+        for pname, p in module.trainable_parameters().items():
+            out[f"{mname}.{pname}"] = p
+    params = dict(model.named_parameters())
+    for n in getattr(model, "_rocoft_also_train", []):
+        out[n] = params[n]
+    return out
+
+
+def merge_rocoft(model: nn.Module) -> nn.Module:
+    """Write every slice into its weight and put plain ``nn.Linear`` layers back, in place.
+
+    Works on an unsharded model (single process, or after gathering); the merged model has
+    exactly the base model's classes and state-dict keys.
+    """
+    modules = rocoft_modules(model)
+    if not modules:
+        raise RoCoFTError("merge_rocoft: the model has no RoCoFT layers to merge.")
+    for name, module in modules.items():
+        parent_name, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, leaf, module.merged_linear())
+    for attr in (CONFIG_ATTR, "_rocoft_also_train"):
+        if hasattr(model, attr):
+            delattr(model, attr)
+    return model
