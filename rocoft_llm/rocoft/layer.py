@@ -34,6 +34,11 @@ def _autocast_dtype(x: torch.Tensor) -> torch.dtype | None:
     return None
 
 
+def master_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Trainable tensors are fp32 masters (fp64 stays fp64, for exactness tests)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
 def write_slice(weight: torch.Tensor, slice_: torch.Tensor, index: torch.Tensor, mode: str) -> None:
     """Write the trainable slice into ``weight`` at ``index`` (rows: dim 0, columns: dim 1)."""
     with torch.no_grad():
@@ -115,15 +120,18 @@ class RoCoFTLinear(nn.Module):
         self.bias = linear.bias
         if self.bias is not None:
             if train_bias:
-                self.bias = nn.Parameter(self.bias.detach().float(), requires_grad=True)
+                self.bias = nn.Parameter(self.bias.detach().to(master_dtype(self.bias.dtype)), requires_grad=True)
             else:
                 self.bias.requires_grad_(False)
         self.train_bias = bool(train_bias and self.bias is not None)
-        index = index.to(device=self.weight.device, dtype=torch.long)
+        index = torch.sort(index.to(device=self.weight.device, dtype=torch.long).reshape(-1)).values
+        n = self.out_features if mode == ROW else self.in_features
+        if index.numel() == 0 or index[0] < 0 or index[-1] >= n or torch.unique(index).numel() != index.numel():
+            raise ValueError(f"RoCoFTLinear: indices must be distinct and in [0, {n}), got {index.tolist()}")
         self.register_buffer("rocoft_index", index, persistent=False)
         with torch.no_grad():
             initial = self.weight.index_select(0 if mode == ROW else 1, index)
-        self.rocoft_slice = nn.Parameter(initial.detach().float().clone(), requires_grad=True)
+        self.rocoft_slice = nn.Parameter(initial.detach().to(master_dtype(initial.dtype)).clone(), requires_grad=True)
         #: float64 sum of |W0[idx]| at wrap time: the adapter stores it to recognise its base model.
         self.base_checksum = base_checksum
 
