@@ -4,7 +4,6 @@ of each targeted weight matrix (RoCoFT), sharded with FSDP2 or DeepSpeed ZeRO-3.
 
 from .rocoft.adapter import load_adapter, save_adapter
 from .rocoft.apply import RoCoFTConfig, apply_rocoft, merge_rocoft, trainable_parameters
-
 from .version import __version__
 
 __all__ = [

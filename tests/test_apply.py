@@ -6,7 +6,14 @@ import pytest
 import torch
 from tiny_models import ARCHS, batch, tiny_model
 
-from rocoft_llm import RoCoFTConfig, apply_rocoft, load_adapter, merge_rocoft, save_adapter, trainable_parameters
+from rocoft_llm import (
+    RoCoFTConfig,
+    apply_rocoft,
+    load_adapter,
+    merge_rocoft,
+    save_adapter,
+    trainable_parameters,
+)
 from rocoft_llm.architectures import get_architecture
 from rocoft_llm.rocoft.apply import rocoft_modules
 

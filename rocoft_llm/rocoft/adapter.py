@@ -18,9 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..version import __version__
 from ..errors import AdapterError
 from ..io_utils import atomic_directory, atomic_write_json, sha256_file
+from ..version import __version__
 from .apply import CONFIG_ATTR, RoCoFTConfig, apply_rocoft, rocoft_modules, trainable_parameters
 from .gather import full_tensor_copy, weight_shape
 

@@ -20,8 +20,8 @@ from torch import nn
 
 from ..architectures import default_targets, fused_layout, supported_model_types
 from ..errors import RoCoFTError
-from .layer import COLUMN, ROW, RoCoFTLinear
 from .gather import full_weight, weight_shape
+from .layer import COLUMN, ROW, RoCoFTLinear
 from .selection import SCORED_SELECTIONS, SELECTIONS, row_groups, run_calibration, select_indices
 
 log = logging.getLogger("rocoft_llm")
@@ -140,25 +140,21 @@ def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict] | None = None,
-                 indices: dict[str, Iterable[int]] | None = None) -> nn.Module:
-    """Freeze ``model`` and wrap its targeted linears with RoCoFT, in place; returns ``model``.
-
-    ``calibration``: iterable of batches (dicts with ``input_ids`` and optionally
-    ``attention_mask``) for the Wanda-scored selections. ``indices``: explicit per-module indices
-    (as stored in an adapter), which override the selection.
-    """
-    if rocoft_modules(model):
-        raise RoCoFTError("apply_rocoft: this model already has RoCoFT layers; merge_rocoft() it or start from the base.")
+def resolve_targets(model: nn.Module, cfg: RoCoFTConfig) -> tuple[str, ...]:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     try:
-        targets = default_targets(model_type, cfg.targets)
+        return default_targets(model_type, cfg.targets)
     except RoCoFTError:
         raise RoCoFTError(
             f"model_type {model_type!r} has no default RoCoFT targets (supported: {', '.join(supported_model_types())}); "
             "set RoCoFTConfig(targets=[...]) / rocoft.targets to the nn.Linear names to adapt."
         ) from None
-    linears = find_target_linears(model, targets)
+
+
+def compute_indices(model: nn.Module, linears: dict[str, nn.Linear], cfg: RoCoFTConfig,
+                    calibration: Iterable[dict] | None = None,
+                    indices: dict[str, Iterable[int]] | None = None, progress: bool = False) -> dict[str, torch.Tensor]:
+    """Sorted indices per targeted linear: explicit > indices_file > selection; same on every rank."""
     if indices is None and cfg.indices_file:
         indices = load_indices_file(cfg.indices_file, cfg)
     norms = None
@@ -166,8 +162,7 @@ def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict
         if calibration is None:
             raise RoCoFTError(f"selection {cfg.selection!r} is Wanda-scored and needs calibration batches "
                               "(apply_rocoft(..., calibration=batches)) or an indices_file from `rocoft-llm select`.")
-        norms = run_calibration(model, linears, calibration, cfg.calibration_batches)
-
+        norms = run_calibration(model, linears, calibration, cfg.calibration_batches, progress=progress)
     chosen: dict[str, torch.Tensor] = {}
     for name, lin in linears.items():
         out_f, in_f = weight_shape(lin.weight)
@@ -183,8 +178,21 @@ def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict
             with full_weight(lin.weight) as w:
                 chosen[name] = select_indices(w, cfg.mode, cfg.rank, cfg.selection, cfg.seed, name,
                                               norms.get(name) if norms else None, groups)
-    chosen = _broadcast_indices(chosen)
+    return _broadcast_indices(chosen)
 
+
+def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict] | None = None,
+                 indices: dict[str, Iterable[int]] | None = None) -> nn.Module:
+    """Freeze ``model`` and wrap its targeted linears with RoCoFT, in place; returns ``model``.
+
+    ``calibration``: iterable of batches (dicts with ``input_ids`` and optionally
+    ``attention_mask``) for the Wanda-scored selections. ``indices``: explicit per-module indices
+    (as stored in an adapter), which override the selection.
+    """
+    if rocoft_modules(model):
+        raise RoCoFTError("apply_rocoft: this model already has RoCoFT layers; merge_rocoft() it or start from the base.")
+    linears = find_target_linears(model, resolve_targets(model, cfg))
+    chosen = compute_indices(model, linears, cfg, calibration, indices)
     for p in model.parameters():
         p.requires_grad_(False)
     for name, lin in linears.items():

@@ -1,0 +1,149 @@
+"""The ``rocoft-llm`` command line. Thin on purpose: parse, load the config, call one function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from .errors import RecipeError, RoCoFTError
+from .version import __version__
+
+EXAMPLES = """
+\b
+Examples:
+  rocoft-llm validate recipes/llama2-13b-math.yaml
+  rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=5e-3 rocoft.mode=column
+  rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration math_10k.json \\
+      --selection max --rank 3 --out indices.json
+  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/x/adapter --out merged/
+"""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("transformers", "torch", "datasets", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class FriendlyGroup(click.Group):
+    """Prints rocoft-llm's own errors as one clear message (exit 2) instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RoCoFTError as e:
+            click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=FriendlyGroup, epilog=EXAMPLES)
+@click.version_option(__version__, prog_name="rocoft-llm")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """rocoft-llm: finetune LLMs by training only r rows or r columns of each weight (RoCoFT).
+
+    Every command takes local paths wherever it takes a Hub id, and nothing downloads unless you
+    name a Hub id on a machine that reaches the Hub.
+    """
+    _setup_logging(verbose)
+
+
+@main.command(epilog="""
+\b
+Examples:
+  rocoft-llm validate recipes/llama2-13b-math.yaml
+  rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=1e-4 rocoft.rank=8
+  rocoft-llm validate recipes/llama2-7b-math.yaml --world-size 16 --strict
+""")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--world-size", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).")
+@click.option("--strict", is_flag=True, help="Treat unreachable model configs and data files as errors.")
+def validate(recipe: str, overrides: tuple[str, ...], world_size: int, strict: bool) -> None:
+    """Check RECIPE (with KEY=VALUE OVERRIDES) and print the resolved recipe, or EVERY problem (exit 2).
+
+    Rank-versus-dimension checks read the model config from a local directory, the HF cache, or
+    rocoft-llm's table of the paper's models (Llama-2-7B/13B, BLOOMZ-7B1, GPT-J-6B); when neither
+    the model nor a data file can be reached offline, those checks are skipped with a warning.
+    """
+    from .config import dump_recipe, load_recipe
+
+    try:
+        resolved, result = load_recipe(recipe, list(overrides), world_size=world_size, strict=strict)
+    except RecipeError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    click.echo(f"# {recipe}: valid" + (f" with overrides {' '.join(overrides)}" if overrides else ""))
+    for w in result.warnings:
+        click.echo(f"# warning: {w}")
+    for key, value in result.derived.items():
+        click.echo(f"# {key}: {value:,}" if isinstance(value, int) else f"# {key}: {value}")
+    click.echo(dump_recipe(resolved), nl=False)
+
+
+@main.command(epilog="""
+\b
+Examples:
+  rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
+      --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
+  # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}
+""")
+@click.option("--model", "model_path", required=True, help="Hub id or local model directory.")
+@click.option("--calibration", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="LLM-Adapters JSON file (array of {instruction, input, output, answer}) used as calibration text.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Indices JSON to write.")
+@click.option("--mode", type=click.Choice(["row", "column"]), default="row", show_default=True)
+@click.option("--rank", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--selection", type=click.Choice(["max", "min", "mixed", "first", "random"]), default="max",
+              show_default=True, help="Wanda-scored max/min/mixed, or first/random.")
+@click.option("--targets", default=None, help="Comma-separated linear names (default: the architecture table's).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--num-batches", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=8))
+@click.option("--template", default="llm_adapters", show_default=True)
+@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@click.option("--tokenizer", default=None, help="Tokenizer id or path if not the model's.")
+@click.option("--random-init", is_flag=True, help="Build the model from its config with random weights (testing).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def select(model_path, calibration, out, mode, rank, selection, targets, seed, num_batches, batch_size, max_length,
+           template, dtype, device, tokenizer, random_init, overwrite) -> None:
+    """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
+    from .modeling import load_model, load_tokenizer
+    from .rocoft.apply import RoCoFTConfig
+    from .rocoft.select_file import select_to_file
+
+    cfg = RoCoFTConfig(mode=mode, rank=rank, selection=selection, seed=seed,
+                       targets=[t.strip() for t in targets.split(",")] if targets else None)
+    tok = load_tokenizer(tokenizer or model_path)
+    model = load_model(model_path, dtype=dtype, random_init=random_init, device=device)
+    result = select_to_file(model, tok, calibration, out, cfg, model_name=model_path, num_batches=num_batches,
+                            batch_size=batch_size, max_length=max_length, template=template, overwrite=overwrite)
+    click.echo(f"wrote {out}: {len(result['modules'])} modules, {selection} {mode}s, rank {rank}, "
+               f"{result['calibration']['tokens']:,} calibration tokens")
+
+
+@main.command(epilog="""
+\b
+Examples:
+  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
+  python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
+""")
+@click.option("--base", required=True, help="Base model directory (safetensors) or Hub id.")
+@click.option("--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory.")
+@click.option("--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete.")
+def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
+    """Write BASE + ADAPTER as a plain HF model directory, streaming one safetensors shard at a time."""
+    from .rocoft.merge_dir import merge_to_directory
+
+    path = merge_to_directory(base, adapter, out, overwrite=overwrite)
+    click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Recipes: the typed config tree, strict YAML loading with dotted overrides, and checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import RecipeError
+from .checks import CheckResult, check_recipe, gradient_accumulation
+from .loader import dump_recipe, load_recipe_raw, recipe_to_dict
+from .schema import Recipe
+
+__all__ = ["Recipe", "CheckResult", "load_recipe", "dump_recipe", "recipe_to_dict", "gradient_accumulation"]
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None, world_size: int = 1, strict: bool = False,
+                offline_checks: bool = True) -> tuple[Recipe, CheckResult]:
+    """Load, override and check a recipe; raises :class:`RecipeError` listing EVERY problem."""
+    recipe, raw, problems = load_recipe_raw(path, overrides)
+    result = CheckResult()
+    if recipe is not None:  # type problems left defaults in place: still report every other problem
+        result = check_recipe(recipe, raw, world_size=world_size, strict=strict, offline_checks=offline_checks)
+        problems = problems + [p for p in result.problems if p not in problems]
+    if problems:
+        raise RecipeError(str(path), problems)
+    return recipe, result

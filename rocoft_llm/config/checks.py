@@ -1,0 +1,208 @@
+"""Semantic recipe checks beyond types: ranges, incompatible combinations, batch arithmetic,
+ranks against the model's real dimensions, warmup against the run length.
+
+Checks that need a model config or a data file warn and skip when it cannot be reached offline;
+``strict`` makes those warnings errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..architectures import find_architecture, supported_model_types
+from ..data.ids import all_dataset_ids, canonical_dataset_id
+from .schema import Recipe
+
+TEMPLATES = ("llm_adapters", "alpaca_clean")
+
+
+@dataclass
+class CheckResult:
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: derived facts shown by `validate` (accumulation, trainable count, run length ...).
+    derived: dict = field(default_factory=dict)
+
+
+def gradient_accumulation(global_batch: int, micro_batch: int, world_size: int) -> int:
+    """Micro-batches per rank per optimizer step, so a recipe means the same on 1 or 16 GPUs."""
+    per_step = micro_batch * world_size
+    if global_batch % per_step:
+        raise ValueError(f"train.global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} "
+                         f"x world size {world_size} = {per_step}; use a global batch of "
+                         f"{max(per_step, global_batch // per_step * per_step)} or {(global_batch // per_step + 1) * per_step}, "
+                         "or change train.micro_batch_size.")
+    return global_batch // per_step
+
+
+def _ranges(r: Recipe, res: CheckResult) -> None:
+    p = res.problems
+    positive = {
+        "rocoft.rank": r.rocoft.rank, "lora.r": r.lora.r, "train.global_batch_size": r.train.global_batch_size,
+        "train.micro_batch_size": r.train.micro_batch_size, "data.cutoff_len": r.data.cutoff_len,
+        "train.log_steps": r.train.log_steps, "data.num_proc": r.data.num_proc, "eval.num_beams": r.eval.num_beams,
+        "eval.batch_size": r.eval.batch_size, "rocoft.calibration_batches": r.rocoft.calibration_batches,
+        "dist.timeout_minutes": r.dist.timeout_minutes, "train.save_total_limit": r.train.save_total_limit,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            p.append(f"{key}: {value} must be >= 1")
+    for key, value in {"train.max_steps": r.train.max_steps, "train.save_steps": r.train.save_steps,
+                       "eval.max_new_tokens": r.eval.max_new_tokens}.items():
+        if value is not None and value < 1:
+            p.append(f"{key}: {value} must be >= 1 (or null)")
+    if r.train.lr <= 0:
+        p.append(f"train.lr: {r.train.lr} must be > 0 (paper: 1e-3 math, 2e-3 commonsense)")
+    if r.train.epochs <= 0:
+        p.append(f"train.epochs: {r.train.epochs} must be > 0")
+    if r.train.warmup_steps < 0 or r.train.weight_decay < 0 or r.data.val_set_size < 0:
+        p.append("train.warmup_steps, train.weight_decay and data.val_set_size must be >= 0")
+    if r.train.max_grad_norm is not None and r.train.max_grad_norm <= 0:
+        p.append(f"train.max_grad_norm: {r.train.max_grad_norm} must be > 0 or null (no clipping)")
+    for key, value in {"model.dropout": r.model.dropout, "lora.dropout": r.lora.dropout}.items():
+        if value is not None and not 0 <= value < 1:
+            p.append(f"{key}: {value} must be in [0, 1)")
+
+
+def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
+    p = res.problems
+    if r.method != "rocoft" and "rocoft" in raw:
+        p.append(f"rocoft: section given but method is {r.method!r}; remove it or set method: rocoft")
+    if r.method != "lora" and "lora" in raw:
+        p.append(f"lora: section given but method is {r.method!r}; remove it or set method: lora")
+    if r.dist.backend != "deepspeed":
+        for key in ("zero_stage", "deepspeed_config"):
+            if getattr(r.dist, key) is not None:
+                p.append(f"dist.{key}: only used with dist.backend: deepspeed (backend is {r.dist.backend!r}); remove it")
+        if r.dist.zero_init:
+            p.append("dist.zero_init: true needs dist.backend: deepspeed with zero_stage 3")
+    elif r.dist.zero_stage is not None and r.dist.zero_stage not in (0, 1, 2, 3):
+        p.append(f"dist.zero_stage: {r.dist.zero_stage} must be 0, 1, 2 or 3")
+    elif r.dist.zero_init and r.dist.zero_stage not in (None, 3):
+        p.append(f"dist.zero_init: true needs dist.zero_stage 3 (got {r.dist.zero_stage})")
+    if r.dist.deepspeed_config and not Path(r.dist.deepspeed_config).is_file():
+        p.append(f"dist.deepspeed_config: file {r.dist.deepspeed_config} does not exist")
+    if r.train.resume is not None and r.output.overwrite:
+        p.append("train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
+                 "from); drop one of them")
+    if r.method == "rocoft" and r.rocoft.selection in ("max", "min", "mixed") and not r.rocoft.indices_file \
+            and not r.data.train:
+        p.append(f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set data.train "
+                 "or rocoft.indices_file (from `rocoft-llm select`)")
+    if r.rocoft.indices_file and not Path(r.rocoft.indices_file).is_file():
+        p.append(f"rocoft.indices_file: {r.rocoft.indices_file} does not exist; create it with `rocoft-llm select`")
+    if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
+        p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
+    template = r.data.template
+    if template not in TEMPLATES and not ("{instruction}" in template and "{output}" in template):
+        p.append(f"data.template: {template!r} is neither a built-in template ({', '.join(TEMPLATES)}) nor a custom "
+                 "string containing {instruction} and {output}")
+    for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
+        for name in tasks:
+            if canonical_dataset_id(name) is None and not Path(name).exists():
+                msg = (f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}) nor an existing file")
+                # a missing JSON file may just not be downloaded yet on this machine: warn (errors with --strict)
+                (res.warnings if name.endswith((".json", ".jsonl")) else p).append(msg)
+
+
+def _data_size(r: Recipe) -> int | None:
+    """Number of training records when every source is a local JSON array (else unknown)."""
+    total = 0
+    for name in r.data.train:
+        path = Path(name)
+        if not path.is_file() or path.suffix != ".json":
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        total += len(data) if isinstance(data, list) else 0
+    return total or None
+
+
+def _run_length(r: Recipe, res: CheckResult, world_size: int) -> None:
+    try:
+        res.derived["gradient_accumulation"] = gradient_accumulation(
+            r.train.global_batch_size, r.train.micro_batch_size, world_size)
+    except ValueError as e:
+        res.problems.append(str(e))
+    res.derived["world_size"] = world_size
+    n = _data_size(r)
+    steps = r.train.max_steps
+    if steps is None and n is not None:
+        n_train = max(n - r.data.val_set_size, 0)
+        steps = math.ceil(math.ceil(n_train / r.train.global_batch_size) * r.train.epochs)
+        res.derived["train_records"] = n_train
+    if steps is not None:
+        res.derived["optimizer_steps"] = steps
+        if r.train.warmup_steps >= steps:
+            res.problems.append(f"train.warmup_steps: {r.train.warmup_steps} >= the run's {steps} optimizer steps, so the "
+                                f"learning rate never leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10})")
+
+
+def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
+    from .model_shapes import linear_shapes, resolve_config
+
+    unreachable = res.problems if strict else res.warnings
+    config, where = resolve_config(r.model.name_or_path, r.model.trust_remote_code)
+    if config is None:
+        unreachable.append(f"model.name_or_path: cannot read the model config offline ({where}); rank and target "
+                           "checks skipped")
+        return
+    arch = find_architecture(config.model_type)
+    shapes = linear_shapes(config)
+    section = r.rocoft if r.method == "rocoft" else r.lora if r.method == "lora" else None
+    if section is None:
+        return
+    targets = section.targets or (arch.targets if arch else None)
+    key = "rocoft.targets" if r.method == "rocoft" else "lora.targets"
+    if targets is None:
+        res.problems.append(f"{key}: model_type {config.model_type!r} (from {where}) is not in the architecture table "
+                            f"({', '.join(supported_model_types())}); list the nn.Linear names to adapt")
+        return
+    missing = [t for t in targets if t.rsplit(".", 1)[-1] not in shapes]
+    if missing:
+        res.problems.append(f"{key}: {missing} are not linear layers of {r.model.name_or_path} (from {where}); "
+                            f"its linears: {', '.join(sorted(shapes))}")
+        return
+    if r.method != "rocoft":
+        return
+    if r.rocoft.train_bias and arch is not None and not arch.has_bias:
+        res.warnings.append(f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect")
+    rank, mode, trainable = r.rocoft.rank, r.rocoft.mode, 0
+    n_layers, too_small = {}, []
+    for t in targets:
+        s = shapes[t.rsplit(".", 1)[-1]]
+        limit = s.out_features // s.row_parts if mode == "row" else s.in_features
+        if rank > limit:
+            too_small.append((limit, f"{t} ({limit}{' per fused part' if s.row_parts > 1 and mode == 'row' else ''})"))
+        per = rank * s.row_parts * s.in_features if mode == "row" else rank * s.out_features
+        if r.rocoft.train_bias and arch is not None and arch.has_bias:
+            per += s.out_features
+        n_layers[t] = per
+    if too_small:
+        dim = "output rows" if mode == "row" else "input columns"
+        res.problems.append(f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
+                            f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}")
+    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    if layers:
+        trainable = layers * sum(n_layers.values())
+        res.derived["trainable_parameters"] = trainable
+    res.derived["model_config_from"] = where
+
+
+def check_recipe(recipe: Recipe, raw: dict, world_size: int = 1, strict: bool = False,
+                 offline_checks: bool = True) -> CheckResult:
+    res = CheckResult()
+    _ranges(recipe, res)
+    _combinations(recipe, raw, res)
+    _run_length(recipe, res, world_size)
+    if offline_checks:
+        _shapes(recipe, res, strict)
+    if strict:
+        res.problems.extend(res.warnings)
+        res.warnings = []
+    return res

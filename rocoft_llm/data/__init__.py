@@ -1,0 +1,1 @@
+"""Instruction data: dataset ids, templates (the data pipeline builds on these)."""

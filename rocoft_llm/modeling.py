@@ -1,0 +1,58 @@
+"""Loading base models and tokenizers from a Hub id or a local directory (never downloading in
+tests), with the recipe's dtype, dropout override and random-init option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .architectures import find_architecture
+from .errors import RoCoFTError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise RoCoFTError(f"dtype {name!r} is not one of {', '.join(DTYPES)}.")
+    return DTYPES[name]
+
+
+def load_model(name_or_path: str, dtype: str = "bfloat16", random_init: bool = False, device: str | None = None,
+               trust_remote_code: bool = False, dropout: float | None = None, revision: str | None = None,
+               seed: int = 0):
+    """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+    except OSError as e:
+        raise RoCoFTError(f"cannot load the model config of {name_or_path!r} ({e}); pass a local model directory "
+                          "or make the Hub reachable.") from None
+    if dropout is not None:
+        arch = find_architecture(config.model_type)
+        for attr in arch.dropout_attrs if arch else ():
+            setattr(config, attr, dropout)
+    if random_init:
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model.to(torch_dtype(dtype))
+        model.config._name_or_path = str(name_or_path)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, config=config, dtype=torch_dtype(dtype),
+                                                     trust_remote_code=trust_remote_code, revision=revision)
+    if device:
+        model.to(device)
+    return model
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        hint = " (it has no tokenizer files)" if Path(name_or_path).is_dir() else ""
+        raise RoCoFTError(f"cannot load a tokenizer from {name_or_path!r}{hint}: {e}. Pass --tokenizer / "
+                          "model.tokenizer with a tokenizer directory.") from None

@@ -1,0 +1,151 @@
+"""Merge an adapter into a base checkpoint on disk, one safetensors shard at a time.
+
+The output is a standard HF model directory (the base's config, tokenizer and other files,
+merged shards with the same names and index) that ``AutoModelForCausalLM.from_pretrained`` loads
+with no rocoft-llm code. Peak memory is one shard, so a 13B model merges on a small machine. The
+directory is assembled under a temporary name and appears only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ..architectures import find_architecture
+from ..errors import AdapterError, RoCoFTError
+from ..io_utils import atomic_directory, atomic_write_json, sha256_file
+from .adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, read_adapter_tensors
+
+log = logging.getLogger("rocoft_llm")
+
+INDEX_FILE = "model.safetensors.index.json"
+SINGLE_FILE = "model.safetensors"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+
+
+def resolve_model_dir(name_or_path: str) -> Path:
+    """A local model directory, or the Hub snapshot of ``name_or_path`` (downloads when online)."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+    except Exception as e:  # noqa: BLE001 - offline, unknown id, auth: all mean "not available"
+        raise RoCoFTError(f"base model {name_or_path!r} is not a local directory and could not be fetched from the Hub "
+                          f"({type(e).__name__}: {e}). Pass the path of a downloaded model directory.") from None
+
+
+def list_shards(model_dir: Path) -> list[str]:
+    if (model_dir / INDEX_FILE).is_file():
+        weight_map = json.loads((model_dir / INDEX_FILE).read_text())["weight_map"]
+        return sorted(set(weight_map.values()))
+    if (model_dir / SINGLE_FILE).is_file():
+        return [SINGLE_FILE]
+    raise RoCoFTError(f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}; merging streams safetensors only "
+                      "(pickled .bin checkpoints are not loaded for safety). Convert the base with "
+                      "`model.save_pretrained(dir)` first.")
+
+
+def _checkpoint_key(param_name: str, keys: set[str], prefix: str | None) -> str | None:
+    """The checkpoint key of a model parameter name (base checkpoints may omit the model prefix)."""
+    candidates = [param_name]
+    if prefix:
+        if param_name.startswith(prefix + "."):
+            candidates.append(param_name[len(prefix) + 1:])
+        else:
+            candidates.append(f"{prefix}.{param_name}")
+    return next((c for c in candidates if c in keys), None)
+
+
+def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefix: str | None) -> dict[str, tuple]:
+    """checkpoint key -> (kind, payload): how each affected tensor changes."""
+    plan, missing = {}, []
+    for module, info in adapter["modules"].items():
+        key = _checkpoint_key(module + ".weight", keys, prefix)
+        if key is None:
+            missing.append(module + ".weight")
+            continue
+        plan[key] = ("slice", adapter["mode"], torch.tensor(info["indices"]), tensors[module + ".rocoft_slice"])
+    for name, t in tensors.items():
+        if name.endswith(".rocoft_slice"):
+            continue
+        key = _checkpoint_key(name, keys, prefix)
+        if key is None:
+            missing.append(name)
+        else:
+            plan[key] = ("full", t)
+    if missing:
+        raise AdapterError(f"the base checkpoint lacks {len(missing)} tensor(s) the adapter changes, e.g. {missing[:3]}; "
+                           f"it is not the model the adapter was trained on ({adapter.get('base_model')}).")
+    return plan
+
+
+def _apply(tensor: torch.Tensor, change: tuple, key: str) -> torch.Tensor:
+    if change[0] == "full":
+        new = change[1]
+        if tuple(new.shape) != tuple(tensor.shape):
+            raise AdapterError(f"{key}: adapter tensor {tuple(new.shape)} != base {tuple(tensor.shape)}")
+        return new.to(tensor.dtype).contiguous()
+    _, mode, idx, slice_ = change
+    expected = (len(idx), tensor.shape[1]) if mode == "row" else (tensor.shape[0], len(idx))
+    if tuple(slice_.shape) != expected:
+        raise AdapterError(f"{key}: adapter slice {tuple(slice_.shape)} does not fit base weight {tuple(tensor.shape)}")
+    tensor = tensor.clone()
+    tensor.index_copy_(0 if mode == "row" else 1, idx, slice_.to(tensor.dtype))
+    return tensor
+
+
+def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, overwrite: bool = False,
+                       progress: bool = True) -> Path:
+    """Write ``base`` + adapter as a plain HF model directory at ``out``; returns ``out``."""
+    adapter_dir = Path(adapter_dir)
+    adapter = read_adapter_config(adapter_dir)
+    tensors = read_adapter_tensors(adapter_dir, adapter)
+    base_dir = resolve_model_dir(base)
+    config = json.loads((base_dir / "config.json").read_text()) if (base_dir / "config.json").is_file() else {}
+    if config.get("model_type") != adapter["model_type"]:
+        raise AdapterError(f"adapter {adapter_dir} is for model_type {adapter['model_type']!r} but {base_dir} is "
+                           f"{config.get('model_type')!r}; pass the base it was trained on ({adapter.get('base_model')}).")
+    arch = find_architecture(adapter["model_type"])
+    shards = list_shards(base_dir)
+    shard_keys = {}
+    for shard in shards:
+        with safe_open(str(base_dir / shard), framework="pt") as f:
+            shard_keys[shard] = set(f.keys())
+    plan = _plan(adapter, tensors, set().union(*shard_keys.values()), arch.base_model_prefix if arch else None)
+    iterator = shards
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(shards, desc="merging shards", unit="shard")
+    with atomic_directory(out, overwrite=overwrite, what="merged model") as tmp:
+        for item in base_dir.iterdir():
+            if item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES):
+                shutil.copy2(item, tmp / item.name)
+        done = 0
+        for shard in iterator:
+            with safe_open(str(base_dir / shard), framework="pt") as f:
+                metadata = f.metadata() or {"format": "pt"}
+            state = load_file(str(base_dir / shard))
+            for key in shard_keys[shard] & set(plan):
+                state[key] = _apply(state[key], plan[key], key)
+                done += 1
+            save_file(state, str(tmp / shard), metadata=metadata)
+            del state
+        if done != len(plan):
+            raise AdapterError(f"merged {done} of {len(plan)} tensors; the base checkpoint is inconsistent.")
+        atomic_write_json(tmp / "rocoft_merge.json", {
+            "base_model": str(base), "adapter": str(adapter_dir),
+            "adapter_sha256": sha256_file(adapter_dir / WEIGHTS_FILE),
+            "adapter_config_sha256": sha256_file(adapter_dir / CONFIG_FILE),
+            "tensors_changed": len(plan),
+        })
+    log.info("merged %d tensors of %s into %s", len(plan), base_dir, out)
+    return Path(out)
