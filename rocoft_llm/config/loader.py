@@ -19,6 +19,7 @@ from ..errors import RecipeError
 from .schema import REQUIRED, Recipe
 
 PRIMITIVE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
 
 
 def did_you_mean(key: str, known: list[str]) -> str:
@@ -34,7 +35,8 @@ def _describe(tp) -> str:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return " or ".join(_describe(a) for a in args) + " (or null)"
     if origin is list:
-        return f"a list of {_describe(typing.get_args(tp)[0])}s"
+        inner = typing.get_args(tp)[0]
+        return f"a list of {PLURALS.get(inner, _describe(inner))}"
     return PRIMITIVE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -93,7 +95,7 @@ def parse_section(cls, raw: Any, prefix: str, problems: list[str]):
         if key not in fields:
             problems.append(f"{prefix + '.' if prefix else ''}{key}: unknown key; {did_you_mean(str(key), list(fields))}"
                             f"valid keys{' of ' + prefix if prefix else ''}: {', '.join(fields)}")
-    kwargs = {}
+    kwargs, incomplete = {}, False
     for name, f in fields.items():
         key = f"{prefix}.{name}" if prefix else name
         tp = hints[name]
@@ -101,10 +103,12 @@ def parse_section(cls, raw: Any, prefix: str, problems: list[str]):
             if name not in raw and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 problems.append(f"{key}: required section is missing; add `{name}:` with its keys")
             kwargs[name] = parse_section(tp, raw.get(name), key, problems)
+            incomplete = incomplete or kwargs[name] is None
             continue
         if name not in raw:
             if f.default is REQUIRED:
                 problems.append(f"{key}: required key is missing; set it to {_describe(tp)}")
+                incomplete = True
             continue
         value = _coerce(raw[name], tp)
         if value is _INVALID:
@@ -114,10 +118,8 @@ def parse_section(cls, raw: Any, prefix: str, problems: list[str]):
             problems.append(f"{key}: {raw[name]!r} is not {_describe(tp)}{hint.rstrip('; ')}")
         else:
             kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError:  # a required key was missing: the problem is recorded already
-        return None
+    # With a required key missing the section cannot be built: the problem is recorded already.
+    return None if incomplete else cls(**kwargs)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
