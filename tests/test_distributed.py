@@ -1,0 +1,64 @@
+"""RoCoFT under FSDP2 with 2 CPU ranks (gloo) == a single-process run on the same global batch."""
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import batch, tiny_model
+
+from rocoft_llm import load_adapter, trainable_parameters
+from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
+
+SCRIPTS = Path(__file__).parent / "dist_scripts"
+STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "3"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(script: str, *args, nproc: int = 2, timeout: int = 180) -> None:
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
+           f"--master-port={free_port()}", str(SCRIPTS / script), *map(str, args)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["row", "column"])
+def test_fsdp2_matches_single_process(tmp_path, mode):
+    torchrun("fsdp2_rocoft.py", tmp_path, STEPS, mode)
+    adapter = tmp_path / "adapter"
+    info = read_adapter_config(adapter)
+    # single-process reference with the indices rank 0 chose (the adapter stores them)
+    ref = load_adapter(copy.deepcopy(tiny_model("llama")), adapter)
+    initial = tiny_model("llama")
+    start = {}
+    with torch.no_grad():
+        for name, m in ref.named_modules():
+            if hasattr(m, "rocoft_slice"):
+                w0 = initial.get_submodule(name).weight
+                m.rocoft_slice.copy_(w0[m.rocoft_index] if mode == "row" else w0[:, m.rocoft_index])
+                start[name + ".rocoft_slice"] = m.rocoft_slice.detach().clone()
+    opt = torch.optim.AdamW(trainable_parameters(ref).values(), lr=0.02)
+    for s in range(STEPS):
+        b = batch(seed=s, bsz=4)
+        ref(**b, labels=b["input_ids"]).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    got = read_adapter_tensors(adapter, info)
+    assert len(got) == 14
+    moved = 0
+    for name, p in trainable_parameters(ref).items():
+        torch.testing.assert_close(got[name], p.detach(), rtol=1e-5, atol=1e-6)
+        moved += int(not torch.equal(got[name], start[name]))
+    assert moved == 14
