@@ -133,3 +133,19 @@ def test_trainable_count_is_reported(caplog):
     # 2 layers x (q,k,v,o: 2x32 each; gate, up: 2x32; down: 2x64)
     assert n == 2 * (4 * 2 * 32 + 2 * 2 * 32 + 2 * 64)
     assert f"{n:,} trainable parameters" in caplog.text
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradient_checkpointing_gives_the_same_slice_gradients(arch):
+    _, plain = wrapped(arch, "column", "random")
+    ckpt = copy.deepcopy(plain)
+    ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    ckpt.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need input grads
+    ckpt.train()
+    plain.train()
+    b = batch(seed=4)
+    for m in (plain, ckpt):
+        m(**b, labels=b["input_ids"]).loss.backward()
+    for (n, p), (_, q) in zip(trainable_parameters(plain).items(), trainable_parameters(ckpt).items()):
+        assert p.grad is not None and q.grad is not None, n
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-7)
