@@ -130,6 +130,101 @@ def select(model_path, calibration, out, mode, rank, selection, targets, seed, n
 @main.command(epilog="""
 \b
 Examples:
+  # LLM-Adapters files (a checkout or a copy with <task>/test.json and ft-training_set/):
+  rocoft-llm prepare --dataset math --llm-adapters-dir ~/LLM-Adapters --tokenizer meta-llama/Llama-2-7b-hf \\
+      --out data/math_10k-llama2
+  rocoft-llm prepare --dataset data/commonsense_170k.json --tokenizer ./llama2 --out data/cs170k
+  # original datasets (Hub ids online; --hub-dir DIR/<id>/<split>.jsonl offline), gold rationales:
+  rocoft-llm prepare --dataset math_gold --from hub --tokenizer ./llama2 --out data/math_gold
+  # look before you train: 3 rendered examples with the loss mask
+  rocoft-llm prepare --dataset gsm8k --split test --llm-adapters-dir ../shared/data/llm_adapters \\
+      --tokenizer ./llama2 --no-train-on-inputs --preview 3
+  # from a recipe's data section:
+  rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
+""")
+@click.option("--dataset", "datasets", multiple=True, help="Dataset id (boolq, gsm8k, commonsense, math, ...), alias, "
+              "or LLM-Adapters JSON file; repeat for several.")
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), help="Take every option from this recipe.")
+@click.argument("overrides", nargs=-1)
+@click.option("--tokenizer", help="Tokenizer id or directory.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: a cache dir keyed by the inputs).")
+@click.option("--split", default="train", show_default=True, help="train or test (per-task sets).")
+@click.option("--from", "origin", type=click.Choice(["llm_adapters", "hub"]), default="llm_adapters", show_default=True,
+              help="Read LLM-Adapters JSON files, or convert the original datasets.")
+@click.option("--llm-adapters-dir", help="LLM-Adapters checkout or copy (or $ROCOFT_LLM_ADAPTERS_DIR).")
+@click.option("--hub-dir", help="Offline originals: DIR/<id>/<split>.jsonl|.json|.parquet.")
+@click.option("--test-dir", help="LLM-Adapters test sets for the contamination report (default: --llm-adapters-dir).")
+@click.option("--template", default="llm_adapters", show_default=True, help="llm_adapters, alpaca_clean, or a string "
+              "with {instruction} and {output}.")
+@click.option("--cutoff-len", default=256, show_default=True, type=click.IntRange(min=8))
+@click.option("--train-on-inputs/--no-train-on-inputs", default=True, show_default=True,
+              help="Loss on prompt tokens too (upstream default) or only on the response.")
+@click.option("--add-eos/--no-add-eos", default=True, show_default=True)
+@click.option("--overlength", type=click.Choice(["truncate", "drop", "error"]), default="truncate", show_default=True)
+@click.option("--bad-records", type=click.Choice(["error", "drop"]), default="error", show_default=True)
+@click.option("--num-proc", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--preview", default=0, type=click.IntRange(min=0), help="Print N rendered examples with the loss mask "
+              "and exit without writing.")
+@click.option("--overwrite", is_flag=True, help="Rebuild even if --out holds a prepared dataset.")
+def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adapters_dir, hub_dir, test_dir, template,
+            cutoff_len, train_on_inputs, add_eos, overlength, bad_records, num_proc, preview, overwrite) -> None:
+    """Build tokenized instruction data (records, tokenized dataset, manifest) once, cached by its inputs."""
+    from .data.prepare import PrepareOptions
+    from .data.prepare import prepare as run_prepare
+
+    if recipe:
+        from .config import load_recipe
+
+        r, _ = load_recipe(recipe, list(overrides), offline_checks=False)
+        d = r.data
+        opts = PrepareOptions(datasets=list(d.train), tokenizer_path=r.model.tokenizer or r.model.name_or_path,
+                              split="train", origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir,
+                              template=d.template, cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs,
+                              add_eos=d.add_eos, overlength=d.overlength, bad_records=d.bad_records,
+                              num_proc=d.num_proc, test_dir=d.llm_adapters_dir)
+    else:
+        if overrides:
+            raise click.UsageError(f"KEY=VALUE overrides {list(overrides)} need --recipe.")
+        if not datasets or not tokenizer:
+            raise click.UsageError("pass --dataset and --tokenizer (or --recipe).")
+        opts = PrepareOptions(datasets=list(datasets), tokenizer_path=tokenizer, split=split, origin=origin,
+                              llm_adapters_dir=llm_adapters_dir, hub_dir=hub_dir, template=template,
+                              cutoff_len=cutoff_len, train_on_inputs=train_on_inputs, add_eos=add_eos,
+                              overlength=overlength, bad_records=bad_records, num_proc=num_proc,
+                              test_dir=test_dir or llm_adapters_dir)
+    if preview:
+        from .data.preview import preview as render_preview
+        from .data.sources import resolve_source
+        from .data.templates import get_template
+        from .modeling import load_tokenizer
+
+        src = resolve_source(opts.datasets[0], opts.split, opts.origin, opts.llm_adapters_dir, opts.hub_dir)
+        records = [{**r, "source": src.name} for r in src.records[:preview]]
+        click.echo(render_preview(records, load_tokenizer(opts.tokenizer_path), get_template(opts.template), preview,
+                                  opts.cutoff_len, opts.train_on_inputs, opts.add_eos))
+        return
+    path, manifest = run_prepare(opts, out=out, overwrite=overwrite)
+    click.echo(summarize_manifest(path, manifest))
+
+
+def summarize_manifest(path, manifest: dict) -> str:
+    lines = [f"prepared data: {path}", f"  examples: {manifest['examples']:,}   trained tokens: "
+             f"{manifest['trained_tokens']:,}   token length: {manifest['token_lengths']}",
+             f"  over-length (> {manifest['cutoff_len']} tokens): {manifest['overlength']}"]
+    for s in manifest["sources"]:
+        quirk = s.get("math_quirk") or {}
+        lines.append(f"  source {s['name']} ({s['kind']}): {s['records']:,} records, kept {s['kept']:,}, drops "
+                     f"{s['drops'] or 'none'}" + (f", rationale's final answer != gold answer in "
+                                                   f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
+                                                   " (gold = answer, always)" if quirk else ""))
+    for w in manifest["contamination"]["warnings"]:
+        lines.append(f"  WARNING: {w}")
+    return "\n".join(lines)
+
+
+@main.command(epilog="""
+\b
+Examples:
   rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
   python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
 """)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
-from ..data.ids import all_dataset_ids, canonical_dataset_id
+from ..data.catalog import all_dataset_ids, canonical_dataset_id
 from .schema import Recipe
 
 TEMPLATES = ("llm_adapters", "alpaca_clean")

@@ -57,6 +57,12 @@ class LoRASection:
 class DataSection:
     #: dataset ids (boolq, gsm8k, commonsense, math ...) or local LLM-Adapters JSON files.
     train: list[str] = field(default_factory=list)
+    #: where dataset ids are read from: LLM-Adapters JSON files, or the original datasets (converted).
+    source: Literal["llm_adapters", "hub"] = "llm_adapters"
+    #: LLM-Adapters checkout or copy (<task>/test.json, ft-training_set/*.json); or $ROCOFT_LLM_ADAPTERS_DIR.
+    llm_adapters_dir: str | None = None
+    #: offline copies of the original datasets: DIR/<id>/<split>.jsonl.
+    hub_dir: str | None = None
     #: llm_adapters (exact upstream text), alpaca_clean, or a custom string with {instruction} and {output}.
     template: str = "llm_adapters"
     cutoff_len: int = 256

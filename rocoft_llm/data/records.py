@@ -1,8 +1,4 @@
-"""Reading LLM-Adapters instruction files: a JSON array of {instruction, input, output, answer}.
-
-Every problem names the file and the record index. (The full data pipeline - converters,
-tokenization cache, manifests - builds on this reader.)
-"""
+"""Reading LLM-Adapters instruction files: a JSON array of {instruction, input, output, answer}."""
 
 from __future__ import annotations
 
@@ -14,8 +10,8 @@ from ..errors import RoCoFTError
 FIELDS = ("instruction", "input", "output", "answer")
 
 
-def read_instruction_records(path: str | Path, require_answer: bool = False) -> list[dict]:
-    """Validated records of one LLM-Adapters JSON file (all problems reported together)."""
+def read_json_array(path: str | Path) -> list:
+    """The JSON array in ``path``; invalid JSON names the line and column."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -25,18 +21,12 @@ def read_instruction_records(path: str | Path, require_answer: bool = False) -> 
         raise RoCoFTError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}.") from None
     if not isinstance(data, list):
         raise RoCoFTError(f"{path}: expected a JSON array of records, got {type(data).__name__}.")
-    problems = []
-    for i, rec in enumerate(data):
-        if not isinstance(rec, dict):
-            problems.append(f"record {i}: expected an object, got {type(rec).__name__}")
-            continue
-        for key in ("instruction", "output") + (("answer",) if require_answer else ()):
-            if not isinstance(rec.get(key), str) or not rec[key].strip():
-                problems.append(f"record {i}: field {key!r} must be a non-empty string, got {rec.get(key)!r}")
-        extra = sorted(set(rec) - set(FIELDS))
-        if extra:
-            problems.append(f"record {i}: unexpected field(s) {extra}; records have {', '.join(FIELDS)}")
-    if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise RoCoFTError(f"{path}: {len(problems)} bad record(s): {shown}")
     return data
+
+
+def read_instruction_records(path: str | Path, spec: dict | None = None, policy: str = "error") -> list[dict]:
+    """Validated records of one LLM-Adapters JSON file (all problems reported together)."""
+    from .validate import validate_records
+
+    kept, _ = validate_records(read_json_array(path), spec or {}, str(path), policy)
+    return kept

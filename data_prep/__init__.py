@@ -1,0 +1,1 @@
+"""Dataset catalog (data, not code): see catalog.yaml."""

@@ -1,0 +1,164 @@
+"""``rocoft-llm prepare``: sources -> validated records -> reports -> tokenized dataset, cached.
+
+Output directory: ``records.jsonl`` (the kept records, with their source), ``tokenized/``
+(``datasets.save_to_disk``) and ``manifest.json`` (written last: sources with hashes, counts,
+drops, truncations, token-length statistics, template, tokenizer, contamination findings).
+
+The directory is keyed by a hash of every input (source bytes, converter version, template,
+tokenizer, cutoff, options). A file lock makes concurrent ranks wait while one prepares; the
+next run with the same inputs is a cache hit; a directory holding OTHER inputs is never reused
+or overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RoCoFTError
+from ..io_utils import atomic_directory, atomic_write_json
+from ..version import __version__
+from .converters import CONVERTER_VERSION
+from .reports import contamination_report, quirk_report
+from .sources import Source, resolve_source
+from .templates import get_template
+from .tokenize import tokenize_records, tokenizer_fingerprint
+from .validate import validate_records
+
+log = logging.getLogger("rocoft_llm")
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+DEFAULT_CACHE = Path(os.environ.get("ROCOFT_CACHE", Path.home() / ".cache" / "rocoft-llm")) / "prepared"
+
+
+@dataclass
+class PrepareOptions:
+    datasets: list[str]
+    tokenizer_path: str
+    split: str = "train"
+    origin: str = "llm_adapters"
+    llm_adapters_dir: str | None = None
+    hub_dir: str | None = None
+    template: str = "llm_adapters"
+    cutoff_len: int = 256
+    train_on_inputs: bool = True
+    add_eos: bool = True
+    overlength: str = "truncate"
+    bad_records: str = "error"
+    num_proc: int = 1
+    test_dir: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
+    parts = {
+        "manifest_version": MANIFEST_VERSION, "converter_version": CONVERTER_VERSION,
+        "sources": [s.fingerprint() for s in sources], "template": [template.train, template.prompt],
+        "tokenizer": tok_fp, "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs,
+        "add_eos": opts.add_eos, "overlength": opts.overlength, "bad_records": opts.bad_records,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def read_manifest(out: Path) -> dict | None:
+    """The manifest of a COMPLETE prepared directory, or None; a partial one is an error."""
+    path = out / MANIFEST
+    if not out.exists():
+        return None
+    if not path.is_file():
+        raise RoCoFTError(f"{out} exists but has no {MANIFEST}: a partial or foreign directory. Remove it, or pass "
+                          "--overwrite.")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RoCoFTError(f"{path} is corrupt ({e}); remove {out} or pass --overwrite.") from None
+    if not manifest.get("complete"):
+        raise RoCoFTError(f"{path} lacks its completion marker; remove {out} or pass --overwrite.")
+    return manifest
+
+
+def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
+    specs = opts.datasets
+    if progress:
+        from tqdm.auto import tqdm
+        specs = tqdm(specs, desc="loading/converting sources", unit="source")
+    return [resolve_source(s, opts.split, opts.origin, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
+
+
+def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool = False, tokenizer=None,
+            progress: bool = True) -> tuple[Path, dict]:
+    """Prepare (or reuse) the dataset described by ``opts``; returns (directory, manifest)."""
+    from filelock import FileLock
+
+    from ..modeling import load_tokenizer
+
+    if not opts.datasets:
+        raise RoCoFTError("no datasets to prepare: pass --dataset NAME|PATH (data.train in a recipe).")
+    template = get_template(opts.template)
+    tokenizer = tokenizer or load_tokenizer(opts.tokenizer_path)
+    tok_fp = tokenizer_fingerprint(tokenizer)
+    sources = _load_sources(opts, progress)
+    key = cache_key(sources, opts, template, tok_fp)
+    out = Path(out) if out else DEFAULT_CACHE / key[:20]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock", timeout=3600):
+        existing = None if overwrite else read_manifest(out)
+        if existing is not None:
+            if existing.get("key") == key:
+                log.info("cache hit: %s already holds this prepared dataset", out)
+                return out, existing
+            raise RoCoFTError(f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
+                              f"!= {key[:12]}); choose another --out or pass --overwrite.")
+        manifest = _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress)
+    return out, manifest
+
+
+def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress) -> dict:
+    started = time.time()
+    kept_records, source_info = [], []
+    for src in sources:
+        kept, drops = validate_records(src.records, src.answer_spec, src.name, opts.bad_records)
+        source_info.append({"name": src.name, "kind": src.kind, "files": src.files, "members": src.members,
+                            "records": len(src.records), "kept": len(kept), "drops": dict(drops),
+                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in ("number", "letter", "number_or_letter")
+                            else None})
+        src.records = kept
+        kept_records.extend({**r, "source": src.name} for r in kept)
+    report = contamination_report(sources, opts.test_dir)
+    tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
+                                        opts.add_eos, opts.overlength, opts.num_proc, progress)
+    manifest = {
+        "format_version": MANIFEST_VERSION, "library_version": __version__, "key": key,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "split": opts.split, "origin": opts.origin, "sources": source_info,
+        "template": {"name": template.name, "train": template.train, "prompt": template.prompt},
+        "tokenizer": {"name_or_path": str(opts.tokenizer_path), "fingerprint": tok_fp,
+                      "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
+        "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs, "add_eos": opts.add_eos,
+        "bad_records": opts.bad_records, **stats, "contamination": report,
+        "seconds": round(time.time() - started, 2), "complete": True,
+    }
+    with atomic_directory(out, overwrite=overwrite, what="prepared data") as tmp:
+        with open(tmp / "records.jsonl", "w") as f:
+            for r in kept_records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        tokenized.save_to_disk(str(tmp / "tokenized"))
+        atomic_write_json(tmp / MANIFEST, manifest)
+    log.info("prepared %d examples from %d source(s) into %s", stats["examples"], len(sources), out)
+    return manifest
+
+
+def load_prepared(path: str | Path):
+    """(tokenized dataset, manifest) of a complete prepared directory."""
+    import datasets
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    if manifest is None:
+        raise RoCoFTError(f"prepared data directory {path} does not exist; run `rocoft-llm prepare` first.")
+    return datasets.load_from_disk(str(path / "tokenized")), manifest

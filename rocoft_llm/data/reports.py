@@ -1,0 +1,101 @@
+"""Data reports for the manifest: train/test contamination and the math-rationale quirk.
+
+* Contamination: exact overlap of normalised questions between every training source and every
+  test set found locally, plus the known structural case - math_10k contains MAWPS, which
+  overlaps AddSub, MultiArith and SingleEq - flagged loudly whenever such data is prepared.
+* Quirk: LLM-Adapters' math ``output`` is a model-written rationale whose last number often
+  disagrees with ``answer``; counted and reported, never used as gold.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from .catalog import load_catalog
+
+log = logging.getLogger("rocoft_llm")
+
+_NON_WORD = re.compile(r"[^\w]+")
+_LAST_NUMBER = re.compile(r"-?\d+\.?\d*")
+
+
+def normalise_question(instruction: str) -> str:
+    """Lowercase, punctuation and whitespace collapsed; the "Answer format" line removed."""
+    text = instruction.split("Answer format:")[0]
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+_LAST_OPTION = re.compile(r"\(([A-E])\)")
+
+
+def rationale_disagrees(record: dict) -> bool | None:
+    """True when the rationale's final answer is not ``answer``: its last number (numeric answers,
+    the protocol's extraction rule) or its last "(X)" option (letter answers). None: neither kind."""
+    answer = record["answer"].strip()
+    if len(answer) == 1 and answer in "ABCDE":
+        options = _LAST_OPTION.findall(record["output"])
+        return not options or options[-1] != answer
+    try:
+        gold = float(answer.replace(",", ""))
+    except ValueError:
+        return None
+    numbers = _LAST_NUMBER.findall(record["output"].replace(",", ""))
+    if not numbers:
+        return True
+    return abs(float(numbers[-1]) - gold) > 1e-3
+
+
+def local_test_sets(test_dir: str | Path | None) -> dict[str, Path]:
+    """Catalog test files present under ``test_dir`` (LLM-Adapters layout, flat or under dataset/)."""
+    if not test_dir:
+        return {}
+    root = Path(test_dir)
+    found = {}
+    for entry in load_catalog()[0].values():
+        for candidate in (root / entry.llm_adapters_dir / "test.json", root / "dataset" / entry.llm_adapters_dir / "test.json"):
+            if candidate.is_file():
+                found[entry.id] = candidate
+                break
+    return found
+
+
+def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
+    """Exact overlaps per (training source, test set) and the structural flags, with warnings."""
+    import json
+
+    datasets, _ = load_catalog()
+    report = {"exact_overlap": {}, "flagged_test_sets": {}, "warnings": [], "test_sets_checked": []}
+    tests = local_test_sets(test_dir)
+    test_questions = {}
+    for task, path in tests.items():
+        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in json.loads(path.read_text())
+                                if isinstance(r, dict)}
+    report["test_sets_checked"] = sorted(tests)
+    for src in sources:
+        train_q = {normalise_question(r["instruction"]) for r in src.records}
+        report["exact_overlap"][src.name] = {t: len(train_q & q) for t, q in test_questions.items() if train_q & q}
+        names = {src.name, *(src.members or [])}
+        for task, entry in datasets.items():
+            if names & set(entry.contaminated_by):
+                report["flagged_test_sets"].setdefault(task, []).append(src.name)
+    if report["flagged_test_sets"]:
+        msg = (f"CONTAMINATION: training data {sorted({s for v in report['flagged_test_sets'].values() for s in v})} "
+               f"(math_10k-style, contains MAWPS) overlaps the test sets {sorted(report['flagged_test_sets'])}; "
+               "accuracy on them is not a clean held-out number - report it as contaminated.")
+        report["warnings"].append(msg)
+        log.warning(msg)
+    for name, overlaps in report["exact_overlap"].items():
+        if overlaps:
+            msg = f"CONTAMINATION: {name} shares exact questions with test sets: {overlaps}"
+            report["warnings"].append(msg)
+            log.warning(msg)
+    return report
+
+
+def quirk_report(src) -> dict:
+    """How many math rationales disagree with their gold answer (only meaningful for math data)."""
+    flags = [rationale_disagrees(r) for r in src.records]
+    numeric = [f for f in flags if f is not None]
+    return {"checked": len(numeric), "rationale_final_answer_disagrees": sum(numeric)}
