@@ -18,7 +18,7 @@ from rocoft_llm.rocoft.apply import rocoft_modules
 from rocoft_llm.rocoft.select_file import calibration_batches
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["validate", "select", "merge"]
+COMMANDS = ["validate", "select", "merge", "prepare"]
 
 
 def run(*args):
@@ -120,3 +120,25 @@ def test_merge_command(model_dir, tmp_path):
     again = CliRunner().invoke(main, ["merge", "--base", str(model_dir), "--adapter", str(tmp_path / "adapter"),
                                       "--out", str(tmp_path / "merged")])
     assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_prepare_preview_and_recipe(tmp_path, monkeypatch):
+    tok = save_tiny_tokenizer(tmp_path / "tok")
+    data = tmp_path / "train.json"
+    data.write_text(json.dumps([{"instruction": "Is it true?", "input": "", "output": "the correct answer is true",
+                                 "answer": "true"}] * 3))
+    result = run("prepare", "--dataset", str(data), "--tokenizer", str(tok), "--no-train-on-inputs", "--preview", "2",
+                 "--cutoff-len", "512")
+    assert result.exit_code == 0, result.output
+    assert "⟦Below is an instruction" in result.output and "the correct answer is true<eos>" in result.output
+    assert result.output.count("--- example") == 2
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: {{name_or_path: {tok}}}\ndata: {{train: [{data}], cutoff_len: 64}}\n"
+                      f"output: {{dir: {tmp_path / 'run'}}}\n")
+    monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
+    result = run("prepare", "--recipe", str(recipe), "data.cutoff_len=96", "--out", str(tmp_path / "prep"))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "prep" / "manifest.json").read_text())
+    assert manifest["cutoff_len"] == 96 and manifest["examples"] == 3
+    bad = CliRunner().invoke(main, ["prepare", "--dataset", "gsm9k", "--tokenizer", str(tok)])
+    assert bad.exit_code == 2 and "neither an existing file nor a dataset id" in bad.output
