@@ -87,6 +87,35 @@ def validate(recipe: str, overrides: tuple[str, ...], world_size: int, strict: b
 @main.command(epilog="""
 \b
 Examples:
+  rocoft-llm train recipes/tiny-llama-rows.yaml                       # CPU, a couple of minutes
+  rocoft-llm train recipes/tiny-llama-rows.yaml train.max_steps=5 rocoft.mode=column --overwrite
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-13b-math.yaml
+  rocoft-llm train recipes/llama2-7b-math.yaml train.resume=auto      # continue after preemption
+""")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty output.dir (never done silently).")
+def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
+    """Finetune with the RECIPE (KEY=VALUE OVERRIDES apply on top): RoCoFT, LoRA or full.
+
+    One process, or several under torchrun / the deepspeed launcher with dist.backend ddp, fsdp
+    (FSDP2) or deepspeed (ZeRO 0-3). On SIGTERM/SIGUSR1 all ranks save a checkpoint at the next
+    step boundary and exit with code 75; rerun with train.resume=auto to continue.
+    """
+    from .train.loop import Preempted
+    from .train.run import train as run_train
+
+    try:
+        out = run_train(recipe, list(overrides), overwrite=overwrite)
+    except Preempted as e:
+        click.echo(str(e), err=True)
+        sys.exit(75)
+    click.echo(f"run written to {out} (adapter, metrics.jsonl, loss_curve.png, summary.json)")
+
+
+@main.command(epilog="""
+\b
+Examples:
   rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
       --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
   # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}

@@ -33,7 +33,11 @@ from .validate import validate_records
 log = logging.getLogger("rocoft_llm")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
-DEFAULT_CACHE = Path(os.environ.get("ROCOFT_CACHE", Path.home() / ".cache" / "rocoft-llm")) / "prepared"
+
+
+def default_cache_root() -> Path:
+    """``$ROCOFT_CACHE/prepared`` (default ``~/.cache/rocoft-llm/prepared``)."""
+    return Path(os.environ.get("ROCOFT_CACHE", Path.home() / ".cache" / "rocoft-llm")) / "prepared"
 
 
 @dataclass
@@ -91,8 +95,9 @@ def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
 
 
 def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool = False, tokenizer=None,
-            progress: bool = True) -> tuple[Path, dict]:
-    """Prepare (or reuse) the dataset described by ``opts``; returns (directory, manifest)."""
+            progress: bool = True, cache_root: str | Path | None = None) -> tuple[Path, dict]:
+    """Prepare (or reuse) the dataset described by ``opts``; returns (directory, manifest).
+    Without ``out`` the directory is ``cache_root/<key>`` (default: :func:`default_cache_root`)."""
     from filelock import FileLock
 
     from ..modeling import load_tokenizer
@@ -104,7 +109,7 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
     tok_fp = tokenizer_fingerprint(tokenizer)
     sources = _load_sources(opts, progress)
     key = cache_key(sources, opts, template, tok_fp)
-    out = Path(out) if out else DEFAULT_CACHE / key[:20]
+    out = Path(out) if out else Path(cache_root or default_cache_root()) / key[:20]
     out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock", timeout=3600):
         existing = None if overwrite else read_manifest(out)

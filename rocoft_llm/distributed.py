@@ -1,0 +1,82 @@
+"""Process-group helpers: init from torchrun/deepspeed environment variables, rank queries, and
+the few collectives the trainer needs (agreeing on a stop flag, summing a scalar)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def launched_world_size() -> int:
+    """WORLD_SIZE as set by torchrun / the deepspeed launcher (1 when run directly)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def device_for_rank() -> torch.device:
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return torch.device("cpu")
+
+
+def init_distributed(backend_name: str, timeout_minutes: int) -> None:
+    """Start the process group when launched with several processes (nccl on GPU, gloo on CPU)."""
+    if launched_world_size() <= 1 or is_distributed():
+        return
+    pg_backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend_name == "deepspeed":
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=pg_backend, timeout=timedelta(minutes=timeout_minutes))
+    else:
+        dist.init_process_group(pg_backend, timeout=timedelta(minutes=timeout_minutes))
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def _reduce(value: float, op, device: torch.device) -> float:
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=op)
+    return float(t.item())
+
+
+def all_sum(value: float, device: torch.device) -> float:
+    return _reduce(value, dist.ReduceOp.SUM if is_distributed() else None, device)
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank if it is true on any rank (a collective: call it on all ranks)."""
+    return _reduce(1.0 if flag else 0.0, dist.ReduceOp.MAX if is_distributed() else None, device) > 0
+
+
+def broadcast_object(obj, src: int = 0):
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]

@@ -1,0 +1,66 @@
+"""Deterministic global batches, split into per-rank micro-batches.
+
+The examples of optimizer step ``s`` depend only on (seed, epoch, s): the same on 1 rank or 16,
+so a recipe means the same everywhere and a resumed run continues on exactly the next batch.
+Each global batch is cut into ``world x accumulation`` micro-batches; rank r takes micro-batch
+``m * world + r`` for m = 0..accumulation-1. The loss is normalised by the number of target tokens
+of the WHOLE global batch, which every rank computes locally from the labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data.tokenize import IGNORE_INDEX
+
+
+@dataclass
+class BatchPlan:
+    num_examples: int
+    global_batch: int
+    micro_batch: int
+    world: int
+    seed: int
+
+    @property
+    def accumulation(self) -> int:
+        return self.global_batch // (self.micro_batch * self.world)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Full global batches per epoch (the remainder of an epoch is not used)."""
+        return self.num_examples // self.global_batch
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.num_examples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+
+    def global_indices(self, step: int) -> list[int]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        return self.epoch_order(epoch)[k * self.global_batch:(k + 1) * self.global_batch].tolist()
+
+    def micro_indices(self, step: int, rank: int) -> list[list[int]]:
+        g = self.global_indices(step)
+        m = self.micro_batch
+        return [g[(i * self.world + rank) * m:(i * self.world + rank + 1) * m] for i in range(self.accumulation)]
+
+
+def target_tokens(labels: list[int]) -> int:
+    """Tokens that carry loss after the causal shift (labels[1:] not ignored)."""
+    return sum(1 for t in labels[1:] if t != IGNORE_INDEX)
+
+
+def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch. Labels are padded with -100 from the attention mask, never by pad id."""
+    width = max(len(e["input_ids"]) for e in examples)
+    n = len(examples)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        k = len(e["input_ids"])
+        ids[i, :k] = torch.tensor(e["input_ids"])
+        labels[i, :k] = torch.tensor(e["labels"])
+        mask[i, :k] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}

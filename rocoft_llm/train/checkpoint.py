@@ -1,0 +1,163 @@
+"""Checkpoints for exact resume.
+
+``<output>/checkpoints/step-00000012/``: ``trainable.safetensors`` (trainable tensors, gathered
+one at a time - never the whole model), optimizer + scheduler state (rank 0's file, or one file
+per rank for FSDP2 shards, or DeepSpeed's own files without frozen weights), per-rank RNG states,
+``trainer_state.json`` (step, epoch, data position, tokens seen; checkpoints are taken at optimizer
+step boundaries, so the accumulation micro-step is always 0), the resolved recipe, and
+``COMPLETE.json`` written LAST. The directory is assembled under a temporary name and renamed; a
+directory without the marker is partial and never resumed from.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..distributed import barrier, is_main, rank
+from ..errors import RoCoFTError
+from ..io_utils import atomic_write_json, atomic_write_text, sha256_file
+from ..rocoft.adapter import verify_adapter_tensors
+from ..rocoft.gather import full_tensor_copy
+
+CKPT_ROOT = "checkpoints"
+MARKER = "COMPLETE.json"
+TRAINABLE = "trainable.safetensors"
+#: recipe keys whose change makes a checkpoint meaningless for the new run
+RESUME_KEYS = {
+    "model": ("name_or_path", "random_init", "dtype"),
+    "rocoft": ("mode", "rank", "selection", "targets", "train_bias", "seed", "indices_file", "also_train"),
+    "lora": ("r", "alpha", "targets"),
+    "data": ("train", "source", "template", "cutoff_len", "train_on_inputs", "add_eos", "overlength"),
+    "train": ("global_batch_size", "seed", "precision"),
+    "dist": ("backend", "zero_stage"),
+}
+
+
+def step_dir(output_dir: Path, step: int) -> Path:
+    return Path(output_dir) / CKPT_ROOT / f"step-{step:08d}"
+
+
+def rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4]))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def resume_signature(recipe_dict: dict, world: int) -> dict:
+    sig = {f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items()
+           for key in keys}
+    sig["world_size"] = world
+    sig["method"] = recipe_dict["method"]
+    return sig
+
+
+def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_state: dict, recipe_dict: dict,
+                    recipe_yaml: str, keep_last: int) -> Path:
+    """Collective: every rank calls it. Returns the final directory."""
+    final = step_dir(output_dir, step)
+    tmp = final.parent / f".{final.name}.tmp"
+    if is_main():
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    tensors = {name: full_tensor_copy(p).float().contiguous() for name, p in params.items()}
+    if is_main():
+        save_file(tensors, str(tmp / TRAINABLE))
+        verify_adapter_tensors(load_file(str(tmp / TRAINABLE)), {n: tuple(t.shape) for n, t in tensors.items()},
+                               f"checkpoint {final}")
+        opt_state = backend.optimizer_state()
+        if opt_state is not None:
+            torch.save(opt_state, tmp / "optimizer.pt")
+        atomic_write_json(tmp / "trainer_state.json", {**trainer_state, "micro_step": 0})
+        atomic_write_text(tmp / "recipe.yaml", recipe_yaml)
+        atomic_write_json(tmp / "resume_signature.json", resume_signature(recipe_dict, backend.world))
+    backend.save_local_state(tmp, rank())
+    torch.save(rng_state(), tmp / f"rng-rank{rank()}.pt")
+    barrier()
+    if is_main():
+        files = sorted(p.name for p in tmp.rglob("*") if p.is_file())
+        atomic_write_json(tmp / MARKER, {"step": step, "files": files, "trainable_sha256": sha256_file(tmp / TRAINABLE)})
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        prune(output_dir, keep_last)
+    barrier()
+    return final
+
+
+def complete_checkpoints(output_dir: Path) -> list[Path]:
+    root = Path(output_dir) / CKPT_ROOT
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith("step-") and (p / MARKER).is_file())
+
+
+def prune(output_dir: Path, keep_last: int) -> None:
+    for old in complete_checkpoints(output_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def find_resume_point(output_dir: Path, resume: str) -> Path | None:
+    """``auto``: the latest complete checkpoint (None when there is none yet); a path: that one."""
+    if resume == "auto":
+        found = complete_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not path.is_dir():
+        raise RoCoFTError(f"train.resume: checkpoint {path} does not exist; use train.resume=auto or a directory "
+                          f"under {Path(output_dir) / CKPT_ROOT}.")
+    if not (path / MARKER).is_file():
+        raise RoCoFTError(f"train.resume: {path} has no {MARKER}: the save was interrupted, the checkpoint is partial. "
+                          "Resume from an earlier complete one (train.resume=auto picks it).")
+    return path
+
+
+def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
+    saved = json.loads((ckpt / "resume_signature.json").read_text())
+    now = resume_signature(recipe_dict, world)
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
+    if diffs:
+        raise RoCoFTError(f"refusing to resume from {ckpt}: the run changed in ways that break resume:\n  "
+                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir.")
+
+
+def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dict:
+    """Restore trainable values, optimizer/scheduler, RNG; returns the trainer state."""
+    marker = json.loads((ckpt / MARKER).read_text())
+    check_signature(ckpt, recipe_dict, backend.world)
+    if sha256_file(ckpt / TRAINABLE) != marker["trainable_sha256"]:
+        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
+                          "Resume from an earlier checkpoint.")
+    tensors = load_file(str(ckpt / TRAINABLE))
+    missing = sorted(set(params) - set(tensors))
+    if missing:
+        raise RoCoFTError(f"{ckpt}: trainable tensors missing from the checkpoint, e.g. {missing[:3]}.")
+    backend.load_trainable(params, tensors)
+    try:
+        backend.load_optimizer_state(ckpt, rank())
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {e}).") from None
+    rng = ckpt / f"rng-rank{rank()}.pt"
+    if not rng.is_file():
+        raise RoCoFTError(f"{rng} is missing: the checkpoint was written with another number of ranks.")
+    set_rng_state(torch.load(rng, weights_only=True))
+    return json.loads((ckpt / "trainer_state.json").read_text())

@@ -1,0 +1,133 @@
+"""The training loop: identical for every method and backend.
+
+Per optimizer step: the global batch's target tokens are counted (every rank, locally); each
+micro-batch's summed token loss is divided by that count and multiplied by the world size (the
+backends average gradients over ranks), so ``batch 4 x acc 1 == batch 1 x acc 4 == 2 ranks x
+batch 2``. A termination signal (SLURM preemption) only sets a flag; all ranks agree on it at the
+next step boundary, save together (no deadlock) and stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+
+import torch
+
+from ..distributed import all_sum, any_rank, is_main, rank
+from .batching import collate, target_tokens
+from .metrics import peak_flops, peak_memory_gib
+from .model_setup import token_loss_sum
+
+log = logging.getLogger("rocoft_llm")
+
+
+class Preempted(Exception):
+    """Stopped by a termination signal after saving a checkpoint; resume with train.resume=auto."""
+
+
+class StopFlag:
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def run_loop(backend, params, dataset, labels_cache, plan, start_step: int, total_steps: int, pad_id: int,
+             logger, save, flops_per_token: float, state: dict) -> dict:
+    """Train steps ``start_step .. total_steps-1``; ``save(step, state)`` writes a checkpoint."""
+    device = backend.device
+    t = backend.recipe.train
+    peak = peak_flops(device)
+    bar = None
+    tty = sys.stderr.isatty()
+    if is_main() and tty:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", dynamic_ncols=True)
+    every = max(1, (total_steps - start_step) // 20)
+    run_started = time.perf_counter()
+    # simulate a preemption after this step (tests, and rehearsing a requeue on a real cluster)
+    stop_at = int(os.environ.get("ROCOFT_STOP_AT_STEP", "0"))
+    with StopFlag() as stop:
+        for step in range(start_step, total_steps):
+            started = time.perf_counter()
+            global_idx = plan.global_indices(step)
+            n_target = sum(target_tokens(labels_cache[i]) for i in global_idx)
+            micro = plan.micro_indices(step, rank())
+            loss_sum, tokens_local = 0.0, 0
+            for m, idx in enumerate(micro):
+                is_last = m == len(micro) - 1
+                batch = {k: v.to(device) for k, v in collate([dataset[i] for i in idx], pad_id).items()}
+                tokens_local += int(batch["attention_mask"].sum())
+                with backend.micro_context(is_last):
+                    s = token_loss_sum(backend.forward(batch), batch["labels"])
+                    backend.backward(s / max(n_target, 1) * backend.world, is_last)
+                loss_sum += float(s.detach())
+            lr = backend.lr
+            grad_norm = backend.step(params)
+            loss = all_sum(loss_sum, device) / max(n_target, 1)
+            tokens = all_sum(float(tokens_local), device)
+            elapsed = time.perf_counter() - started
+            epoch = step // plan.steps_per_epoch
+            state.update(step=step + 1, epoch=epoch, examples_seen=(step + 1) * plan.global_batch,
+                         tokens_seen=state.get("tokens_seen", 0) + int(tokens),
+                         target_tokens_seen=state.get("target_tokens_seen", 0) + n_target)
+            record = {"step": step + 1, "epoch": round((step + 1) / plan.steps_per_epoch, 4), "loss": loss, "lr": lr,
+                      "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed, "step_s": elapsed,
+                      "peak_mem_gib": round(peak_memory_gib(device), 3)}
+            if peak:
+                record["mfu"] = tokens / elapsed * flops_per_token / (peak * backend.world)
+            if (step + 1) % t.log_steps == 0 or step + 1 == total_steps:
+                logger.log(record)
+            if bar is not None:
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                bar.update(1)
+            elif is_main() and ((step + 1 - start_step) % every == 0 or step + 1 == total_steps):
+                done = step + 1 - start_step
+                eta = (time.perf_counter() - run_started) / done * (total_steps - step - 1)
+                log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3g  %.0f tok/s  ETA %.0fs", step + 1, total_steps,
+                         loss, lr, grad_norm, record["tokens_per_s"], eta)
+            last = step + 1 == total_steps
+            if stop_at and step + 1 == stop_at:
+                stop.signum = signal.SIGTERM
+            if any_rank(stop.signum is not None, device):
+                save(step + 1, state)
+                if bar is not None:
+                    bar.close()
+                raise Preempted(f"stopped by a termination signal after step {step + 1}; a checkpoint was saved. "
+                                "Run again with train.resume=auto to continue.")
+            if t.save_steps and (step + 1) % t.save_steps == 0 and not last:
+                save(step + 1, state)
+    if bar is not None:
+        bar.close()
+    return state
+
+
+def flops_per_token(n_total: int, method: str) -> float:
+    """Forward 2N + backward-to-inputs 2N (+ 2N weight gradients for full finetuning)."""
+    return (6 if method == "full" else 4) * n_total
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,88 @@
+"""Run telemetry on rank 0: metrics.jsonl per optimizer step, tensorboard events, wandb when asked
+for and installed, and a loss-curve PNG at the end. Secrets (wandb keys) stay in the environment."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import sys
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("rocoft_llm")
+
+#: dense bf16 peak FLOP/s per GPU, for the MFU estimate (None elsewhere: MFU not reported)
+PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return kib / 2**20 if sys.platform != "darwin" else kib / 2**30
+
+
+class MetricsLogger:
+    def __init__(self, output_dir: Path, report_to: list[str], enabled: bool, run_config: dict):
+        self.enabled = enabled
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.history: list[dict] = []
+        self.tb = self.wandb = None
+        if not enabled:
+            return
+        if "tensorboard" in report_to:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+        if "wandb" in report_to:
+            try:
+                import wandb
+
+                self.wandb = wandb.init(config=run_config, dir=str(output_dir))
+            except ImportError:
+                log.warning("report_to includes wandb but wandb is not installed; skipping it")
+
+    def log(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.history.append(record)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.tb.add_scalar(f"train/{k}", v, record["step"])
+        if self.wandb:
+            self.wandb.log(record, step=record["step"])
+
+    def close(self, output_dir: Path) -> None:
+        if not self.enabled:
+            return
+        if self.tb:
+            self.tb.close()
+        if self.wandb:
+            self.wandb.finish()
+        history = [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.is_file() else []
+        if history:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ax.plot([h["step"] for h in history], [h["loss"] for h in history], lw=1.2)
+            ax.set_xlabel("optimizer step")
+            ax.set_ylabel("loss (per target token)")
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            fig.savefig(Path(output_dir) / "loss_curve.png", dpi=110)
+            plt.close(fig)

@@ -1,0 +1,78 @@
+"""Model for a run: load (optionally partitioned with ZeRO-3 zero.Init), activation checkpointing,
+then the method - RoCoFT (default), LoRA via peft (baseline), or full finetuning - so all three
+share data, loop, logging and evaluation."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..architectures import default_targets
+from ..errors import RoCoFTError
+from ..modeling import load_model
+from ..rocoft.apply import RoCoFTConfig, apply_rocoft, trainable_parameters
+
+log = logging.getLogger("rocoft_llm")
+
+
+def rocoft_config(recipe) -> RoCoFTConfig:
+    r = recipe.rocoft
+    return RoCoFTConfig(mode=r.mode, rank=r.rank, selection=r.selection, targets=r.targets, train_bias=r.train_bias,
+                        seed=r.seed, indices_file=r.indices_file, also_train=list(r.also_train),
+                        calibration_batches=r.calibration_batches)
+
+
+def build_model(recipe, calibration=None, ds_config: dict | None = None):
+    """The model with its method applied, trainable parameters marked (not yet wrapped/sharded)."""
+    m = recipe.model
+    keep_alive = None
+    if ds_config is not None and recipe.dist.zero_init:
+        from transformers.integrations import HfDeepSpeedConfig
+
+        keep_alive = HfDeepSpeedConfig(ds_config)  # makes from_pretrained load partitioned (zero.Init)
+    model = load_model(m.name_or_path, dtype=m.dtype, random_init=m.random_init, trust_remote_code=m.trust_remote_code,
+                       dropout=m.dropout, revision=m.revision, seed=recipe.train.seed)
+    model._rocoft_ds_config_ref = keep_alive
+    if recipe.train.gradient_checkpointing:
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
+        model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still get input grads
+    if recipe.method == "rocoft":
+        apply_rocoft(model, rocoft_config(recipe), calibration=calibration)
+    elif recipe.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
+        model = get_peft_model(model, LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha,
+                                                 lora_dropout=recipe.lora.dropout, target_modules=targets,
+                                                 task_type="CAUSAL_LM"))
+    elif recipe.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        raise RoCoFTError(f"method {recipe.method!r} is not rocoft, lora or full.")
+    params = trainable_parameters(model)
+    n_train = sum(int(getattr(p, "ds_numel", p.numel())) for p in params.values())
+    n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
+    log.info("method %s: %s trainable of %s parameters (%.4f%%)", recipe.method, f"{n_train:,}", f"{n_total:,}",
+             100 * n_train / max(n_total, 1))
+    model.train()
+    return model, n_train, n_total
+
+
+def calibration_from(dataset, plan, pad_id: int, n_batches: int):
+    """The first training micro-batches (rank-independent), for Wanda-scored selection."""
+    from .batching import collate
+
+    for step in range(min(n_batches, plan.steps_per_epoch)):
+        idx = plan.global_indices(step)[: plan.micro_batch]
+        batch = collate([dataset[i] for i in idx], pad_id)
+        yield {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of next-token cross-entropies over target tokens (fp32)."""
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+                                             labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100,
+                                             reduction="sum")

@@ -1,0 +1,186 @@
+"""``rocoft-llm train RECIPE``: a run reads top to bottom -
+config -> data -> model -> wrap -> engine -> loop -> save.
+
+Output directory: ``adapter/`` (RoCoFT adapter; ``lora_adapter/`` or ``model/`` for the other
+methods), optional ``merged/``, ``metrics.jsonl``, ``tensorboard/``, ``loss_curve.png``,
+``recipe.resolved.yaml``, ``data_manifest.json`` (what it trained on, for contamination flags),
+``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+from ..config import dump_recipe, load_recipe, recipe_to_dict
+from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
+from ..errors import RoCoFTError
+from ..io_utils import atomic_write_json, atomic_write_text
+from .backends import deepspeed_config, make_backend
+from .batching import BatchPlan
+from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint
+from .loop import flops_per_token, run_loop, seed_everything
+from .metrics import MetricsLogger, peak_memory_gib
+from .model_setup import build_model, calibration_from
+
+log = logging.getLogger("rocoft_llm")
+
+
+def prepare_output_dir(out: Path, resume: str | None, overwrite: bool) -> Path | None:
+    """Decide fresh start / resume; never mixes a new run into an old directory unless asked."""
+    ckpt = find_resume_point(out, resume) if resume else None
+    if ckpt is None and out.exists() and any(out.iterdir()):
+        if resume == "auto" and not (out / "checkpoints").exists():
+            pass  # auto-resume before the first checkpoint: the partial run restarts from step 0
+        elif not overwrite:
+            raise RoCoFTError(f"output directory {out} is not empty; pass --overwrite (output.overwrite=true) to replace "
+                              "it, train.resume=auto to continue it, or choose another output.dir.")
+        elif is_main():
+            shutil.rmtree(out)
+    barrier()
+    return ckpt
+
+
+def load_training_data(recipe):
+    """Prepared (tokenized, cached) training data; all ranks call it, one prepares under a lock."""
+    from ..data.prepare import PrepareOptions, load_prepared, prepare
+
+    d = recipe.data
+    opts = PrepareOptions(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
+                          origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir, template=d.template,
+                          cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs, add_eos=d.add_eos,
+                          overlength=d.overlength, bad_records=d.bad_records, num_proc=d.num_proc,
+                          test_dir=d.llm_adapters_dir)
+    path, _ = prepare(opts, progress=is_main(), cache_root=Path(d.cache_dir) / "prepared" if d.cache_dir else None)
+    return load_prepared(path)
+
+
+def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
+    # config
+    recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size())
+    for w in checks.warnings:
+        log.warning("recipe: %s", w)
+    if overwrite:
+        recipe.output.overwrite = True
+    init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
+    device, world = device_for_rank(), world_size()
+    out = Path(recipe.output.dir)
+    ckpt = prepare_output_dir(out, recipe.train.resume, recipe.output.overwrite)
+    recipe_dict, recipe_yaml = recipe_to_dict(recipe), dump_recipe(recipe)
+    if is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "recipe.resolved.yaml", recipe_yaml)
+    seed_everything(recipe.train.seed)
+    started = time.time()
+
+    # data
+    dataset, manifest = load_training_data(recipe)
+    if is_main():
+        atomic_write_json(out / "data_manifest.json", manifest)
+    t = recipe.train
+    plan = BatchPlan(len(dataset), t.global_batch_size, t.micro_batch_size, world, t.seed)
+    if plan.steps_per_epoch == 0:
+        raise RoCoFTError(f"{len(dataset)} training examples do not fill one global batch of {t.global_batch_size}; "
+                          "lower train.global_batch_size or add data.")
+    total_steps = t.max_steps or math.ceil(plan.steps_per_epoch * t.epochs)
+    if t.warmup_steps >= total_steps:
+        raise RoCoFTError(f"train.warmup_steps {t.warmup_steps} >= the run's {total_steps} optimizer steps.")
+    labels_cache = dataset["labels"]
+
+    # model
+    pad_id = recipe.model.pad_token_id
+    calibration = None
+    if recipe.method == "rocoft" and recipe.rocoft.selection in ("max", "min", "mixed") and not recipe.rocoft.indices_file:
+        calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
+    ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
+    model, n_train, n_total = build_model(recipe, calibration, ds_config)
+
+    # wrap -> engine
+    backend = make_backend(recipe, device, world, total_steps, plan.accumulation)
+    params = backend.wrap(model)
+    state = {"step": 0, "tokens_seen": 0, "target_tokens_seen": 0}
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, backend, params, recipe_dict)
+        log.info("resumed from %s at step %d", ckpt, state["step"])
+        if state["step"] >= total_steps and (out / "summary.json").is_file():
+            log.info("the run in %s is already complete (%d steps); nothing to do", out, total_steps)
+            return out
+    logger = MetricsLogger(out, recipe.output.report_to, is_main(), recipe_dict)
+
+    def save(step: int, st: dict) -> None:
+        save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)
+
+    # loop
+    state = run_loop(backend, params, dataset, labels_cache, plan, state["step"], total_steps, pad_id, logger, save,
+                     flops_per_token(n_total, recipe.method), state)
+
+    # save
+    save(total_steps, state)
+    save_final(recipe, backend.module, out, manifest)
+    summary = {"method": recipe.method, "trainable_parameters": n_train, "total_parameters": n_total,
+               "steps": total_steps, "world_size": world, "gradient_accumulation": plan.accumulation,
+               "examples_seen": state.get("examples_seen"), "tokens_seen": state.get("tokens_seen"),
+               "target_tokens_seen": state.get("target_tokens_seen"), "wall_seconds": round(time.time() - started, 2),
+               "peak_memory_gib_rank0": round(peak_memory_gib(device), 3),
+               "frozen_param_bytes_rank0": frozen_param_bytes(backend.module),
+               "final_loss": logger.history[-1]["loss"] if logger.history else None}
+    if is_main():
+        logger.close(out)
+        atomic_write_json(out / "summary.json", summary)
+        log.info("run finished: %s", json.dumps(summary))
+    barrier()
+    return out
+
+
+def frozen_param_bytes(module) -> int:
+    """Bytes of frozen parameters THIS rank holds (local shards under FSDP2 / ZeRO-3): sharding is real
+    when this is ~1/N of the single-process figure."""
+    total = 0
+    for p in module.parameters():
+        if p.requires_grad:
+            continue
+        local = p.to_local() if hasattr(p, "to_local") else getattr(p, "ds_tensor", p)
+        total += local.numel() * local.element_size()
+    return total
+
+
+def save_final(recipe, module, out: Path, manifest: dict) -> None:
+    """The run's product: RoCoFT adapter, LoRA adapter, or full model (+ merged model if asked)."""
+    metadata = {"data_manifest_key": manifest.get("key"), "data_sources": [s["name"] for s in manifest["sources"]],
+                "contamination": manifest.get("contamination", {}).get("flagged_test_sets", {})}
+    if recipe.method == "rocoft":
+        from ..rocoft.adapter import save_adapter
+
+        save_adapter(module, out / "adapter", base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata)
+    else:
+        from ..rocoft.gather import full_tensor_copy
+
+        state = {n: full_tensor_copy(p) for n, p in module.state_dict(keep_vars=True).items()} \
+            if recipe.method == "full" else None
+        if is_main():
+            if recipe.method == "lora":
+                module.save_pretrained(out / "lora_adapter")
+            else:
+                module.save_pretrained(out / "model", state_dict=state)
+    barrier()
+    if recipe.output.merge and recipe.method == "rocoft":
+        merge_after_training(recipe, out)
+
+
+def merge_after_training(recipe, out: Path) -> None:
+    if not is_main():
+        return
+    from ..rocoft.merge_dir import merge_to_directory
+
+    base = Path(recipe.model.name_or_path)
+    has_weights = not base.is_dir() or any(base.glob("*.safetensors"))
+    if recipe.model.random_init or not has_weights:
+        log.warning("output.merge: the base %s has no weights on disk (random init); skipping the merged model",
+                    recipe.model.name_or_path)
+        return
+    merge_to_directory(recipe.model.name_or_path, out / "adapter", out / "merged", overwrite=True, progress=False)
+

@@ -1,0 +1,42 @@
+"""Recipes for training tests: the bundled tiny Llama, tokenizer and data, with small step counts."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "recipes" / "tiny"
+STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "6"))
+
+
+def tiny_recipe(tmp_path: Path, name: str = "run", **sections) -> Path:
+    """Write a recipe for the tiny model; ``sections`` override keys per section (dicts)."""
+    recipe = {
+        "model": {"name_or_path": str(TINY / "llama"), "random_init": True, "dtype": "float32"},
+        "method": "rocoft",
+        "rocoft": {"mode": "row", "rank": 2, "selection": "random", "seed": 3},
+        "data": {"train": [str(TINY / "data" / "train.json")], "cutoff_len": 192,
+                 "cache_dir": str(tmp_path / "cache")},
+        "train": {"global_batch_size": 8, "micro_batch_size": 4, "max_steps": STEPS, "lr": 0.02, "warmup_steps": 1,
+                  "precision": "fp32", "seed": 7},
+        "dist": {"backend": "none"},
+        "output": {"dir": str(tmp_path / name), "report_to": []},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            recipe.setdefault(section, {}).update(values)
+        else:
+            recipe[section] = values
+    if recipe["method"] != "rocoft":
+        recipe.pop("rocoft", None)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]

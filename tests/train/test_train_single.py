@@ -1,0 +1,113 @@
+"""Single-process training: loss goes down, accumulation equivalence, exact resume, run outputs,
+methods, and the errors a user meets (non-empty output, changed recipe, corrupt checkpoint)."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from helpers import STEPS, losses, tiny_recipe
+
+from rocoft_llm.errors import RecipeError, RoCoFTError
+from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
+from rocoft_llm.train.loop import Preempted
+from rocoft_llm.train.run import train
+
+
+def adapter(run):
+    return read_adapter_tensors(run / "adapter")
+
+
+def test_tiny_run_outputs_and_loss_goes_down(tmp_path):
+    out = train(str(tiny_recipe(tmp_path, train={"max_steps": 30, "lr": 0.05})))
+    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl",
+                 "loss_curve.png", "summary.json", "recipe.resolved.yaml", "data_manifest.json"):
+        assert (out / name).is_file(), name
+    curve = losses(out)
+    assert len(curve) == 30 and sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.05
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 30 and summary["trainable_parameters"] == 2 * 2 * (4 * 64 + 2 * 64 + 128)
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"loss", "lr", "grad_norm", "tokens_per_s", "peak_mem_gib"} <= set(record)
+    assert read_adapter_config(out / "adapter")["metadata"]["data_manifest_key"]
+
+
+def test_accumulation_equivalence_with_variable_lengths(tmp_path):
+    """batch 4 x acc 2 == batch 8 x acc 1 == batch 1 x acc 8 (same global batches, token-normalised loss)."""
+    runs = [train(str(tiny_recipe(tmp_path, f"m{m}", train={"micro_batch_size": m}))) for m in (8, 4, 1)]
+    ref = adapter(runs[0])
+    for run in runs[1:]:
+        for name, t in adapter(run).items():
+            torch.testing.assert_close(t, ref[name], rtol=1e-5, atol=1e-6)
+        assert losses(run) == pytest.approx(losses(runs[0]), rel=1e-5)
+    lengths = json.loads((runs[0] / "data_manifest.json").read_text())["token_lengths"]
+    assert lengths["min"] < lengths["max"]  # variable-length examples, so padding differs per micro-batch size
+
+
+def test_resume_is_bit_identical(tmp_path, monkeypatch):
+    straight = train(str(tiny_recipe(tmp_path, "straight")))
+    recipe = tiny_recipe(tmp_path, "resumed")
+    monkeypatch.setenv("ROCOFT_STOP_AT_STEP", str(STEPS // 2))
+    with pytest.raises(Preempted, match="train.resume=auto"):
+        train(str(recipe))
+    monkeypatch.delenv("ROCOFT_STOP_AT_STEP")
+    assert (tmp_path / "resumed" / "checkpoints" / f"step-{STEPS // 2:08d}" / "COMPLETE.json").is_file()
+    resumed = train(str(recipe), ["train.resume=auto"])
+    for name, t in adapter(straight).items():
+        assert torch.equal(adapter(resumed)[name], t), name
+    assert losses(resumed) == losses(straight)
+
+
+def test_resume_refuses_changed_recipe_and_bad_checkpoints(tmp_path, monkeypatch):
+    recipe = tiny_recipe(tmp_path, "r")
+    monkeypatch.setenv("ROCOFT_STOP_AT_STEP", "2")
+    with pytest.raises(Preempted):
+        train(str(recipe))
+    monkeypatch.delenv("ROCOFT_STOP_AT_STEP")
+    with pytest.raises(RoCoFTError, match=r"break resume:\n  rocoft.rank: checkpoint 2 -> now 3"):
+        train(str(recipe), ["train.resume=auto", "rocoft.rank=3"])
+    ckpt = tmp_path / "r" / "checkpoints" / "step-00000002"
+    partial = ckpt.parent / "step-00000001"
+    shutil.copytree(ckpt, partial)
+    (partial / "COMPLETE.json").unlink()
+    with pytest.raises(RoCoFTError, match="partial"):
+        train(str(recipe), [f"train.resume={partial}"])
+    with pytest.raises(RoCoFTError, match="does not exist"):
+        train(str(recipe), [f"train.resume={tmp_path / 'nope'}"])
+    data = (ckpt / "trainable.safetensors").read_bytes()
+    (ckpt / "trainable.safetensors").write_bytes(data[:-8] + b"\0" * 8)
+    with pytest.raises(RoCoFTError, match="corrupt"):
+        train(str(recipe), ["train.resume=auto"])
+
+
+def test_non_empty_output_is_never_overwritten_silently(tmp_path):
+    recipe = tiny_recipe(tmp_path, "o", train={"max_steps": 2})
+    train(str(recipe))
+    with pytest.raises(RoCoFTError, match="not empty; pass --overwrite"):
+        train(str(recipe))
+    train(str(recipe), overwrite=True)
+    stamp = (tmp_path / "o" / "summary.json").stat().st_mtime_ns
+    train(str(recipe), ["train.resume=auto"])  # a requeued job after completion: nothing to do
+    assert (tmp_path / "o" / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_bad_recipe_is_reported_before_anything_runs(tmp_path):
+    recipe = tiny_recipe(tmp_path, "bad", train={"global_batch_size": 6, "micro_batch_size": 4, "lr": -1})
+    with pytest.raises(RecipeError) as e:
+        train(str(recipe))
+    assert len(e.value.problems) == 2 and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_other_methods_share_the_loop(tmp_path, method):
+    out = train(str(tiny_recipe(tmp_path, method, method=method, train={"max_steps": 3, "lr": 1e-3})))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == method and len(losses(out)) == 3
+    assert (out / ("lora_adapter" if method == "lora" else "model")).is_dir()
+    if method == "full":
+        assert summary["trainable_parameters"] == summary["total_parameters"]
+
+
+def test_wanda_selection_calibrates_on_training_batches(tmp_path):
+    out = train(str(tiny_recipe(tmp_path, "w", rocoft={"selection": "max"}, train={"max_steps": 2})))
+    assert read_adapter_config(out / "adapter")["selection"] == "max"
