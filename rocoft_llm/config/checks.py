@@ -69,10 +69,11 @@ def _ranges(r: Recipe, res: CheckResult) -> None:
 
 def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     p = res.problems
-    if r.method != "rocoft" and "rocoft" in raw:
-        p.append(f"rocoft: section given but method is {r.method!r}; remove it or set method: rocoft")
-    if r.method != "lora" and "lora" in raw:
-        p.append(f"lora: section given but method is {r.method!r}; remove it or set method: lora")
+    if r.method != "rocoft" and raw.get("rocoft"):
+        p.append(f"rocoft: section given but method is {r.method!r}; remove it (or override rocoft=null) or set "
+                 "method: rocoft")
+    if r.method != "lora" and raw.get("lora"):
+        p.append(f"lora: section given but method is {r.method!r}; remove it (or override lora=null) or set method: lora")
     if r.dist.backend != "deepspeed":
         for key in ("zero_stage", "deepspeed_config"):
             if getattr(r.dist, key) is not None:
@@ -94,6 +95,14 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                  "or rocoft.indices_file (from `rocoft-llm select`)")
     if r.rocoft.indices_file and not Path(r.rocoft.indices_file).is_file():
         p.append(f"rocoft.indices_file: {r.rocoft.indices_file} does not exist; create it with `rocoft-llm select`")
+    if r.dist.backend == "fsdp" and r.train.precision == "fp16":
+        p.append("train.precision: fp16 with dist.backend: fsdp needs a sharded grad scaler rocoft-llm does not use; "
+                 "use bf16 (or deepspeed for fp16)")
+    if r.dist.zero_init and r.model.random_init:
+        p.append("dist.zero_init: true loads pretrained weights partitioned; it does not apply to model.random_init")
+    if r.method == "rocoft" and r.train.weight_decay > 0:
+        res.warnings.append(f"train.weight_decay {r.train.weight_decay}: on RoCoFT slices AdamW decays the selected "
+                            "pretrained weights themselves (slice = W0[idx] + update), not just the update")
     if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
         p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
     template = r.data.template

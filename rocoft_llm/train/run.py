@@ -98,6 +98,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
+    check_vocab(dataset, model.config, recipe)
 
     # wrap -> engine
     backend = make_backend(recipe, device, world, total_steps, plan.accumulation)
@@ -134,6 +135,16 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         log.info("run finished: %s", json.dumps(summary))
     barrier()
     return out
+
+
+def check_vocab(dataset, config, recipe) -> None:
+    """Token ids must fit the embedding (a mismatched tokenizer otherwise fails deep in torch)."""
+    top = max((max(ids) for ids in dataset["input_ids"] if ids), default=0)
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and top >= vocab:
+        raise RoCoFTError(f"the prepared data has token id {top} but the model's vocabulary has {vocab} entries: the "
+                          f"tokenizer ({recipe.model.tokenizer or recipe.model.name_or_path}) does not belong to "
+                          f"{recipe.model.name_or_path}. Set model.tokenizer to the model's own tokenizer.")
 
 
 def frozen_param_bytes(module) -> int:

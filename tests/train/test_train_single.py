@@ -111,3 +111,33 @@ def test_other_methods_share_the_loop(tmp_path, method):
 def test_wanda_selection_calibrates_on_training_batches(tmp_path):
     out = train(str(tiny_recipe(tmp_path, "w", rocoft={"selection": "max"}, train={"max_steps": 2})))
     assert read_adapter_config(out / "adapter")["selection"] == "max"
+
+
+def test_merged_model_written_when_asked(tmp_path):
+    from helpers import TINY
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    base = tmp_path / "base"  # a base with real weights on disk (not random init)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(TINY / "llama")).save_pretrained(base)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(TINY / "llama" / name, base / name)
+    w_base = AutoModelForCausalLM.from_pretrained(base).model.layers[0].self_attn.q_proj.weight.detach().clone()
+    out = train(str(tiny_recipe(tmp_path, "m", model={"name_or_path": str(base), "random_init": False},
+                                train={"max_steps": 2, "lr": 0.05}, output={"merge": True})))
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged")
+    assert (out / "merged" / "rocoft_merge.json").is_file() and (out / "merged" / "tokenizer.json").is_file()
+    assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, w_base)
+
+
+def test_tokenizer_larger_than_model_vocab_is_a_clear_error(tmp_path):
+    from helpers import TINY
+
+    cfg = json.loads((TINY / "llama" / "config.json").read_text())
+    small = tmp_path / "small"
+    small.mkdir()
+    (small / "config.json").write_text(json.dumps({**cfg, "vocab_size": 300}))
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(TINY / "llama" / name, small / name)
+    with pytest.raises(RoCoFTError, match="token id .* but the model's vocabulary has 300"):
+        train(str(tiny_recipe(tmp_path, "v", model={"name_or_path": str(small)}, train={"max_steps": 2})))
