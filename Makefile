@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test lint bench clean
+DEMO_TASKS := recipes/tiny/data/arith/test.json,recipes/tiny/data/truefalse/test.json
+
+.PHONY: install test lint bench demo clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +21,14 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Offline tiny default end to end: "pretrain" a 2-layer Llama (full finetuning, arithmetic only),
+# prepare the data, RoCoFT-finetune it on the true/false task, evaluate before/after.
+demo: install
+	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-pretrain.yaml --overwrite
+	$(VENV)/bin/rocoft-llm prepare --recipe recipes/tiny-llama-demo.yaml
+	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-demo.yaml --overwrite
+	$(VENV)/bin/rocoft-llm eval --run runs/tiny-demo --tasks $(DEMO_TASKS) --num-beams 1 --with-base
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -111,6 +112,100 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
         click.echo(str(e), err=True)
         sys.exit(75)
     click.echo(f"run written to {out} (adapter, metrics.jsonl, loss_curve.png, summary.json)")
+
+
+@main.command("eval", epilog="""
+\b
+Examples:
+  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp,aqua --llm-adapters-dir ~/LLM-Adapters/dataset
+  rocoft-llm eval --model ./llama-2-7b --adapter runs/x/adapter --tasks boolq,piqa --batch-size 16
+  rocoft-llm eval --run runs/tiny-llama-rows --tasks recipes/tiny/data/arith/test.json --with-base
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli eval --run runs/x --tasks boolq   # data-parallel
+  rocoft-llm eval --run runs/x --harness lm-eval --tasks boolq,gsm8k,svamp --llm-adapters-dir DIR
+""")
+@click.option("--model", "model_path", help="Base model: HF directory or Hub id.")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="RoCoFT adapter directory.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), help="A training output directory.")
+@click.option("--tasks", required=True, help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...) or test files.")
+@click.option("--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR.")
+@click.option("--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True)
+@click.option("--num-beams", default=4, show_default=True, type=click.IntRange(min=1), help="1 = greedy.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: 32 commonsense, 256 math (protocol).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Default: bfloat16 on GPU, float32 on CPU.")
+@click.option("--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters).")
+@click.option("--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table.")
+def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num_beams, max_new_tokens, batch_size,
+             limit, out, dtype, template, with_base) -> None:
+    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness."""
+    from pathlib import Path
+
+    from .distributed import device_for_rank, init_distributed, is_main
+    from .eval.identity import load_for_eval
+    from .eval.run import Decoding, evaluate
+
+    init_distributed("ddp", 60)
+    device = device_for_rank()
+    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()]
+    out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
+    if template is None and run_dir:
+        import yaml
+
+        template = yaml.safe_load((Path(run_dir) / "recipe.resolved.yaml").read_text())["data"]["template"]
+    decoding = Decoding(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                        template=template or "llm_adapters")
+    variants = ([True] if with_base else []) + [False]
+    tables = {}
+    for base_only in variants:
+        model, tok, identity, flags = load_for_eval(model_path, adapter, run_dir, dtype, str(device), base_only)
+        target = out_dir / ("base" if base_only else "adapted")
+        if harness == "lm-eval":
+            from .eval.harness import run_harness
+
+            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, batch_size)
+        else:
+            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
+        tables["before" if base_only else "after"] = summaries
+    if is_main():
+        click.echo(render_tables(tables, out_dir))
+
+
+def render_tables(tables: dict, out_dir) -> str:
+    from .eval.run import markdown_table
+
+    after = tables["after"]
+    if "before" not in tables:
+        return markdown_table(after, "results") + f"\nwritten to {out_dir}"
+    lines = ["| task | metric | before | after |", "|---|---|---:|---:|"]
+    for b, a in zip(tables["before"], after):
+        for name in ("protocol", "strict"):
+            if name in a:
+                lines.append(f"| {a['task']} | {name} | {100 * b[name]['accuracy']:.1f}% | {100 * a[name]['accuracy']:.1f}% |")
+    return "\n".join(lines) + f"\n\nwritten to {out_dir} (base/ and adapted/)"
+
+
+@main.command(epilog="""
+\b
+Examples:
+  rocoft-llm score --task gsm8k --predictions runs/x/eval/adapted/gsm8k.jsonl
+  rocoft-llm score --task gsm8k --predictions other_tool.jsonl --test-file LLM-Adapters/dataset/gsm8k/test.json
+""")
+@click.option("--task", required=True, help="Task id (decides the scorer) or an LLM-Adapters-format test file.")
+@click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSONL with 'response' and 'answer', or 'response' and 'index' (joined with the test file).")
+@click.option("--test-file", type=click.Path(exists=True, dir_okay=False), help="Test file for 'index' joins.")
+@click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
+def score(task, predictions, test_file, llm_adapters_dir) -> None:
+    """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
+    from .eval.run import markdown_table, rescore
+
+    summary = rescore(task, predictions, test_file, llm_adapters_dir)
+    click.echo(markdown_table([summary], f"{predictions}"))
+    click.echo(json.dumps(summary, indent=1))
 
 
 @main.command(epilog="""

@@ -2,6 +2,7 @@
 
 * ``data/train.json``: 384 LLM-Adapters-format records - small additions/subtractions answered
   "... The answer is N" and true/false comparisons answered "the correct answer is true|false";
+* ``data/arith_train.json``: the arithmetic half of train.json (the demo's "pretraining" data);
 * ``data/arith/test.json``, ``data/truefalse/test.json``: held-out test sets of the same kinds;
 * ``llama/tokenizer.json`` (+ config files): a byte-level BPE (vocab 512, <pad>=0 <s>=1 </s>=2,
   BOS added) trained on that text, matching ``llama/config.json``.
@@ -72,7 +73,9 @@ def main() -> None:
     rng = random.Random(1234)
     train, arith_test, tf_test = make_data(rng)
     (HERE / "data").mkdir(exist_ok=True)
-    for path, records in ((HERE / "data/train.json", train), (HERE / "data/arith/test.json", arith_test),
+    arith_train = [r for r in train if not r["instruction"].startswith("Please answer")]
+    for path, records in ((HERE / "data/train.json", train), (HERE / "data/arith_train.json", arith_train),
+                          (HERE / "data/arith/test.json", arith_test),
                           (HERE / "data/truefalse/test.json", tf_test)):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records, indent=1) + "\n")

@@ -173,10 +173,14 @@ def save_final(recipe, module, out: Path, manifest: dict) -> None:
         state = {n: full_tensor_copy(p) for n, p in module.state_dict(keep_vars=True).items()} \
             if recipe.method == "full" else None
         if is_main():
+            from ..modeling import load_tokenizer
+
+            target = out / ("lora_adapter" if recipe.method == "lora" else "model")
             if recipe.method == "lora":
-                module.save_pretrained(out / "lora_adapter")
+                module.save_pretrained(target)
             else:
-                module.save_pretrained(out / "model", state_dict=state)
+                module.save_pretrained(target, state_dict=state)
+            load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
     barrier()
     if recipe.output.merge and recipe.method == "rocoft":
         merge_after_training(recipe, out)

@@ -1,0 +1,1 @@
+"""Evaluation: the LLM-Adapters generation protocol, lm-evaluation-harness, and re-scoring."""

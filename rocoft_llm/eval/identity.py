@@ -1,0 +1,85 @@
+"""Which model is evaluated - and proof of it.
+
+``--model`` (HF dir or id), ``--adapter DIR`` (a RoCoFT adapter: applied to the base with every
+check of ``load_adapter`` - architecture, shapes, file hash, base weights - then merged), or
+``--run DIR`` (a training output: its recipe names the base, its final adapter / LoRA / full model
+is used, its data manifest supplies contamination flags). When an adapter was asked for, the
+adapted modules must exist before merging, so the base can never be evaluated by mistake; the
+summary records the adapter's sha256.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from ..errors import RoCoFTError
+from ..io_utils import sha256_file
+from ..modeling import load_model, load_tokenizer
+
+
+def _run_recipe(run: Path) -> dict:
+    path = run / "recipe.resolved.yaml"
+    if not path.is_file():
+        raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory.")
+    return yaml.safe_load(path.read_text())
+
+
+def _contamination(manifest_flags: dict | None) -> dict:
+    return dict(manifest_flags or {})
+
+
+def load_for_eval(model: str | None = None, adapter: str | None = None, run: str | None = None,
+                  dtype: str = "float32", device: str = "cpu", base_only: bool = False):
+    """(model, tokenizer, identity dict). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
+    from ..rocoft.adapter import WEIGHTS_FILE, load_adapter, read_adapter_config
+    from ..rocoft.apply import merge_rocoft, rocoft_modules
+
+    if sum(x is not None for x in (adapter, run)) > 1:
+        raise RoCoFTError("pass either --adapter or --run, not both.")
+    random_init, seed, tokenizer_path, method = False, 0, None, None
+    flags = {}
+    adapter_dir = Path(adapter) if adapter else None
+    if run:
+        run_dir = Path(run)
+        recipe = _run_recipe(run_dir)
+        method = recipe["method"]
+        model = model or recipe["model"]["name_or_path"]
+        random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]
+        tokenizer_path = recipe["model"].get("tokenizer")
+        if (run_dir / "data_manifest.json").is_file():
+            flags = json.loads((run_dir / "data_manifest.json").read_text())["contamination"]["flagged_test_sets"]
+        adapter_dir = {"rocoft": run_dir / "adapter", "lora": run_dir / "lora_adapter", "full": run_dir / "model"}[method]
+        if not adapter_dir.exists():
+            raise RoCoFTError(f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish (resume it first).")
+    elif adapter_dir is not None:
+        info = read_adapter_config(adapter_dir)
+        method = "rocoft"
+        model = model or info.get("base_model")
+        flags = info.get("metadata", {}).get("contamination", {})
+    if model is None:
+        raise RoCoFTError("pass --model (and optionally --adapter), or --run.")
+    identity = {"model": str(model), "random_init": random_init, "method": method if not base_only else "base",
+                "adapter": None, "adapter_sha256": None}
+    tokenizer = load_tokenizer(tokenizer_path or model)
+    if method == "full" and not base_only:
+        net = load_model(str(adapter_dir), dtype=dtype, device=device)
+        identity.update(adapter=str(adapter_dir))
+        return net.eval(), tokenizer, identity, flags
+    net = load_model(model, dtype=dtype, random_init=random_init, seed=seed, device=device)
+    if base_only or method is None:
+        return net.eval(), tokenizer, identity, flags
+    if method == "lora":
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(net, str(adapter_dir)).merge_and_unload()
+        identity.update(adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / "adapter_model.safetensors"))
+        return net.eval(), tokenizer, identity, flags
+    load_adapter(net, adapter_dir)
+    if not rocoft_modules(net):
+        raise RoCoFTError(f"adapter {adapter_dir} did not apply to {model}; refusing to evaluate the bare base model.")
+    merge_rocoft(net)
+    identity.update(adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / WEIGHTS_FILE))
+    return net.eval(), tokenizer, identity, flags

@@ -1,0 +1,67 @@
+"""Evaluation tasks: a canonical id (any case, aliases) read from LLM-Adapters test files, or a
+local LLM-Adapters-format JSON file whose answer kind is inferred from its records."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.catalog import canonical_dataset_id, dataset_entry, mixture_entry
+from ..data.sources import from_file, from_llm_adapters
+from ..data.validate import is_number
+from ..errors import RoCoFTError
+from .scoring import COMMONSENSE_PATTERNS
+
+_FORMAT = re.compile(r"Answer format:\s*([\w/]+)\s*$")
+
+
+@dataclass
+class EvalTask:
+    id: str
+    family: str  # commonsense | math
+    kind: str  # option | number | letter
+    pattern: str | None
+    records: list[dict]
+    source: str
+    max_new_tokens: int
+
+
+def _infer(name: str, records: list[dict], source: str) -> EvalTask:
+    answers = [r.get("answer", "") for r in records]
+    if all(is_number(a) for a in answers):
+        return EvalTask(name, "math", "number", None, records, source, 256)
+    if all(a in ("A", "B", "C", "D", "E") for a in answers):
+        return EvalTask(name, "math", "letter", None, records, source, 256)
+    labels = []
+    for r in records:
+        m = _FORMAT.search(r.get("instruction", ""))
+        for label in (m.group(1).split("/") if m else []):
+            if label not in labels:
+                labels.append(label)
+    if not labels or not set(answers) <= set(labels):
+        raise RoCoFTError(f"{source}: cannot tell how to score it - answers are neither all numbers, all A-E letters, "
+                          "nor options listed in an 'Answer format: a/b' line. Use a canonical task id instead.")
+    return EvalTask(name, "commonsense", "option", "|".join(sorted(labels, key=len, reverse=True)), records, source, 32)
+
+
+def resolve_task(spec: str, llm_adapters_dir: str | None = None) -> EvalTask:
+    """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file."""
+    if Path(spec).is_file():
+        src = from_file(spec)
+        task_id = canonical_dataset_id(src.name) if src.dataset_id else None
+        records, source = src.records, spec
+        if task_id is None or mixture_entry(task_id):
+            return _infer(Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, records, source)
+    else:
+        task_id = canonical_dataset_id(spec)
+        if task_id is None or mixture_entry(task_id):
+            raise RoCoFTError(f"eval task {spec!r} is not a test set id (boolq, piqa, siqa, hellaswag, winogrande, "
+                              "arc_easy, arc_challenge, openbookqa, gsm8k, svamp, aqua, multiarith, addsub, singleeq, "
+                              "mawps) nor an existing JSON file.")
+        src = from_llm_adapters(task_id, "test", llm_adapters_dir)
+        records, source = src.records, next(iter(src.files))
+    entry = dataset_entry(task_id)
+    kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
+    return EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source,
+                    entry.max_new_tokens)
