@@ -93,15 +93,16 @@ def evaluate_task(model, tokenizer, task: EvalTask, decoding: Decoding, limit: i
 
 
 def markdown_table(summaries: list[dict], title: str) -> str:
-    lines = [f"### {title}", "", "| task | n | protocol acc (95% CI) | strict acc (95% CI) | hit max_new_tokens | flags |",
-             "|---|---:|---|---|---:|---|"]
+    lines = [f"### {title}", "", "| task | protocol | n | protocol acc (95% CI) | strict acc (95% CI) | hit max_new_tokens "
+             "| flags |", "|---|---|---:|---|---|---:|---|"]
     for s in summaries:
         cells = []
         for name in ("protocol", "strict"):
-            d = s[name]
-            cells.append(f"{100 * d['accuracy']:.1f}% ({100 * d['ci95'][0]:.1f}-{100 * d['ci95'][1]:.1f})")
+            d = s.get(name)
+            cells.append(f"{100 * d['accuracy']:.1f}% ({100 * d['ci95'][0]:.1f}-{100 * d['ci95'][1]:.1f})" if d else "-")
         flag = "CONTAMINATED: " + ", ".join(s["contaminated_by"]) if s.get("contaminated_by") else ""
-        lines.append(f"| {s['task']} | {s['n']} | {cells[0]} | {cells[1]} | {s.get('hit_max_new_tokens', 0)} | {flag} |")
+        lines.append(f"| {s['task']} | {s.get('protocol_name', '')} | {s['n']} | {cells[0]} | {cells[1]} | "
+                     f"{s.get('hit_max_new_tokens', '-')} | {flag} |")
     return "\n".join(lines) + "\n"
 
 
