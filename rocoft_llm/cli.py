@@ -300,12 +300,7 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
         from .config import load_recipe
 
         r, _ = load_recipe(recipe, list(overrides), offline_checks=False)
-        d = r.data
-        opts = PrepareOptions(datasets=list(d.train), tokenizer_path=r.model.tokenizer or r.model.name_or_path,
-                              split="train", origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir,
-                              template=d.template, cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs,
-                              add_eos=d.add_eos, overlength=d.overlength, bad_records=d.bad_records,
-                              num_proc=d.num_proc, test_dir=d.llm_adapters_dir)
+        opts = PrepareOptions.from_recipe(r)
     else:
         if overrides:
             raise click.UsageError(f"KEY=VALUE overrides {list(overrides)} need --recipe.")

@@ -23,6 +23,17 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def read_json(path: str | Path, what: str, fix: str, error: type[Exception] = RoCoFTError):
+    """Parsed JSON of ``path``; a missing or invalid file is ``error`` naming ``what``, the place and ``fix``."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist; {fix}.") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{what} {path} is not valid JSON (line {e.lineno} column {e.colno}: {e.msg}); {fix}.") from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

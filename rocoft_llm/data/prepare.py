@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json
+from ..io_utils import atomic_directory, atomic_write_json, read_json
 from ..version import __version__
 from .converters import CONVERTER_VERSION
 from .reports import contamination_report, quirk_report
@@ -58,6 +58,16 @@ class PrepareOptions:
     test_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_recipe(cls, recipe) -> PrepareOptions:
+        """The training data a recipe means (its ``data`` section and tokenizer)."""
+        d = recipe.data
+        return cls(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
+                   origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir, template=d.template,
+                   cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs, add_eos=d.add_eos,
+                   overlength=d.overlength, bad_records=d.bad_records, num_proc=d.num_proc,
+                   test_dir=d.llm_adapters_dir)
+
 
 def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
     parts = {
@@ -77,10 +87,7 @@ def read_manifest(out: Path) -> dict | None:
     if not path.is_file():
         raise RoCoFTError(f"{out} exists but has no {MANIFEST}: a partial or foreign directory. Remove it, or pass "
                           "--overwrite.")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RoCoFTError(f"{path} is corrupt ({e}); remove {out} or pass --overwrite.") from None
+    manifest = read_json(path, "manifest", f"remove {out} or pass --overwrite")
     if not manifest.get("complete"):
         raise RoCoFTError(f"{path} lacks its completion marker; remove {out} or pass --overwrite.")
     return manifest

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import RoCoFTError
+from ..io_utils import read_json
 
 FIELDS = ("instruction", "input", "output", "answer")
 
 
 def read_json_array(path: str | Path) -> list:
     """The JSON array in ``path``; invalid JSON names the line and column."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RoCoFTError(f"data file {path} does not exist.") from None
-    except json.JSONDecodeError as e:
-        raise RoCoFTError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}.") from None
+    data = read_json(path, "data file", "fix the file or pass another one")
     if not isinstance(data, list):
         raise RoCoFTError(f"{path}: expected a JSON array of records, got {type(data).__name__}.")
     return data

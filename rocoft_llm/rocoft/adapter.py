@@ -9,7 +9,6 @@ written last, so a directory without it is a partial save.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import AdapterError
-from ..io_utils import atomic_directory, atomic_write_json, sha256_file
+from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
 from .apply import CONFIG_ATTR, RoCoFTConfig, apply_rocoft, rocoft_modules, trainable_parameters
 from .gather import full_tensor_copy, weight_shape
@@ -124,10 +123,7 @@ def read_adapter_config(path: str | Path) -> dict:
     if not cfg_path.is_file():
         raise AdapterError(f"{path} has no {CONFIG_FILE}: not a rocoft-llm adapter, or a save that did not finish "
                            "(the config is written last). Use a complete adapter directory.")
-    try:
-        data = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise AdapterError(f"{cfg_path} is not valid JSON ({e}); the adapter is corrupt - save it again.") from None
+    data = read_json(cfg_path, "adapter config", "the adapter is corrupt - save it again", AdapterError)
     if data.get("format_version") != FORMAT_VERSION:
         raise AdapterError(f"{cfg_path}: format_version {data.get('format_version')!r} is not supported "
                            f"(this rocoft-llm reads {FORMAT_VERSION}).")

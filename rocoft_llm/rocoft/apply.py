@@ -8,7 +8,6 @@ ranks, and swaps each targeted ``nn.Linear`` for a :class:`RoCoFTLinear` in plac
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from torch import nn
 
 from ..architectures import default_targets, fused_layout, supported_model_types
 from ..errors import RoCoFTError
+from ..io_utils import read_json
 from .gather import full_weight, weight_shape
 from .layer import COLUMN, ROW, RoCoFTLinear
 from .selection import SCORED_SELECTIONS, SELECTIONS, row_groups, run_calibration, select_indices
@@ -99,13 +99,7 @@ def _index_groups(model: nn.Module, name: str, out_features: int, mode: str):
 
 def load_indices_file(path: str | Path, cfg: RoCoFTConfig) -> dict[str, list[int]]:
     """Indices written by ``rocoft-llm select``; mode and rank must agree with ``cfg``."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RoCoFTError(f"indices file {path} does not exist; create it with `rocoft-llm select`.") from None
-    except json.JSONDecodeError as e:
-        raise RoCoFTError(f"indices file {path} is not valid JSON ({e}); recreate it with `rocoft-llm select`.") from None
+    data = read_json(path, "indices file", "create it with `rocoft-llm select`")
     for key, want in (("mode", cfg.mode), ("rank", cfg.rank)):
         if data.get(key) != want:
             raise RoCoFTError(f"indices file {path}: {key}={data.get(key)!r} but the config asks for {want!r}; "

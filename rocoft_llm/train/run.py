@@ -50,12 +50,7 @@ def load_training_data(recipe):
     from ..data.prepare import PrepareOptions, load_prepared, prepare
 
     d = recipe.data
-    opts = PrepareOptions(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
-                          origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir, template=d.template,
-                          cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs, add_eos=d.add_eos,
-                          overlength=d.overlength, bad_records=d.bad_records, num_proc=d.num_proc,
-                          test_dir=d.llm_adapters_dir)
-    path, _ = prepare(opts, progress=is_main(), cache_root=Path(d.cache_dir) / "prepared" if d.cache_dir else None)
+    path, _ = prepare(PrepareOptions.from_recipe(recipe), progress=is_main(), cache_root=Path(d.cache_dir) / "prepared" if d.cache_dir else None)
     return load_prepared(path)
 
 
