@@ -211,6 +211,62 @@ def score(task, predictions, test_file, llm_adapters_dir) -> None:
 @main.command(epilog="""
 \b
 Examples:
+  rocoft-llm slurm recipes/llama2-13b-math.yaml --nodes 2 --gpus-per-node 8 --partition gpu --time 48:00:00
+  rocoft-llm slurm recipes/llama2-13b-math.yaml --nodes 2 --gpus-per-node 8 --backend fsdp --out job.sbatch --submit
+  rocoft-llm slurm recipes/bloomz-7b-math.yaml --nodes 4 --gpus-per-node 8 --launcher deepspeed
+""")
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--nodes", required=True, type=click.IntRange(min=1))
+@click.option("--gpus-per-node", required=True, type=click.IntRange(min=1))
+@click.option("--partition")
+@click.option("--time", "time_limit", default="24:00:00", show_default=True)
+@click.option("--account")
+@click.option("--cpus-per-task", type=click.IntRange(min=1), help="Default: 8 per GPU.")
+@click.option("--backend", type=click.Choice(["fsdp", "deepspeed", "ddp"]), help="Override dist.backend.")
+@click.option("--launcher", type=click.Choice(["torchrun", "deepspeed"]), default="torchrun", show_default=True,
+              help="deepspeed = the deepspeed launcher with a generated hostfile (needs ssh + pdsh between nodes).")
+@click.option("--log-dir", help="Default: <output.dir>/slurm-logs.")
+@click.option("--out", type=click.Path(dir_okay=False), help="sbatch file to write (default: <recipe>.sbatch).")
+@click.option("--submit", is_flag=True, help="Submit with sbatch after writing.")
+def slurm(recipe, overrides, nodes, gpus_per_node, partition, time_limit, account, cpus_per_task, backend, launcher,
+          log_dir, out, submit) -> None:
+    """Render a ready SLURM job for RECIPE (validated for nodes x GPUs ranks); submit only with --submit."""
+    from pathlib import Path
+
+    from .slurm import Allocation, render, write_and_maybe_submit
+
+    alloc = Allocation(nodes, gpus_per_node, partition, time_limit, account, cpus_per_task, launcher, log_dir)
+    text = render(recipe, alloc, list(overrides), backend)
+    click.echo(write_and_maybe_submit(text, Path(out or Path(recipe).with_suffix(".sbatch").name), submit))
+
+
+@main.command(epilog="""
+\b
+Examples:
+  rocoft-llm doctor --out-dir runs/x
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli doctor --out-dir /shared/runs/x     # every rank
+""")
+@click.option("--out-dir", required=True, help="The run's output directory (checked for sharing and free space).")
+@click.option("--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s).")
+@click.option("--min-free-gib", default=1.0, show_default=True, type=float)
+def doctor(out_dir, timeout, min_free_gib) -> None:
+    """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
+    from .distributed import is_main
+    from .doctor import run_doctor
+
+    results = run_doctor(out_dir, timeout, min_free_gib)
+    if is_main():
+        for name, ok, detail in results:
+            click.echo(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+        click.echo("doctor: all checks passed" if all(ok for _, ok, _ in results) else "doctor: FAILED")
+    if not all(ok for _, ok, _ in results):
+        sys.exit(1)
+
+
+@main.command(epilog="""
+\b
+Examples:
   rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
       --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
   # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}

@@ -61,7 +61,7 @@ def test_every_problem_reported_at_once(tmp_path):
     assert "rocoft.mode: 'rows' is not one of 'row', 'column'; did you mean 'row'?" in text
     assert "train.lr: 'fast' is not a number" in text
     assert "dist.zero_stage" in text and "deepspeed" in text
-    assert "use a global batch of 8 or 12" in text
+    assert "train.micro_batch_size=2 or train.global_batch_size=8 or 12" in text
     assert "rocoft.rank: 5000 exceeds the output rows of q_proj (4096)" in text and "use rank <= 4096" in text
     assert len(found) == 6
 

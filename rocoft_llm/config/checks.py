@@ -31,10 +31,14 @@ def gradient_accumulation(global_batch: int, micro_batch: int, world_size: int) 
     """Micro-batches per rank per optimizer step, so a recipe means the same on 1 or 16 GPUs."""
     per_step = micro_batch * world_size
     if global_batch % per_step:
+        fixes = []
+        micros = [m for m in range(micro_batch, 0, -1) if global_batch % (m * world_size) == 0]
+        if micros:
+            fixes.append(f"train.micro_batch_size={micros[0]}")
+        lower, upper = global_batch // per_step * per_step, (global_batch // per_step + 1) * per_step
+        fixes.append("train.global_batch_size=" + (f"{lower} or {upper}" if lower else str(upper)))
         raise ValueError(f"train.global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} "
-                         f"x world size {world_size} = {per_step}; use a global batch of "
-                         f"{max(per_step, global_batch // per_step * per_step)} or {(global_batch // per_step + 1) * per_step}, "
-                         "or change train.micro_batch_size.")
+                         f"x world size {world_size} = {per_step}; use {' or '.join(fixes)}.")
     return global_batch // per_step
 
 

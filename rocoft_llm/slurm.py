@@ -1,0 +1,84 @@
+"""``rocoft-llm slurm``: render a ready sbatch file from ``slurm/train.sbatch.tmpl`` and a recipe
+(validated for the allocation's world size first); submit it only when asked."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import load_recipe
+from .errors import RoCoFTError
+from .io_utils import atomic_write_text
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "slurm" / "train.sbatch.tmpl"
+
+
+@dataclass
+class Allocation:
+    nodes: int
+    gpus_per_node: int
+    partition: str | None = None
+    time: str = "24:00:00"
+    account: str | None = None
+    cpus_per_task: int | None = None
+    launcher: str = "torchrun"
+    log_dir: str | None = None
+    job_name: str | None = None
+
+
+def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: str | None = None) -> str:
+    """The sbatch script text; raises RecipeError when the recipe is invalid for this allocation."""
+    if alloc.nodes < 1 or alloc.gpus_per_node < 1:
+        raise RoCoFTError("--nodes and --gpus-per-node must be >= 1.")
+    if alloc.launcher not in ("torchrun", "deepspeed"):
+        raise RoCoFTError(f"--launcher {alloc.launcher!r}: use torchrun or deepspeed.")
+    overrides = list(overrides) + ([f"dist.backend={backend}"] if backend else [])
+    if backend and backend != "deepspeed":  # a DeepSpeed recipe run under FSDP/DDP drops its ZeRO settings
+        overrides += ["dist.zero_stage=null", "dist.deepspeed_config=null", "dist.zero_init=false"]
+    world = alloc.nodes * alloc.gpus_per_node
+    recipe, _ = load_recipe(recipe_path, overrides, world_size=world)
+    if recipe.dist.backend == "none" and world > 1:
+        raise RoCoFTError(f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
+                          "fsdp|deepspeed|ddp or set dist.backend in the recipe.")
+    if alloc.launcher == "deepspeed" and recipe.dist.backend != "deepspeed":
+        raise RoCoFTError("--launcher deepspeed needs dist.backend deepspeed (pass --backend deepspeed).")
+    if not TEMPLATE.is_file():
+        raise RoCoFTError(f"the sbatch template {TEMPLATE} is missing; reinstall rocoft-llm from its repository.")
+    log_dir = alloc.log_dir or str(Path(recipe.output.dir) / "slurm-logs")
+    Path(log_dir).mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
+    extra = []
+    if alloc.partition:
+        extra.append(f"#SBATCH --partition={alloc.partition}")
+    if alloc.account:
+        extra.append(f"#SBATCH --account={alloc.account}")
+    cpus = alloc.cpus_per_task or 8 * alloc.gpus_per_node
+    values = {
+        "JOB_NAME": alloc.job_name or f"rocoft-{Path(recipe_path).stem}",
+        "NODES": str(alloc.nodes), "GPUS_PER_NODE": str(alloc.gpus_per_node), "CPUS_PER_TASK": str(cpus),
+        "TIME": alloc.time, "LOG_DIR": shlex.quote(str(Path(log_dir).resolve())),
+        "EXTRA_SBATCH": "\n".join(extra), "RECIPE": shlex.quote(str(Path(recipe_path).resolve())),
+        "OVERRIDES": " ".join(shlex.quote(o) for o in overrides), "LAUNCHER": alloc.launcher,
+        "PYTHON": shlex.quote(sys.executable), "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
+        "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // alloc.gpus_per_node)),
+    }
+    text = TEMPLATE.read_text()
+    for key, value in values.items():
+        text = text.replace(f"@@{key}@@", value)
+    if "@@" in text:
+        raise RoCoFTError(f"{TEMPLATE}: unfilled placeholder near {text[text.index('@@'):][:40]!r}")
+    return text
+
+
+def write_and_maybe_submit(text: str, out: Path, submit: bool) -> str:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    out.chmod(0o755)
+    if not submit:
+        return f"wrote {out}\nsubmit it with:  sbatch {out}"
+    proc = subprocess.run(["sbatch", str(out)], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RoCoFTError(f"sbatch {out} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    return f"wrote {out}\n{proc.stdout.strip()}"
