@@ -34,7 +34,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PY) bench/layer_overhead.py
+	$(PY) bench/methods.py --config cpu
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
