@@ -18,7 +18,7 @@ from rocoft_llm.rocoft.apply import rocoft_modules
 from rocoft_llm.rocoft.select_file import calibration_batches
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ["validate", "select", "merge", "prepare"]
+COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]
 
 
 def run(*args):
