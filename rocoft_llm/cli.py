@@ -13,12 +13,13 @@ from .version import __version__
 
 EXAMPLES = """
 \b
-Examples:
-  rocoft-llm validate recipes/llama2-13b-math.yaml
-  rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=5e-3 rocoft.mode=column
-  rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration math_10k.json \\
-      --selection max --rank 3 --out indices.json
-  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/x/adapter --out merged/
+Examples (a whole workflow):
+  rocoft-llm validate recipes/llama2-7b-math.yaml
+  rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-7b-math.yaml
+  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp --llm-adapters-dir ~/LLM-Adapters/dataset
+  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/
+  rocoft-llm slurm recipes/llama2-13b-math.yaml train.micro_batch_size=1 --nodes 2 --gpus-per-node 8
 """
 
 
@@ -145,7 +146,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
 
     from .distributed import device_for_rank, init_distributed, is_main
     from .eval.identity import load_for_eval
-    from .eval.run import Decoding, evaluate
+    from .eval.run import Decoding, evaluate, render_tables
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -172,20 +173,6 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         tables["before" if base_only else "after"] = summaries
     if is_main():
         click.echo(render_tables(tables, out_dir))
-
-
-def render_tables(tables: dict, out_dir) -> str:
-    from .eval.run import markdown_table
-
-    after = tables["after"]
-    if "before" not in tables:
-        return markdown_table(after, "results") + f"\nwritten to {out_dir}"
-    lines = ["| task | metric | before | after |", "|---|---|---:|---:|"]
-    for b, a in zip(tables["before"], after):
-        for name in ("protocol", "strict"):
-            if name in a:
-                lines.append(f"| {a['task']} | {name} | {100 * b[name]['accuracy']:.1f}% | {100 * a[name]['accuracy']:.1f}% |")
-    return "\n".join(lines) + f"\n\nwritten to {out_dir} (base/ and adapted/)"
 
 
 @main.command(epilog="""
@@ -349,7 +336,7 @@ Examples:
 def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adapters_dir, hub_dir, test_dir, template,
             cutoff_len, train_on_inputs, add_eos, overlength, bad_records, num_proc, preview, overwrite) -> None:
     """Build tokenized instruction data (records, tokenized dataset, manifest) once, cached by its inputs."""
-    from .data.prepare import PrepareOptions
+    from .data.prepare import PrepareOptions, summarize_manifest
     from .data.prepare import prepare as run_prepare
 
     if recipe:
@@ -380,21 +367,6 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
         return
     path, manifest = run_prepare(opts, out=out, overwrite=overwrite)
     click.echo(summarize_manifest(path, manifest))
-
-
-def summarize_manifest(path, manifest: dict) -> str:
-    lines = [f"prepared data: {path}", f"  examples: {manifest['examples']:,}   trained tokens: "
-             f"{manifest['trained_tokens']:,}   token length: {manifest['token_lengths']}",
-             f"  over-length (> {manifest['cutoff_len']} tokens): {manifest['overlength']}"]
-    for s in manifest["sources"]:
-        quirk = s.get("math_quirk") or {}
-        lines.append(f"  source {s['name']} ({s['kind']}): {s['records']:,} records, kept {s['kept']:,}, drops "
-                     f"{s['drops'] or 'none'}" + (f", rationale's final answer != gold answer in "
-                                                   f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
-                                                   " (gold = answer, always)" if quirk else ""))
-    for w in manifest["contamination"]["warnings"]:
-        lines.append(f"  WARNING: {w}")
-    return "\n".join(lines)
 
 
 @main.command(epilog="""

@@ -174,3 +174,19 @@ def load_prepared(path: str | Path):
     if manifest is None:
         raise RoCoFTError(f"prepared data directory {path} does not exist; run `rocoft-llm prepare` first.")
     return datasets.load_from_disk(str(path / "tokenized")), manifest
+
+
+def summarize_manifest(path, manifest: dict) -> str:
+    """The human summary `prepare` prints: counts, lengths, drops, the math quirk, contamination."""
+    lines = [f"prepared data: {path}", f"  examples: {manifest['examples']:,}   trained tokens: "
+             f"{manifest['trained_tokens']:,}   token length: {manifest['token_lengths']}",
+             f"  over-length (> {manifest['cutoff_len']} tokens): {manifest['overlength']}"]
+    for s in manifest["sources"]:
+        quirk = s.get("math_quirk") or {}
+        lines.append(f"  source {s['name']} ({s['kind']}): {s['records']:,} records, kept {s['kept']:,}, drops "
+                     f"{s['drops'] or 'none'}" + (f", rationale's final answer != gold answer in "
+                                                   f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
+                                                   " (gold = answer, always)" if quirk else ""))
+    for w in manifest["contamination"]["warnings"]:
+        lines.append(f"  WARNING: {w}")
+    return "\n".join(lines)

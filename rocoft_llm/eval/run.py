@@ -156,3 +156,16 @@ def rescore(task_spec: str, predictions: Path, test_file: str | None = None, llm
     summary = score_rows(task, rows)
     summary.update(protocol_name=PROTOCOL + " (re-scored)", predictions=str(predictions))
     return summary
+
+
+def render_tables(tables: dict, out_dir) -> str:
+    """`eval`'s closing table: the results, or a before (base) / after (adapted) comparison."""
+    after = tables["after"]
+    if "before" not in tables:
+        return markdown_table(after, "results") + f"\nwritten to {out_dir}"
+    lines = ["| task | metric | before | after |", "|---|---|---:|---:|"]
+    for b, a in zip(tables["before"], after):
+        for name in ("protocol", "strict"):
+            if name in a:
+                lines.append(f"| {a['task']} | {name} | {100 * b[name]['accuracy']:.1f}% | {100 * a[name]['accuracy']:.1f}% |")
+    return "\n".join(lines) + f"\n\nwritten to {out_dir} (base/ and adapted/)"
