@@ -13,7 +13,7 @@ from .version import __version__
 
 EXAMPLES = """
 \b
-Examples (a whole workflow):
+Examples:
   rocoft-llm validate recipes/llama2-7b-math.yaml
   rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
   torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-7b-math.yaml
