@@ -76,3 +76,22 @@ def test_resume_under_sharding(reference, tmp_path, backend):
     assert (tmp_path / backend / "checkpoints" / f"step-{STEPS // 2:08d}" / "COMPLETE.json").is_file()
     torchrun_train(recipe, "train.resume=auto")
     assert_same_run(tmp_path / backend, ref)
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_zero3_zero_init_loading_matches_single_process(reference, tmp_path):
+    """dist.zero_init: the pretrained base is loaded already partitioned (zero.Init via HfDeepSpeedConfig)."""
+    from helpers import TINY
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    _, ref = reference
+    base = tmp_path / "base"
+    torch.manual_seed(7)  # the reference run's train.seed: the same weights it built with random_init
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(TINY / "llama")).save_pretrained(base)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (base / name).write_bytes((TINY / "llama" / name).read_bytes())
+    recipe = tiny_recipe(tmp_path, "zi", model={"name_or_path": str(base), "random_init": False},
+                         train={"micro_batch_size": 2}, dist={"backend": "deepspeed", "zero_stage": 3, "zero_init": True})
+    torchrun_train(recipe)
+    assert_same_run(tmp_path / "zi", ref)

@@ -141,3 +141,13 @@ def test_tokenizer_larger_than_model_vocab_is_a_clear_error(tmp_path):
         shutil.copy(TINY / "llama" / name, small / name)
     with pytest.raises(RoCoFTError, match="token id .* but the model's vocabulary has 300"):
         train(str(tiny_recipe(tmp_path, "v", model={"name_or_path": str(small)}, train={"max_steps": 2})))
+
+
+def test_activation_checkpointing_and_keep_last_k(tmp_path):
+    plain = train(str(tiny_recipe(tmp_path, "plain", train={"save_steps": 2, "save_total_limit": 2})))
+    ckpt = train(str(tiny_recipe(tmp_path, "ckpt", train={"gradient_checkpointing": True})))
+    assert losses(ckpt) == pytest.approx(losses(plain), rel=1e-5)
+    for name, t in adapter(plain).items():
+        torch.testing.assert_close(adapter(ckpt)[name], t, rtol=1e-5, atol=1e-6)
+    kept = sorted(p.name for p in (plain / "checkpoints").iterdir())
+    assert kept == [f"step-{STEPS - 2:08d}", f"step-{STEPS:08d}"]  # the last 2 complete checkpoints
