@@ -27,10 +27,6 @@ def _run_recipe(run: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def _contamination(manifest_flags: dict | None) -> dict:
-    return dict(manifest_flags or {})
-
-
 def load_for_eval(model: str | None = None, adapter: str | None = None, run: str | None = None,
                   dtype: str = "float32", device: str = "cpu", base_only: bool = False):
     """(model, tokenizer, identity dict). ``base_only`` loads the run's/adapter's BASE (for before/after)."""

@@ -51,6 +51,13 @@ class MetricsLogger:
             except ImportError:
                 log.warning("report_to includes wandb but wandb is not installed; skipping it")
 
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop records of steps after the checkpoint (they will be trained again)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
     def log(self, record: dict) -> None:
         if not self.enabled:
             return

@@ -35,7 +35,9 @@ def prepare_output_dir(out: Path, resume: str | None, overwrite: bool) -> Path |
     ckpt = find_resume_point(out, resume) if resume else None
     if ckpt is None and out.exists() and any(out.iterdir()):
         if resume == "auto" and not (out / "checkpoints").exists():
-            pass  # auto-resume before the first checkpoint: the partial run restarts from step 0
+            # auto-resume before the first checkpoint: the partial run restarts from step 0
+            if is_main():
+                (out / "metrics.jsonl").unlink(missing_ok=True)
         elif not overwrite:
             raise RoCoFTError(f"output directory {out} is not empty; pass --overwrite (output.overwrite=true) to replace "
                               "it, train.resume=auto to continue it, or choose another output.dir.")
@@ -106,6 +108,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
             log.info("the run in %s is already complete (%d steps); nothing to do", out, total_steps)
             return out
     logger = MetricsLogger(out, recipe.output.report_to, is_main(), recipe_dict)
+    logger.truncate_after(state["step"])  # a resumed run repeats the steps after its checkpoint
 
     def save(step: int, st: dict) -> None:
         save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)

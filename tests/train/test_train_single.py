@@ -151,3 +151,15 @@ def test_activation_checkpointing_and_keep_last_k(tmp_path):
         torch.testing.assert_close(adapter(ckpt)[name], t, rtol=1e-5, atol=1e-6)
     kept = sorted(p.name for p in (plain / "checkpoints").iterdir())
     assert kept == [f"step-{STEPS - 2:08d}", f"step-{STEPS:08d}"]  # the last 2 complete checkpoints
+
+
+def test_metrics_after_the_checkpoint_are_not_duplicated_on_resume(tmp_path, monkeypatch):
+    recipe = tiny_recipe(tmp_path, "d", train={"save_steps": 2})
+    monkeypatch.setenv("ROCOFT_STOP_AT_STEP", "3")  # checkpoints at 2 (save_steps) and 3 (the stop)
+    with pytest.raises(Preempted):
+        train(str(recipe))
+    monkeypatch.delenv("ROCOFT_STOP_AT_STEP")
+    shutil.rmtree(tmp_path / "d" / "checkpoints" / "step-00000003")  # as if killed before the stop's save
+    train(str(recipe), ["train.resume=auto"])
+    steps = [json.loads(line)["step"] for line in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, STEPS + 1))
