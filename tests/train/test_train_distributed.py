@@ -95,3 +95,16 @@ def test_zero3_zero_init_loading_matches_single_process(reference, tmp_path):
                          train={"micro_batch_size": 2}, dist={"backend": "deepspeed", "zero_stage": 3, "zero_init": True})
     torchrun_train(recipe)
     assert_same_run(tmp_path / "zi", ref)
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_fsdp2_bf16_mixed_precision_runs_close_to_single_process(tmp_path):
+    """bf16 compute: FSDP2 MixedPrecisionPolicy (bf16 params, fp32 reduce) vs one process under autocast."""
+    common = {"micro_batch_size": 2, "precision": "bf16"}
+    single = train(str(tiny_recipe(tmp_path, "single", train=common)))
+    recipe = tiny_recipe(tmp_path, "fsdp", train=common, dist={"backend": "fsdp"})
+    torchrun_train(recipe)
+    assert losses(tmp_path / "fsdp") == pytest.approx(losses(single), rel=2e-2)
+    got = read_adapter_tensors(tmp_path / "fsdp" / "adapter")
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in got.values())
