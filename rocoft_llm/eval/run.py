@@ -21,7 +21,7 @@ from ..distributed import is_distributed, is_main, rank, world_size
 from ..io_utils import atomic_write_json, atomic_write_text
 from .generate import generate, prepare_tokenizer
 from .scoring import score
-from .tasks import EvalTask, resolve_task
+from .tasks import EvalTask, resolve_task, resolve_tasks
 
 PROTOCOL = "llm-adapters generation"
 
@@ -112,8 +112,7 @@ def evaluate(model, tokenizer, tasks: list[str], decoding: Decoding, out: Path |
     """Evaluate every task; rank 0 writes the outputs (when ``out``) and returns the summaries."""
     prepare_tokenizer(tokenizer, getattr(model.config, "pad_token_id", None) or 0)
     summaries = []
-    for spec in tasks:
-        task = resolve_task(spec, llm_adapters_dir)
+    for task in (t for spec in tasks for t in resolve_tasks(spec, llm_adapters_dir)):
         rows, summary = evaluate_task(model, tokenizer, task, decoding, limit, progress)
         summary.update(model=identity, contaminated_by=contamination.get(task.id, []))
         summaries.append(summary)

@@ -45,6 +45,34 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
     return EvalTask(name, "commonsense", "option", "|".join(sorted(labels, key=len, reverse=True)), records, source, 32)
 
 
+def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTask]:
+    """One spec -> its tasks: a prepared-data directory (from `rocoft-llm prepare --split test`) gives one
+    task per source it holds; anything else is :func:`resolve_task`."""
+    path = Path(spec)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        import json
+
+        from ..data.prepare import read_manifest
+
+        manifest = read_manifest(path)
+        by_source: dict[str, list[dict]] = {}
+        for line in (path / "records.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            by_source.setdefault(rec.pop("source"), []).append(rec)
+        tasks = []
+        for name, records in by_source.items():
+            task_id = canonical_dataset_id(name)
+            if task_id is None or mixture_entry(task_id):
+                tasks.append(_infer(name, records, f"{path} ({name})"))
+                continue
+            entry = dataset_entry(task_id)
+            kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
+            tasks.append(EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records,
+                                  f"{path} ({name}, {manifest['split']} split)", entry.max_new_tokens))
+        return tasks
+    return [resolve_task(spec, llm_adapters_dir)]
+
+
 def resolve_task(spec: str, llm_adapters_dir: str | None = None) -> EvalTask:
     """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file."""
     if Path(spec).is_file():

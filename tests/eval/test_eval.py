@@ -175,3 +175,25 @@ def test_two_rank_eval_equals_one_rank(tmp_path):
     rows = [[json.loads(line) for line in (tmp_path / d / "adapted" / "truefalse.jsonl").read_text().splitlines()]
             for d in ("one", "two")]
     assert len(rows[0]) == 11 and rows[0] == rows[1]
+
+
+def test_prepared_test_data_is_an_eval_source(tmp_path, tiny_tok, monkeypatch):
+    """`prepare --split test` output evaluates as its tasks (one per source), with the catalog's scorer."""
+    from rocoft_llm.data.prepare import PrepareOptions, prepare
+
+    root = tmp_path / "la"
+    for folder, records in (("gsm8k", OVERFIT[20:25]), ("boolq", OVERFIT[:3])):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "test.json").write_text(json.dumps(records))
+    path, _ = prepare(PrepareOptions(datasets=["gsm8k", "boolq"], tokenizer_path=str(TINY / "llama"), split="test",
+                                     llm_adapters_dir=str(root)), out=tmp_path / "prep", progress=False)
+
+    def fake_generate(model, tokenizer, prompts, *a, **k):
+        from rocoft_llm.eval.generate import Generation
+        return [Generation("The answer is 3", "", 4, False) for _ in prompts]
+
+    monkeypatch.setattr(eval_run, "generate", fake_generate)
+    model = tiny_llama(torch.float32)
+    summaries = evaluate(model, tiny_tok, [str(path)], Decoding(num_beams=1), None, {"model": "tiny"}, {})
+    assert [(s["task"], s["n"]) for s in summaries] == [("gsm8k", 5), ("boolq", 3)]
+    assert summaries[0]["protocol"]["correct"] == 1  # only 1 + 2 = 3 among the five gsm8k-style items
