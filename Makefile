@@ -5,8 +5,6 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-DEMO_TASKS := recipes/tiny/data/arith/test.json,recipes/tiny/data/truefalse/test.json
-
 .PHONY: install test lint bench demo clean
 
 $(VENV)/.installed: pyproject.toml
@@ -23,12 +21,13 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Offline tiny default end to end: "pretrain" a 2-layer Llama (full finetuning, arithmetic only),
-# prepare the data, RoCoFT-finetune it on the true/false task, evaluate before/after.
+# prepare the data, RoCoFT-finetune it on the true/false task, evaluate before/after (tasks, greedy
+# decoding and template come from the run's recipe).
 demo: install
 	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-pretrain.yaml --overwrite
 	$(VENV)/bin/rocoft-llm prepare --recipe recipes/tiny-llama-demo.yaml
 	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-demo.yaml --overwrite
-	$(VENV)/bin/rocoft-llm eval --run runs/tiny-demo --tasks $(DEMO_TASKS) --num-beams 1 --with-base
+	$(VENV)/bin/rocoft-llm eval --run runs/tiny-demo --with-base
 
 lint: install
 	$(VENV)/bin/ruff check .

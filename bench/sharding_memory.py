@@ -9,22 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from run_train import REPO, train_run
+
 TINY = REPO / "recipes" / "tiny"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():
@@ -59,11 +50,7 @@ def main():
                       "output": {"dir": str(out), "report_to": []}}
             path = tmp / f"{backend}.yaml"
             path.write_text(yaml.safe_dump(recipe))
-            launch = ([sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-                       "--master-addr=127.0.0.1", f"--master-port={free_port()}"] if nproc > 1 else [sys.executable])
-            subprocess.run([*launch, "-m", "rocoft_llm.cli", "train", str(path)], check=True, cwd=REPO, timeout=900,
-                           capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-            s = json.loads((out / "summary.json").read_text())
+            s, _ = train_run(path, [], out, nproc=nproc)
             rows.append((label, s["frozen_param_bytes_rank0"], s["peak_memory_gib_rank0"], s["trainable_parameters"],
                          s["total_parameters"]))
     base = rows[0][1]

@@ -7,14 +7,12 @@ finetuning, measured in one invocation (each method in its own process, so peak 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from run_train import REPO, train_run
+
 METHODS = {
     "rocoft-rows": ["method=rocoft", "rocoft.mode=row"],
     "rocoft-columns": ["method=rocoft", "rocoft.mode=column"],
@@ -32,11 +30,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in METHODS.items():
             out = Path(tmp) / name
-            cmd = [sys.executable, "-m", "rocoft_llm.cli", "train", args.recipe, *overrides,
-                   f"train.max_steps={args.steps}", "train.save_steps=null", f"output.dir={out}", "output.report_to=[]"]
-            subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, timeout=900)
-            summary = json.loads((out / "summary.json").read_text())
-            metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+            summary, metrics = train_run(args.recipe, [*overrides, f"train.max_steps={args.steps}",
+                                                       "train.save_steps=null", "output.report_to=[]"], out)
             tps = statistics.median(m["tokens_per_s"] for m in metrics[2:])
             rows.append((name, summary["trainable_parameters"], tps, summary["peak_memory_gib_rank0"],
                          summary["final_loss"]))

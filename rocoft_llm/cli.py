@@ -127,12 +127,14 @@ Examples:
 @click.option("--model", "model_path", help="Base model: HF directory or Hub id.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="RoCoFT adapter directory.")
 @click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), help="A training output directory.")
-@click.option("--tasks", required=True, help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...) or test files.")
+@click.option("--tasks", help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...), test files or prepared test "
+              "dirs. Default with --run: the run recipe's eval.tasks.")
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR.")
 @click.option("--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True)
-@click.option("--num-beams", default=4, show_default=True, type=click.IntRange(min=1), help="1 = greedy.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: 32 commonsense, 256 math (protocol).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--num-beams", type=click.IntRange(min=1), help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: the run recipe's eval.max_new_tokens, else "
+              "32 commonsense / 256 math (protocol).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out).")
 @click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
@@ -145,20 +147,22 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     from pathlib import Path
 
     from .distributed import device_for_rank, init_distributed, is_main
-    from .eval.identity import load_for_eval
+    from .eval.identity import load_for_eval, run_recipe
     from .eval.run import Decoding, evaluate, render_tables
 
     init_distributed("ddp", 60)
     device = device_for_rank()
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()]
+    # defaults come from the run's recipe (its eval section and training template), then the protocol
+    recipe = run_recipe(Path(run_dir)) if run_dir else {"eval": {}, "data": {}}
+    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(recipe["eval"].get("tasks") or [])
+    if not task_list:
+        raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
     out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
-    if template is None and run_dir:
-        import yaml
-
-        template = yaml.safe_load((Path(run_dir) / "recipe.resolved.yaml").read_text())["data"]["template"]
-    decoding = Decoding(num_beams=num_beams, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                        template=template or "llm_adapters")
+    decoding = Decoding(num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
+                        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
+                        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
+                        template=template or recipe["data"].get("template") or "llm_adapters")
     variants = ([True] if with_base else []) + [False]
     tables = {}
     for base_only in variants:
@@ -167,7 +171,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         if harness == "lm-eval":
             from .eval.harness import run_harness
 
-            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, batch_size)
+            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size)
         else:
             summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
         tables["before" if base_only else "after"] = summaries

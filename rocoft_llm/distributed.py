@@ -57,26 +57,19 @@ def barrier() -> None:
         dist.barrier()
 
 
-def _reduce(value: float, op, device: torch.device) -> float:
+def _reduce(value: float, op: str, device: torch.device) -> float:
     if not is_distributed():
         return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=op)
+    dist.all_reduce(t, op=getattr(dist.ReduceOp, op))
     return float(t.item())
 
 
 def all_sum(value: float, device: torch.device) -> float:
-    return _reduce(value, dist.ReduceOp.SUM if is_distributed() else None, device)
+    return _reduce(value, "SUM", device)
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank if it is true on any rank (a collective: call it on all ranks)."""
-    return _reduce(1.0 if flag else 0.0, dist.ReduceOp.MAX if is_distributed() else None, device) > 0
+    return _reduce(1.0 if flag else 0.0, "MAX", device) > 0
 
-
-def broadcast_object(obj, src: int = 0):
-    if not is_distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]

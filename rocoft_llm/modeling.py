@@ -21,7 +21,7 @@ def torch_dtype(name: str) -> torch.dtype:
 
 def load_model(name_or_path: str, dtype: str = "bfloat16", random_init: bool = False, device: str | None = None,
                trust_remote_code: bool = False, dropout: float | None = None, revision: str | None = None,
-               seed: int = 0):
+               seed: int = 0, attn_implementation: str | None = None):
     """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -30,6 +30,8 @@ def load_model(name_or_path: str, dtype: str = "bfloat16", random_init: bool = F
     except OSError as e:
         raise RoCoFTError(f"cannot load the model config of {name_or_path!r} ({e}); pass a local model directory "
                           "or make the Hub reachable.") from None
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
     if dropout is not None:
         arch = find_architecture(config.model_type)
         for attr in arch.dropout_attrs if arch else ():

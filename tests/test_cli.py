@@ -134,6 +134,7 @@ def test_prepare_preview_and_recipe(tmp_path, monkeypatch):
     assert result.output.count("--- example") == 2
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"model: {{name_or_path: {tok}}}\ndata: {{train: [{data}], cutoff_len: 64}}\n"
+                      "train: {global_batch_size: 2, micro_batch_size: 2}\n"
                       f"output: {{dir: {tmp_path / 'run'}}}\n")
     monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
     result = run("prepare", "--recipe", str(recipe), "data.cutoff_len=96", "--out", str(tmp_path / "prep"))

@@ -164,3 +164,10 @@ def test_unknown_dataset_id_is_an_error(tmp_path):
     text = "\n".join(problems(tmp_path, base(tmp_path, data={"train": ["gsm9k"]}, eval={"tasks": ["ARC-Easy", "bolq"]})))
     assert "data.train: 'gsm9k' is neither a dataset id" in text and "eval.tasks: 'bolq'" in text
     assert "ARC-Easy" not in text  # aliases are accepted, case-insensitively
+
+
+def test_data_smaller_than_one_global_batch(tmp_path):
+    data_file = tmp_path / "train.json"
+    data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 3))
+    found = problems(tmp_path, base(tmp_path, data={"train": [str(data_file)]}))
+    assert any("3 records do not fill one global batch of 16" in p for p in found)

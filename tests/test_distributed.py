@@ -2,13 +2,11 @@
 
 import copy
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from dist_utils import torchrun
 from tiny_models import batch, tiny_model
 
 from rocoft_llm import load_adapter, trainable_parameters
@@ -18,18 +16,8 @@ SCRIPTS = Path(__file__).parent / "dist_scripts"
 STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "3"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def torchrun(script: str, *args, nproc: int = 2, timeout: int = 180) -> None:
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
-           f"--master-port={free_port()}", str(SCRIPTS / script), *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+def torchrun_script(script: str, *args, timeout: int = 180) -> None:
+    torchrun(SCRIPTS / script, *args, timeout=timeout)
 
 
 def check_against_single_process(adapter: Path, mode: str) -> None:
@@ -64,7 +52,7 @@ def check_against_single_process(adapter: Path, mode: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["row", "column"])
 def test_fsdp2_matches_single_process(tmp_path, mode):
-    torchrun("fsdp2_rocoft.py", tmp_path, STEPS, mode)
+    torchrun_script("fsdp2_rocoft.py", tmp_path, STEPS, mode)
     check_against_single_process(tmp_path / "adapter", mode)
 
 
@@ -74,5 +62,5 @@ def test_fsdp2_matches_single_process(tmp_path, mode):
 def test_zero3_partitioned_load_matches_single_process(tmp_path, mode):
     pytest.importorskip("deepspeed")
     tiny_model("llama").save_pretrained(tmp_path / "base")
-    torchrun("zero3_rocoft.py", tmp_path, STEPS, mode, tmp_path / "base", timeout=400)
+    torchrun_script("zero3_rocoft.py", tmp_path, STEPS, mode, tmp_path / "base", timeout=400)
     check_against_single_process(tmp_path / "adapter", mode)

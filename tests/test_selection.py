@@ -75,8 +75,7 @@ def test_bloom_fused_qkv_rows_are_r_rows_of_each_of_q_k_v():
     assert qkv.rocoft_slice.shape == (6, 32)
     # the row groups follow transformers' own split of the fused projection
     fused = torch.arange(96.0).view(1, 1, 96)
-    q, k, v = model.transformer.h[0].self_attention._reshape(fused) if hasattr(
-        model.transformer.h[0].self_attention, "_reshape") else fused.view(1, 1, 4, 3, 8).unbind(3)
+    q, k, v = model.transformer.h[0].self_attention._reshape(fused)  # transformers' own split
     groups = row_groups(96, 3, 4)
     for part, g in zip((q, k, v), groups):
         assert part.reshape(-1).long().tolist() == g.tolist()

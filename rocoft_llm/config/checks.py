@@ -42,6 +42,19 @@ def gradient_accumulation(global_batch: int, micro_batch: int, world_size: int) 
     return global_batch // per_step
 
 
+def run_steps(num_examples: int, global_batch: int, epochs: float) -> int:
+    """Optimizer steps of a run: full global batches per epoch (the remainder is not used) x epochs."""
+    return math.ceil((num_examples // global_batch) * epochs)
+
+
+def warmup_problem(warmup: int, steps: int) -> str | None:
+    """The problem when warmup never ends (checked by validate and again by train once data is prepared)."""
+    if warmup >= steps:
+        return (f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the learning rate never "
+                f"leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10}) or train longer")
+    return None
+
+
 def _ranges(r: Recipe, res: CheckResult) -> None:
     p = res.problems
     positive = {
@@ -62,8 +75,8 @@ def _ranges(r: Recipe, res: CheckResult) -> None:
         p.append(f"train.lr: {r.train.lr} must be > 0 (paper: 1e-3 math, 2e-3 commonsense)")
     if r.train.epochs <= 0:
         p.append(f"train.epochs: {r.train.epochs} must be > 0")
-    if r.train.warmup_steps < 0 or r.train.weight_decay < 0 or r.data.val_set_size < 0:
-        p.append("train.warmup_steps, train.weight_decay and data.val_set_size must be >= 0")
+    if r.train.warmup_steps < 0 or r.train.weight_decay < 0:
+        p.append("train.warmup_steps and train.weight_decay must be >= 0")
     if r.train.max_grad_norm is not None and r.train.max_grad_norm <= 0:
         p.append(f"train.max_grad_norm: {r.train.max_grad_norm} must be > 0 or null (no clipping)")
     for key, value in {"model.dropout": r.model.dropout, "lora.dropout": r.lora.dropout}.items():
@@ -146,14 +159,17 @@ def _run_length(r: Recipe, res: CheckResult, world_size: int) -> None:
     n = _data_size(r)
     steps = r.train.max_steps
     if steps is None and n is not None:
-        n_train = max(n - r.data.val_set_size, 0)
-        steps = math.ceil(math.ceil(n_train / r.train.global_batch_size) * r.train.epochs)
-        res.derived["train_records"] = n_train
+        steps = run_steps(n, r.train.global_batch_size, r.train.epochs)
+        res.derived["train_records"] = n
+        if n < r.train.global_batch_size:
+            res.problems.append(f"data.train: {n} records do not fill one global batch of {r.train.global_batch_size}, so "
+                                "no optimizer step would run; lower train.global_batch_size or add data")
+            return
     if steps is not None:
         res.derived["optimizer_steps"] = steps
-        if r.train.warmup_steps >= steps:
-            res.problems.append(f"train.warmup_steps: {r.train.warmup_steps} >= the run's {steps} optimizer steps, so the "
-                                f"learning rate never leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10})")
+        problem = warmup_problem(r.train.warmup_steps, steps)
+        if problem:
+            res.problems.append(problem)
 
 
 def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:

@@ -70,7 +70,6 @@ class DataSection:
     add_eos: bool = True
     overlength: Literal["truncate", "drop", "error"] = "truncate"
     bad_records: Literal["error", "drop"] = "error"
-    val_set_size: int = 0
     num_proc: int = 1
     cache_dir: str | None = None
 

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RoCoFTError
@@ -56,7 +56,6 @@ class PrepareOptions:
     bad_records: str = "error"
     num_proc: int = 1
     test_dir: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_recipe(cls, recipe) -> PrepareOptions:

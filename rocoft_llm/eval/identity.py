@@ -20,7 +20,8 @@ from ..io_utils import sha256_file
 from ..modeling import load_model, load_tokenizer
 
 
-def _run_recipe(run: Path) -> dict:
+def run_recipe(run: Path) -> dict:
+    """The resolved recipe a training run wrote (its model, data template and eval defaults)."""
     path = run / "recipe.resolved.yaml"
     if not path.is_file():
         raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory.")
@@ -40,7 +41,7 @@ def load_for_eval(model: str | None = None, adapter: str | None = None, run: str
     adapter_dir = Path(adapter) if adapter else None
     if run:
         run_dir = Path(run)
-        recipe = _run_recipe(run_dir)
+        recipe = run_recipe(run_dir)
         method = recipe["method"]
         model = model or recipe["model"]["name_or_path"]
         random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]

@@ -138,9 +138,7 @@ def rescore(task_spec: str, predictions: Path, test_file: str | None = None, llm
             rows.append(json.loads(line))
         except json.JSONDecodeError as e:
             raise RoCoFTError(f"{predictions}: line {n + 1} is not JSON ({e.msg}).") from None
-    task = resolve_task(test_file or task_spec, llm_adapters_dir)
-    if test_file and not Path(task_spec).is_file():
-        task.id = task_spec
+    task = resolve_task(task_spec, llm_adapters_dir, test_file)
     for n, row in enumerate(rows):
         if "response" not in row:
             raise RoCoFTError(f"{predictions}: record {n} has no 'response' field.")

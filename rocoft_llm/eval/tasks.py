@@ -3,6 +3,7 @@ local LLM-Adapters-format JSON file whose answer kind is inferred from its recor
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,51 +46,52 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
     return EvalTask(name, "commonsense", "option", "|".join(sorted(labels, key=len, reverse=True)), records, source, 32)
 
 
-def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTask]:
-    """One spec -> its tasks: a prepared-data directory (from `rocoft-llm prepare --split test`) gives one
-    task per source it holds; anything else is :func:`resolve_task`."""
-    path = Path(spec)
-    if path.is_dir() and (path / "manifest.json").is_file():
-        import json
-
-        from ..data.prepare import read_manifest
-
-        manifest = read_manifest(path)
-        by_source: dict[str, list[dict]] = {}
-        for line in (path / "records.jsonl").read_text().splitlines():
-            rec = json.loads(line)
-            by_source.setdefault(rec.pop("source"), []).append(rec)
-        tasks = []
-        for name, records in by_source.items():
-            task_id = canonical_dataset_id(name)
-            if task_id is None or mixture_entry(task_id):
-                tasks.append(_infer(name, records, f"{path} ({name})"))
-                continue
-            entry = dataset_entry(task_id)
-            kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
-            tasks.append(EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records,
-                                  f"{path} ({name}, {manifest['split']} split)", entry.max_new_tokens))
-        return tasks
-    return [resolve_task(spec, llm_adapters_dir)]
-
-
-def resolve_task(spec: str, llm_adapters_dir: str | None = None) -> EvalTask:
-    """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file."""
-    if Path(spec).is_file():
-        src = from_file(spec)
-        task_id = canonical_dataset_id(src.name) if src.dataset_id else None
-        records, source = src.records, spec
-        if task_id is None or mixture_entry(task_id):
-            return _infer(Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, records, source)
-    else:
-        task_id = canonical_dataset_id(spec)
-        if task_id is None or mixture_entry(task_id):
-            raise RoCoFTError(f"eval task {spec!r} is not a test set id (boolq, piqa, siqa, hellaswag, winogrande, "
-                              "arc_easy, arc_challenge, openbookqa, gsm8k, svamp, aqua, multiarith, addsub, singleeq, "
-                              "mawps) nor an existing JSON file.")
-        src = from_llm_adapters(task_id, "test", llm_adapters_dir)
-        records, source = src.records, next(iter(src.files))
+def _catalog_task(task_id: str, records: list[dict], source: str) -> EvalTask:
+    """A task scored the way the catalog says for ``task_id``."""
     entry = dataset_entry(task_id)
     kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
     return EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source,
                     entry.max_new_tokens)
+
+
+def _test_set_id(name: str) -> str | None:
+    task_id = canonical_dataset_id(name)
+    return None if task_id is None or mixture_entry(task_id) else task_id
+
+
+def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTask]:
+    """One spec -> its tasks: a prepared-data directory (from `rocoft-llm prepare --split test`) gives one
+    task per source it holds; anything else is :func:`resolve_task`."""
+    path = Path(spec)
+    if not (path.is_dir() and (path / "manifest.json").is_file()):
+        return [resolve_task(spec, llm_adapters_dir)]
+    from ..data.prepare import read_manifest
+
+    manifest = read_manifest(path)
+    by_source: dict[str, list[dict]] = {}
+    for line in (path / "records.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        by_source.setdefault(rec.pop("source"), []).append(rec)
+    return [_catalog_task(_test_set_id(name), records, f"{path} ({name}, {manifest['split']} split)")
+            if _test_set_id(name) else _infer(name, records, f"{path} ({name})")
+            for name, records in by_source.items()]
+
+
+def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str | None = None) -> EvalTask:
+    """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file.
+    With ``test_file``, a task id takes its records from that file (scored as the id says)."""
+    if Path(spec).is_file():
+        src = from_file(spec)
+        task_id = _test_set_id(src.name) if src.dataset_id else None
+        if task_id is None:
+            return _infer(Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, src.records, spec)
+        return _catalog_task(task_id, src.records, spec)
+    task_id = _test_set_id(spec)
+    if task_id is None:
+        raise RoCoFTError(f"eval task {spec!r} is not a test set id (boolq, piqa, siqa, hellaswag, winogrande, "
+                          "arc_easy, arc_challenge, openbookqa, gsm8k, svamp, aqua, multiarith, addsub, singleeq, "
+                          "mawps) nor an existing JSON file.")
+    if test_file:
+        return _catalog_task(task_id, from_file(test_file).records, test_file)
+    src = from_llm_adapters(task_id, "test", llm_adapters_dir)
+    return _catalog_task(task_id, src.records, next(iter(src.files)))

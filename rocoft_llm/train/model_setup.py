@@ -32,7 +32,8 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
 
         keep_alive = HfDeepSpeedConfig(ds_config)  # makes from_pretrained load partitioned (zero.Init)
     model = load_model(m.name_or_path, dtype=m.dtype, random_init=m.random_init, trust_remote_code=m.trust_remote_code,
-                       dropout=m.dropout, revision=m.revision, seed=recipe.train.seed)
+                       dropout=m.dropout, revision=m.revision, seed=recipe.train.seed,
+                       attn_implementation=m.attn_implementation)
     model._rocoft_ds_config_ref = keep_alive
     if recipe.train.gradient_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable

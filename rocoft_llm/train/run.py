@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import time
 from pathlib import Path
 
 from ..config import dump_recipe, load_recipe, recipe_to_dict
+from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
@@ -83,9 +83,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     if plan.steps_per_epoch == 0:
         raise RoCoFTError(f"{len(dataset)} training examples do not fill one global batch of {t.global_batch_size}; "
                           "lower train.global_batch_size or add data.")
-    total_steps = t.max_steps or math.ceil(plan.steps_per_epoch * t.epochs)
-    if t.warmup_steps >= total_steps:
-        raise RoCoFTError(f"train.warmup_steps {t.warmup_steps} >= the run's {total_steps} optimizer steps.")
+    total_steps = t.max_steps or run_steps(len(dataset), t.global_batch_size, t.epochs)
+    problem = warmup_problem(t.warmup_steps, total_steps)
+    if problem:
+        raise RoCoFTError(f"{recipe_path}: {problem}")
     labels_cache = dataset["labels"]
 
     # model

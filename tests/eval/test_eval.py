@@ -2,15 +2,12 @@
 scores 100%, model identity checks, re-scoring, and 2-rank data-parallel eval == 1 rank."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from dist_utils import torchrun
 from tiny_models import tiny_model
 
 from rocoft_llm.cli import main
@@ -144,15 +141,16 @@ def test_rescoring_other_tools_predictions(tmp_path):
     assert summary["protocol"]["correct"] == 2 and summary["strict"]["correct"] == 1 and summary["n"] == 3
     result = CliRunner().invoke(main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)])
     assert result.exit_code == 0 and "66.7%" in result.output
+    # a task id scores a file by the catalog's rule, wherever the file lives and whatever it is called
+    plain = tmp_path / "some_export.json"
+    plain.write_text(json.dumps([{"instruction": "q?", "input": "", "output": "o", "answer": a} for a in ("true", "false")]))
+    preds.write_text("\n".join(json.dumps(r) for r in [{"index": 0, "response": "the correct answer is true"},
+                                                       {"index": 1, "response": "true"}]))
+    summary = rescore("boolq", preds, str(plain))
+    assert summary["task"] == "boolq" and summary["protocol"]["correct"] == 1
     preds.write_text(json.dumps({"response": "x"}))
     bad = CliRunner().invoke(main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)])
     assert bad.exit_code == 2 and "neither 'answer' nor 'index'" in bad.output
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.distributed
@@ -164,14 +162,8 @@ def test_two_rank_eval_equals_one_rank(tmp_path):
         (model_dir / name).write_bytes((TINY / "llama" / name).read_bytes())
     args = ["-m", "rocoft_llm.cli", "eval", "--model", str(model_dir), "--tasks",
             str(TINY / "data" / "truefalse" / "test.json"), "--num-beams", "1", "--max-new-tokens", "8", "--limit", "11"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], capture_output=True, text=True,
-                         timeout=300, env=env, cwd=REPO)
-    assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-                          f"--master-port={free_port()}", *args, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
-    assert two.returncode == 0, two.stderr[-3000:]
+    torchrun(*args, "--out", tmp_path / "one", nproc=1, timeout=300)
+    torchrun(*args, "--out", tmp_path / "two", nproc=2, timeout=300)
     rows = [[json.loads(line) for line in (tmp_path / d / "adapted" / "truefalse.jsonl").read_text().splitlines()]
             for d in ("one", "two")]
     assert len(rows[0]) == 11 and rows[0] == rows[1]
@@ -197,3 +189,30 @@ def test_prepared_test_data_is_an_eval_source(tmp_path, tiny_tok, monkeypatch):
     summaries = evaluate(model, tiny_tok, [str(path)], Decoding(num_beams=1), None, {"model": "tiny"}, {})
     assert [(s["task"], s["n"]) for s in summaries] == [("gsm8k", 5), ("boolq", 3)]
     assert summaries[0]["protocol"]["correct"] == 1  # only 1 + 2 = 3 among the five gsm8k-style items
+
+
+def test_eval_defaults_come_from_the_run_recipe(tmp_path, monkeypatch):
+    """`eval --run` without --tasks uses the recipe's eval.tasks, num_beams and training template."""
+    import yaml
+
+    seen = {}
+
+    def fake_evaluate(model, tok, tasks, decoding, out, identity, flags, *a, **k):
+        seen.update(tasks=tasks, decoding=decoding)
+        return [{"task": "t", "n": 0, "protocol": {"accuracy": 0, "ci95": [0, 0]}}]
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump({
+        "method": "rocoft", "model": {"name_or_path": "x", "random_init": True, "tokenizer": None},
+        "train": {"seed": 0}, "data": {"template": "alpaca_clean"},
+        "eval": {"tasks": ["boolq"], "num_beams": 1, "max_new_tokens": 9, "batch_size": 3}}))
+    monkeypatch.setattr("rocoft_llm.eval.run.evaluate", fake_evaluate)
+    monkeypatch.setattr("rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (None, None, {"model": "x"}, {}))
+    result = CliRunner().invoke(main, ["eval", "--run", str(run)])
+    assert result.exit_code == 0, result.output
+    d = seen["decoding"]
+    assert seen["tasks"] == ["boolq"] and (d.num_beams, d.max_new_tokens, d.batch_size, d.template) == (
+        1, 9, 3, "alpaca_clean")
+    none = CliRunner().invoke(main, ["eval", "--model", "x"])
+    assert none.exit_code == 2 and "pass --tasks" in none.output

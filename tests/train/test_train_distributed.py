@@ -2,32 +2,19 @@
 the same global batches; frozen weights are really sharded; resume works under FSDP2 and ZeRO-3."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import REPO, STEPS, losses, tiny_recipe
+from dist_utils import torchrun
+from helpers import STEPS, losses, tiny_recipe
 
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
 from rocoft_llm.train.run import train
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-addr=127.0.0.1",
-           f"--master-port={free_port()}", "-m", "rocoft_llm.cli", "train", str(recipe), *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
-    assert proc.returncode == expect, f"exit {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-6000:]}"
-    return proc
+    return torchrun("-m", "rocoft_llm.cli", "train", recipe, *overrides, env_extra=env_extra, timeout=timeout,
+                    expect=expect)
 
 
 def assert_same_run(run, ref, tol=1e-5):
