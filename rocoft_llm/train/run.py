@@ -15,6 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
@@ -126,7 +128,9 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
                "examples_seen": state.get("examples_seen"), "tokens_seen": state.get("tokens_seen"),
                "target_tokens_seen": state.get("target_tokens_seen"), "wall_seconds": round(time.time() - started, 2),
                "peak_memory_gib_rank0": round(peak_memory_gib(device), 3),
-               "frozen_param_bytes_rank0": frozen_param_bytes(backend.module),
+               "frozen_param_bytes_rank0": local_param_bytes(backend.module, trainable=False),
+               "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
+               "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
                "final_loss": logger.history[-1]["loss"] if logger.history else None}
     if is_main():
         logger.close(out)
@@ -146,16 +150,27 @@ def check_vocab(dataset, config, recipe) -> None:
                           f"{recipe.model.name_or_path}. Set model.tokenizer to the model's own tokenizer.")
 
 
-def frozen_param_bytes(module) -> int:
-    """Bytes of frozen parameters THIS rank holds (local shards under FSDP2 / ZeRO-3): sharding is real
-    when this is ~1/N of the single-process figure."""
-    total = 0
-    for p in module.parameters():
-        if p.requires_grad:
-            continue
-        local = p.to_local() if hasattr(p, "to_local") else getattr(p, "ds_tensor", p)
-        total += local.numel() * local.element_size()
-    return total
+def _local_bytes(t: torch.Tensor) -> int:
+    """Bytes of the part of ``t`` this rank holds: a DTensor's local shard (FSDP2), a ZeRO-3
+    parameter's partition (``ds_tensor``), or the tensor itself."""
+    local = t.to_local() if hasattr(t, "to_local") else getattr(t, "ds_tensor", t)
+    return local.numel() * local.element_size()
+
+
+def local_param_bytes(module, trainable: bool) -> int:
+    """Bytes of the trainable (or frozen) parameters THIS rank holds: sharding is real when the
+    frozen figure is ~1/N of the single-process one."""
+    return sum(_local_bytes(p) for p in module.parameters() if p.requires_grad == trainable)
+
+
+def optimizer_state_bytes(optimizer) -> int:
+    """Bytes of optimizer state THIS rank holds: AdamW moments and step counters (local shards under
+    FSDP2), plus the fp32 master partitions a DeepSpeed ZeRO-3 optimizer keeps beside the model."""
+    inner = optimizer
+    while getattr(inner, "optimizer", None) is not None and not isinstance(inner, torch.optim.Optimizer):
+        inner = inner.optimizer  # DeepSpeed's ZeRO optimizer wraps the torch optimizer
+    total = sum(_local_bytes(v) for state in inner.state.values() for v in state.values() if torch.is_tensor(v))
+    return total + sum(_local_bytes(t) for t in getattr(optimizer, "fp32_partitioned_groups_flat", []))
 
 
 def save_final(recipe, module, out: Path, manifest: dict) -> None:

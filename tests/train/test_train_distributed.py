@@ -1,5 +1,5 @@
 """2 CPU ranks (torchrun, gloo): DDP, FSDP2 and ZeRO-3 give the single-process slices and losses on
-the same global batches; frozen weights are really sharded; resume works under FSDP2 and ZeRO-3."""
+the same global batches; frozen weights, slices and optimizer state are really sharded; resume works under FSDP2 and ZeRO-3."""
 
 import json
 
@@ -44,11 +44,20 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
     summary = json.loads((run / "summary.json").read_text())
     single = json.loads((ref / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["gradient_accumulation"] == 2
-    ratio = summary["frozen_param_bytes_rank0"] / single["frozen_param_bytes_rank0"]
+    # what rank 0 holds: fp32 slices (4 bytes each); AdamW's two moments per slice (+ 4-byte step counters)
+    assert single["trainable_param_bytes_rank0"] == 4 * single["trainable_parameters"]
+    moments = 2 * single["trainable_param_bytes_rank0"]
+    assert moments <= single["optimizer_state_bytes_rank0"] <= moments + 4 * 64
+    ratios = {key: summary[key] / single[key] for key in
+              ("frozen_param_bytes_rank0", "trainable_param_bytes_rank0", "optimizer_state_bytes_rank0")}
     if backend == "ddp":
-        assert ratio == pytest.approx(1.0)  # DDP replicates
-    else:
-        assert 0.45 <= ratio <= 0.6, ratio  # frozen weights sharded over 2 ranks
+        assert ratios == pytest.approx(dict.fromkeys(ratios, 1.0))  # DDP replicates everything
+    elif backend == "fsdp":  # all three sharded over 2 ranks
+        assert all(0.45 <= r <= 0.6 for r in ratios.values()), ratios
+    else:  # ZeRO-3: sharded too, and the optimizer adds a fp32 master partition beside the moments: 3/2 / 2
+        assert 0.45 <= ratios["frozen_param_bytes_rank0"] <= 0.6, ratios
+        assert 0.45 <= ratios["trainable_param_bytes_rank0"] <= 0.6, ratios
+        assert 0.7 <= ratios["optimizer_state_bytes_rank0"] <= 0.8, ratios
 
 
 @pytest.mark.distributed

@@ -1,0 +1,86 @@
+"""bench/methods.py: its memory measurement, its target checks, and a small end-to-end run of both
+configurations' code paths on CPU (the numbers in BENCHMARKS.md come from this script)."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import methods  # noqa: E402  (bench/methods.py)
+
+
+def test_profiled_peak_counts_live_bytes_at_their_highest():
+    mib = 2**20
+
+    def fn():
+        a = torch.empty(mib, dtype=torch.uint8)
+        b = torch.empty(2 * mib, dtype=torch.uint8)  # 3 MiB live
+        del a
+        c = torch.empty(mib // 2, dtype=torch.uint8)  # 2.5 MiB live
+        del b, c
+        d = torch.empty(mib, dtype=torch.uint8)  # 1 MiB live
+        return d
+
+    assert methods.profiled_peak_bytes(fn) == 3 * mib
+
+
+def test_paired_ratio_cancels_drift_between_rounds():
+    # round 2 is twice as slow for every method (machine load): same-round ratios stay 1.1
+    blocks = {"floor": [[1.0, 1.0], [2.0, 2.0], [1.0, 1.2]], "m": [[1.1, 1.1], [2.2, 2.2], [1.1, 1.32]]}
+    assert methods.paired_ratio(blocks, "m", "floor") == pytest.approx(1.1, rel=1e-12)
+    assert methods.paired_ratio(blocks, "floor", "m") == pytest.approx(1 / 1.1, rel=1e-12)
+
+
+def test_targets_read_met_and_missed():
+    med = {"floor": 1.0, "rocoft-rows": 1.04, "rocoft-columns": 1.2, "lora-r8": 1.6, "paper": 1.1}
+    peaks = {"floor": 30.0, "rocoft-rows": 34.9, "rocoft-columns": 30.9, "lora-r8": 47.8, "paper": 46.8}
+
+    def ratio(a, b):
+        return med[a] / med[b]
+
+    gpu = methods.check_targets("gpu", ratio, peaks)
+    assert [line.rsplit(": ", 1)[1] for line in gpu] == [
+        "met", "MISSED",  # step vs floor: rows 1.04 <= 1.05, columns 1.2 > 1.05
+        "MISSED", "met",  # peak: columns +3% > 2%; rows +16% <= 20%
+        "met", "met",  # rows: 1.54x faster than LoRA, 27% less memory
+        "MISSED", "met",  # columns: 1.33x faster, 35% less memory
+    ]
+    cpu = methods.check_targets("cpu", ratio, peaks)
+    assert [line.rsplit(": ", 1)[1] for line in cpu] == ["met", "MISSED", "met", "met", "met", "MISSED"]
+
+
+def _run(*args):
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "methods.py"), *args], capture_output=True,
+                          text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| ") and cells[0] != "method":
+            rows[cells[0]] = {"trainable": int(cells[1].replace(",", "")), "ms": float(cells[2]),
+                              "peak": float(cells[6])}
+    return proc.stdout, rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config,dtype", [("cpu", "float32"), ("gpu", "bfloat16")])
+def test_small_run_reports_every_method_with_exact_counts(config, dtype):
+    h, i, layers, r = 64, 172, 2, 3
+    out, rows = _run("--config", config, "--device", "cpu", "--dtype", dtype, "--layers", str(layers),
+                     "--hidden", str(h), "--intermediate", str(i), "--heads", "4", "--vocab", "512",
+                     "--seq", "32", "--batch", "2", "--rank", str(r), "--rounds", "1", "--steps", "1")
+    assert list(rows) == ["floor", "rocoft-rows", "rocoft-columns", "paper", "lora-r8", "full"]
+    # q,k,v,o,gate,up read h inputs, down reads i; q,k,v,o,down write h outputs, gate/up write i
+    assert rows["rocoft-rows"]["trainable"] == layers * r * (6 * h + i)
+    assert rows["paper"]["trainable"] == rows["rocoft-rows"]["trainable"]
+    assert rows["rocoft-columns"]["trainable"] == layers * r * (5 * h + 2 * i)
+    assert rows["lora-r8"]["trainable"] == layers * 8 * (4 * 2 * h + 3 * (h + i))
+    assert rows["full"]["trainable"] == layers * (4 * h * h + 3 * h * i + 2 * h) + h + 2 * 512 * h
+    assert all(row["ms"] > 0 for row in rows.values())
+    # memory: columns save only x[..., idx], rows save x; full finetuning holds grads and Adam state
+    assert rows["floor"]["peak"] <= rows["rocoft-columns"]["peak"] <= rows["rocoft-rows"]["peak"]
+    assert rows["full"]["peak"] > rows["floor"]["peak"]
+    assert "# targets (cpu):" in out and out.count(": met") + out.count(": MISSED") == 6
