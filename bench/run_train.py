@@ -19,10 +19,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_run(recipe: str | Path, overrides: list[str], out: Path, nproc: int = 1, timeout: int = 900):
-    """(summary.json, metrics.jsonl records) of a training run written to ``out``."""
+def train_run(recipe: str | Path, overrides: list[str], out: Path, nproc: int = 1, timeout: int = 900,
+              torchrun: bool | None = None):
+    """(summary.json, metrics.jsonl records) of a training run written to ``out``; launched with
+    torchrun when ``nproc > 1`` or ``torchrun`` (FSDP2 / ZeRO-3 on one GPU need a process group)."""
     launch = [sys.executable]
-    if nproc > 1:
+    if nproc > 1 or torchrun:
         launch += ["-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
                    f"--master-port={free_port()}"]
     proc = subprocess.run([*launch, "-m", "rocoft_llm.cli", "train", str(recipe), *overrides, f"output.dir={out}"],

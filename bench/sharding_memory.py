@@ -6,6 +6,7 @@ rank holds of the trainable slices and of their optimizer state (FSDP2 and ZeRO-
     python bench/sharding_memory.py --ranks 2 --layers 4      # quicker
     python bench/sharding_memory.py --shape llama2-7b --ranks 1 --precision bf16 --seq 1024 --steps 3
                                                               # on GPU machines: ranks = GPUs used
+                                                              # (bench/gpu_check.sh runs this)
 
 Every run is ``rocoft-llm train`` on a random-init Llama (bundled tiny tokenizer and data, RoCoFT
 rows r=3) launched by this script (torchrun for N > 1); the numbers come from each run's
@@ -51,6 +52,7 @@ def main():
     ap.add_argument("--shape", choices=list(SHAPES), default="small")
     ap.add_argument("--layers", type=int, help="override the shape's layer count")
     ap.add_argument("--ranks", default="2,4", help="comma-separated rank counts for the sharded runs")
+    ap.add_argument("--backends", default="fsdp,deepspeed", help="sharded backends to run (fsdp, deepspeed)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--seq", type=int, default=192, help="data.cutoff_len")
     ap.add_argument("--steps", type=int, default=4)
@@ -61,8 +63,13 @@ def main():
     hidden, intermediate, layers, heads, vocab = SHAPES[args.shape]
     layers = args.layers or layers
     ranks = [int(n) for n in args.ranks.split(",") if n.strip()]
-    runs = [("1 process", "none", 1)] + [(f"{name}, {n} ranks", backend, n) for n in ranks
-                                         for name, backend in (("FSDP2", "fsdp"), ("ZeRO-3", "deepspeed"))]
+    names = {"fsdp": "FSDP2", "deepspeed": "ZeRO-3"}
+    backends = [b for b in args.backends.split(",") if b]
+    unknown = sorted(set(backends) - set(names))
+    if unknown:
+        ap.error(f"--backends: {', '.join(unknown)} not among {', '.join(names)}")
+    runs = [("1 process", "none", 1)] + [(f"{names[b]}, {n} rank{'s' if n > 1 else ''}", b, n)
+                                         for n in ranks for b in backends]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -82,7 +89,7 @@ def main():
             path = tmp / f"{backend}-{nproc}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             print(f"# running: {label}", flush=True)
-            s, metrics = train_run(path, [], out, nproc=nproc, timeout=args.timeout)
+            s, metrics = train_run(path, [], out, nproc=nproc, timeout=args.timeout, torchrun=backend != "none")
             step_s = sorted(m["step_s"] for m in metrics[1:])[len(metrics[1:]) // 2] if len(metrics) > 1 else None
             rows.append((label, s, step_s))
     single = rows[0][1]

@@ -40,8 +40,10 @@ def device_for_rank() -> torch.device:
 
 
 def init_distributed(backend_name: str, timeout_minutes: int) -> None:
-    """Start the process group when launched with several processes (nccl on GPU, gloo on CPU)."""
-    if launched_world_size() <= 1 or is_distributed():
+    """Start the process group when launched with several processes (nccl on GPU, gloo on CPU), or by
+    torchrun with one process and a sharding backend (FSDP2 / ZeRO-3 on a single GPU)."""
+    one_process_launch = launched_world_size() == 1 and "RANK" in os.environ and backend_name != "none"
+    if is_distributed() or (launched_world_size() <= 1 and not one_process_launch):
         return
     pg_backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend_name == "deepspeed":

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..architectures import find_architecture
+from ..distributed import is_distributed
 from ..errors import RoCoFTError
 from ..rocoft.apply import trainable_parameters
 from .schedule import make_scheduler
@@ -293,9 +294,9 @@ class DeepSpeedBackend(Backend):
 
 def make_backend(recipe, device, world: int, total_steps: int, accumulation: int) -> Backend:
     kind = recipe.dist.backend
-    if kind in ("ddp", "fsdp") and world == 1:
-        raise RoCoFTError(f"dist.backend: {kind} needs several processes: launch with `torchrun --nproc-per-node N "
-                          "-m rocoft_llm.cli train ...`, or set dist.backend: none for one process.")
+    if kind in ("ddp", "fsdp") and not is_distributed():
+        raise RoCoFTError(f"dist.backend: {kind} needs a process group: launch with `torchrun --nproc-per-node N "
+                          "-m rocoft_llm.cli train ...` (N may be 1), or set dist.backend: none for one process.")
     if kind == "none" and world > 1:
         raise RoCoFTError(f"launched with {world} processes but dist.backend is none; set dist.backend to ddp, fsdp or "
                           "deepspeed.")

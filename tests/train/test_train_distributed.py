@@ -8,13 +8,14 @@ import torch
 from dist_utils import torchrun
 from helpers import STEPS, losses, tiny_recipe
 
+from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
 from rocoft_llm.train.run import train
 
 
-def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0):
+def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0, nproc=2):
     return torchrun("-m", "rocoft_llm.cli", "train", recipe, *overrides, env_extra=env_extra, timeout=timeout,
-                    expect=expect)
+                    expect=expect, nproc=nproc)
 
 
 def assert_same_run(run, ref, tol=1e-5):
@@ -104,3 +105,21 @@ def test_fsdp2_bf16_mixed_precision_runs_close_to_single_process(tmp_path):
     assert losses(tmp_path / "fsdp") == pytest.approx(losses(single), rel=2e-2)
     got = read_adapter_tensors(tmp_path / "fsdp" / "adapter")
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in got.values())
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_fsdp2_on_one_process_under_torchrun_matches_single_process(reference, tmp_path):
+    """FSDP2 with one rank (a single GPU) is launched by torchrun: same slices and losses as no backend."""
+    _, ref = reference
+    recipe = tiny_recipe(tmp_path, "fsdp1", train={"micro_batch_size": 2}, dist={"backend": "fsdp"})
+    torchrun_train(recipe, nproc=1)
+    assert_same_run(tmp_path / "fsdp1", ref)
+    summary = json.loads((tmp_path / "fsdp1" / "summary.json").read_text())
+    assert summary["world_size"] == 1 and summary["gradient_accumulation"] == 4
+
+
+def test_fsdp_without_a_process_group_says_how_to_launch(tmp_path):
+    recipe = tiny_recipe(tmp_path, "nopg", dist={"backend": "fsdp"})
+    with pytest.raises(RoCoFTError, match=r"needs a process group: launch with `torchrun --nproc-per-node N"):
+        train(str(recipe))
