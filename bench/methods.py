@@ -24,7 +24,7 @@ allocator hands out, so they compare like with like across methods.
 * full: full finetuning.
 
     python bench/methods.py --config cpu                 # ~2 minutes on 2 cores
-    python bench/methods.py --config cpu --profile 3     # + where each method's op time goes
+    python bench/methods.py --config cpu --profile 5     # + where each method's op time goes
     python bench/methods.py --config gpu                 # Llama-2-7B shapes, bf16, batch 4 x 1024, r=3
     python bench/methods.py --config cpu --layers 2 --seq 128 --rounds 2
     python bench/methods.py --config gpu --device cpu --layers 1 --hidden 256 --intermediate 688 --seq 64
@@ -36,6 +36,7 @@ Needs torch, transformers and peft (rocoft-llm's layer is imported from this che
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import platform
 import statistics
@@ -202,24 +203,40 @@ def cpu_peak_gib(method, model, embeds, labels) -> float:
     return (live_before + profiled_peak_bytes(lambda: train_steps(method, model, embeds, labels, 1, "cpu"))) / 2**30
 
 
-def profiled_cpu_ms(method, model, embeds, labels, steps, device) -> tuple[float, dict[str, float]]:
-    """torch.profiler over ``steps`` untimed steps: (self CPU ms per step summed over every op,
-    {op: self CPU ms per step}). Op time excludes idle and most interpreter time, so it separates
-    the work a method adds from a slow moment of a shared machine."""
+def profiled_op_ms(method, model, embeds, labels, device) -> dict[str, float]:
+    """{op: self CPU ms} of ONE step of ``method`` under torch.profiler (after an unprofiled step
+    that warms its caches). Op time leaves out idle and most interpreter time."""
     from torch.profiler import ProfilerActivity, profile
 
-    train_steps(method, model, embeds, labels, 1, device)  # warm caches outside the profile
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        train_steps(method, model, embeds, labels, steps, device)
-    ops = {e.key: e.self_cpu_time_total / 1e3 / steps for e in prof.key_averages()}
-    return sum(ops.values()), ops
+    params = method.setup(model)
+    try:
+        opt = torch.optim.AdamW(params, lr=1e-5) if params else None
+        fwd = method.forward_model(model)
+        for profiled in (False, True):
+            with profile(activities=[ProfilerActivity.CPU]) if profiled else contextlib.nullcontext() as prof:
+                fwd(inputs_embeds=embeds.detach().requires_grad_(True), labels=labels).loss.backward()
+                if opt is not None:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                sync(device)
+        return {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()}
+    finally:
+        method.teardown(model)
 
 
-def print_profile(methods, model, embeds, labels, steps, device):
-    """Per method: profiled op time per step vs the floor, and the ops that differ most from it."""
-    results = {m.name: profiled_cpu_ms(m, model, embeds, labels, steps, device) for m in methods}
+def print_profile(methods, model, embeds, labels, rounds, device):
+    """Per method: profiled op time of a step vs the floor, and the ops that add most to it.
+
+    ``rounds`` interleaved rounds of one profiled step per method; each op's time is its MINIMUM
+    over the rounds (a shared machine only ever adds time), so the totals compare the work."""
+    per_round = [{m.name: profiled_op_ms(m, model, embeds, labels, device) for m in methods} for _ in range(rounds)]
+    results = {}
+    for m in methods:
+        ops = {k for r in per_round for k in r[m.name]}
+        best = {k: min(r[m.name].get(k, 0.0) for r in per_round) for k in ops}
+        results[m.name] = (sum(best.values()), best)
     base = results.get("floor", next(iter(results.values())))
-    print(f"# torch.profiler, {steps} steps per method: self CPU time of all ops per step")
+    print(f"# torch.profiler: {rounds} interleaved rounds of one step per method; per op the minimum over rounds")
     print("| method | op ms per step | x floor | largest additions over the floor (ms per step) |")
     print("|---|---:|---:|---|")
     for name, (total, ops) in results.items():
@@ -278,8 +295,8 @@ def main():
         ap.add_argument(f"--{key}", type=int)
     ap.add_argument("--device", help="override the configuration's device (e.g. the gpu shapes' code path on cpu)")
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the configuration's dtype")
-    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
-                    help="after the timing, profile STEPS more steps per method with torch.profiler (op time)")
+    ap.add_argument("--profile", type=int, default=0, metavar="ROUNDS",
+                    help="after the timing, ROUNDS interleaved rounds of one torch.profiler step per method")
     ap.add_argument("--methods", default="floor,rocoft-rows,rocoft-columns,paper,lora-r8,full")
     args = ap.parse_args()
     cfg = {**CONFIGS[args.config], **{k: v for k, v in vars(args).items() if v is not None and k in CONFIGS["cpu"]}}
