@@ -83,7 +83,7 @@ def main():
                       "data": {"train": [str(TINY / "data" / "train.json")], "cutoff_len": args.seq,
                                "cache_dir": str(tmp / "cache")},
                       "train": {"global_batch_size": global_batch, "micro_batch_size": 1,
-                                "max_steps": args.steps, "warmup_steps": 1, "precision": args.precision},
+                                "max_steps": args.steps, "warmup_steps": min(1, args.steps - 1), "precision": args.precision},
                       "dist": {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})},
                       "output": {"dir": str(out), "report_to": []}}
             path = tmp / f"{backend}-{nproc}.yaml"

@@ -1,5 +1,5 @@
-"""bench/methods.py: its memory measurement, its target checks, and a small end-to-end run of both
-configurations' code paths on CPU (the numbers in BENCHMARKS.md come from this script)."""
+"""The benchmarks: bench/methods.py (memory measurement, target checks, a small end-to-end run of both
+configurations' code paths on CPU) and bench/sharding_memory.py end to end. BENCHMARKS.md quotes them."""
 
 import subprocess
 import sys
@@ -84,3 +84,19 @@ def test_small_run_reports_every_method_with_exact_counts(config, dtype):
     assert rows["floor"]["peak"] <= rows["rocoft-columns"]["peak"] <= rows["rocoft-rows"]["peak"]
     assert rows["full"]["peak"] > rows["floor"]["peak"]
     assert "# targets (cpu):" in out and out.count(": met") + out.count(": MISSED") == 6
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_sharding_benchmark_reports_per_rank_shares():
+    """bench/sharding_memory.py end to end (1 process + FSDP2 on 2 CPU ranks): its table says what
+    the runs' summaries say - frozen weights halve per rank."""
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "sharding_memory.py"), "--ranks", "2",
+                           "--backends", "fsdp", "--layers", "1", "--steps", "1", "--seq", "64", "--timeout", "300"],
+                          capture_output=True, text=True, timeout=420, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {cells[0]: cells[1:] for line in proc.stdout.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert set(rows) == {"run", "1 process", "FSDP2, 2 ranks"}
+    assert float(rows["1 process"][1]) == 1.0 and float(rows["FSDP2, 2 ranks"][1]) == pytest.approx(0.5, abs=0.02)
+    assert float(rows["FSDP2, 2 ranks"][3]) < float(rows["1 process"][3])  # optimizer state sharded too
