@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Everything issue 7 (and issue 4's GPU measure) needs from one GPU machine, as ONE script that fits
-# a short lease: the gpu-marked tests, the 7B-shaped methods table, and 7B-shaped FSDP2 / ZeRO-3
+# a short lease: the 7B-shaped methods table, the gpu-marked tests, and 7B-shaped FSDP2 / ZeRO-3
 # runs with per-GPU memory. Each step has its own time limit and writes to $OUT (default
-# ./gpu_out), so a step that fails or runs long does not cost the others; the most important
-# step runs first and the limits add up to under 10 minutes.
+# ./gpu_out), so a step that fails or runs long does not cost the others; the most important step
+# runs first and the limits add up to under 10 minutes.
 #
-#     OUT=/tmp/gpu_out bash bench/gpu_check.sh
+#   here:   .venv/bin/python bench/gpu_wheels.py      # .whl/: datasets, deepspeed, this checkout's
+#                                                     # transformers/peft versions (~29 MiB)
+#   there:  bash bench/gpu_check.sh                   # device run, carry [".whl"], timeout 600
+#   here, rehearsal on CPU with tiny shapes (same steps, same code paths but CUDA):
+#           SMOKE=1 PY=.venv/bin/python OUT=/tmp/gpu_out bash bench/gpu_check.sh
 #
-# Needs torch + transformers + peft (+ deepspeed for the ZeRO-3 run; skipped with a note when it
-# is not importable) and this checkout installed or on PYTHONPATH. Paste the outputs into
-# BENCHMARKS.md with the machine line the first step prints.
+# Paste the outputs into BENCHMARKS.md with the machine line the first step prints.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-gpu_out}"
-PY="${PY:-python}"
+PY="${PY:-python3}"
+SMOKE="${SMOKE:-0}"
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ "$SMOKE" != 1 ] && [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # SMOKE: the venv has them
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        || { echo "installing .whl/ failed"; exit 1; }
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 
 step() {  # step NAME SECONDS COMMAND...: run with a limit, keep its output, never stop the script
     local name=$1 limit=$2
@@ -24,15 +32,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, keep its output, nev
     local t0=$SECONDS
     timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1
     echo "   exit $? after $((SECONDS - t0))s -> $OUT/$name.txt"
-    tail -n 25 "$OUT/$name.txt"
+    grep -v "USDT\|^\s*warnings.warn\|FutureWarning" "$OUT/$name.txt" | tail -n 30
 }
 
-step machine 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; \
-  $PY -c 'import torch, transformers, peft; print(torch.__version__, torch.version.cuda, transformers.__version__, peft.__version__)'; \
-  $PY -c 'import deepspeed; print(\"deepspeed\", deepspeed.__version__)' || echo 'deepspeed: not installed'"
-step methods_gpu 240 "$PY" bench/methods.py --config gpu
+if [ "$SMOKE" = 1 ]; then
+    methods_args=(--config gpu --device cpu --layers 1 --hidden 256 --intermediate 688 --heads 4 --vocab 1024
+                  --seq 64 --batch 2 --rounds 1 --steps 1)
+    sharding_args=(--shape small --layers 1 --ranks 1 --precision bf16 --seq 64 --steps 2)
+else
+    methods_args=(--config gpu)
+    sharding_args=(--shape llama2-7b --ranks 1 --precision bf16 --seq 1024 --steps 3)
+fi
+
+step machine 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo 'no nvidia-smi'; \
+  $PY -c 'import sys, torch, transformers, peft; print(sys.version.split()[0], torch.__version__, torch.version.cuda, transformers.__version__, peft.__version__)'; \
+  $PY -c 'import deepspeed, datasets; print(\"deepspeed\", deepspeed.__version__, \"datasets\", datasets.__version__)'"
+step methods_gpu 240 "$PY" bench/methods.py "${methods_args[@]}"
 step gpu_tests 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
 backends=fsdp
 "$PY" -c "import deepspeed" 2>/dev/null && backends=fsdp,deepspeed
-step sharding_7b 240 "$PY" bench/sharding_memory.py --shape llama2-7b --ranks 1 --backends "$backends" \
-  --precision bf16 --seq 1024 --steps 3
+step sharding_7b 240 "$PY" bench/sharding_memory.py "${sharding_args[@]}" --backends "$backends"
