@@ -100,3 +100,18 @@ def test_sharding_benchmark_reports_per_rank_shares():
     assert set(rows) == {"run", "1 process", "FSDP2, 2 ranks"}
     assert float(rows["1 process"][1]) == 1.0 and float(rows["FSDP2, 2 ranks"][1]) == pytest.approx(0.5, abs=0.02)
     assert float(rows["FSDP2, 2 ranks"][3]) < float(rows["1 process"][3])  # optimizer state sharded too
+
+
+def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
+    """bench/gpu_wheels.py: what it would carry to the GPU machine is the training stack's dependency
+    closure at THIS environment's versions, without torch/CUDA/numpy (the image's own)."""
+    import importlib.metadata as md
+
+    import gpu_wheels
+
+    versions = gpu_wheels.closure(["peft", "datasets"], "3.12")
+    assert {"peft", "transformers", "accelerate", "huggingface-hub", "safetensors", "tokenizers", "datasets",
+            "dill", "multiprocess"} <= set(versions)
+    assert not {"torch", "numpy", "pyarrow", "pandas"} & set(versions)
+    assert not any(name.startswith("nvidia-") for name in versions)
+    assert all(md.version(name) == version for name, version in versions.items())
