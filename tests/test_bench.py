@@ -115,3 +115,18 @@ def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
     assert not {"torch", "numpy", "pyarrow", "pandas"} & set(versions)
     assert not any(name.startswith("nvidia-") for name in versions)
     assert all(md.version(name) == version for name, version in versions.items())
+
+
+@pytest.mark.slow
+def test_methods_benchmark_needs_only_torch_transformers_peft():
+    """The GPU machine may have nothing else: the benchmark must not import the rest of the stack."""
+    code = ("import runpy, sys\n"
+            "for name in ['datasets', 'click', 'deepspeed', 'lm_eval', 'matplotlib', 'tensorboard']:\n"
+            "    sys.modules[name] = None  # importing any of them now raises ImportError\n"
+            "sys.argv = ['methods.py', '--device', 'cpu', '--layers', '1', '--hidden', '64', '--intermediate', '172',"
+            " '--heads', '4', '--vocab', '256', '--seq', '16', '--batch', '2', '--rounds', '1', '--steps', '1',"
+            " '--methods', 'floor,rocoft-rows,lora-r8']\n"
+            f"runpy.run_path({str(REPO / 'bench' / 'methods.py')!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| rocoft-rows |" in proc.stdout and "| lora-r8 |" in proc.stdout
