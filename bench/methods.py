@@ -6,8 +6,9 @@ load hits all of them), memory is freed and peak statistics reset between blocks
 step time (forward + backward + AdamW) over all timed steps is reported with tokens/s and peak
 memory; the ratios to the floor and to LoRA pair the methods within each round (median over rounds
 of the ratio of same-round block medians), which cancels slow drift in a shared machine's load.
-Each block's first step is not timed (it pays the setup: optimizer state, fresh allocations). The last lines check issue 7's targets (the GPU ones for
-the gpu configuration, the CPU ones otherwise) and say met / MISSED for each.
+Each block's first step is not timed (it pays the setup: optimizer state, fresh allocations). The
+last lines check issue 7's targets (the GPU ones for the gpu configuration, the CPU ones
+otherwise) and say met / MISSED for each.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over each method's blocks. On CPU (no
 allocator statistics) one extra, untimed step per method - setup, first step with the optimizer
@@ -171,6 +172,15 @@ def profiled_peak_bytes(fn) -> int:
     return peak
 
 
+def one_step(fwd, opt, embeds, labels, device) -> None:
+    """Forward, backward to the inputs (every method, the floor too), AdamW step if anything trains."""
+    fwd(inputs_embeds=embeds.detach().requires_grad_(True), labels=labels).loss.backward()
+    if opt is not None:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    sync(device)
+
+
 def train_steps(method, model, embeds, labels, steps, device, warmup=0):
     """Set the method up, run ``warmup + steps`` training steps, tear it down.
 
@@ -182,12 +192,7 @@ def train_steps(method, model, embeds, labels, steps, device, warmup=0):
     for i in range(warmup + steps):
         sync(device)
         t0 = time.perf_counter()
-        x = embeds.detach().requires_grad_(True)  # backward to the inputs for every method
-        fwd(inputs_embeds=x, labels=labels).loss.backward()
-        if opt is not None:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        sync(device)
+        one_step(fwd, opt, embeds, labels, device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     n_train = sum(p.numel() for p in params)
@@ -214,11 +219,7 @@ def profiled_op_ms(method, model, embeds, labels, device) -> dict[str, float]:
         fwd = method.forward_model(model)
         for profiled in (False, True):
             with profile(activities=[ProfilerActivity.CPU]) if profiled else contextlib.nullcontext() as prof:
-                fwd(inputs_embeds=embeds.detach().requires_grad_(True), labels=labels).loss.backward()
-                if opt is not None:
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                sync(device)
+                one_step(fwd, opt, embeds, labels, device)
         return {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()}
     finally:
         method.teardown(model)
