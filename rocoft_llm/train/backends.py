@@ -144,6 +144,19 @@ class DDPBackend(Backend):
         return contextlib.nullcontext() if is_last else self.model.no_sync()
 
 
+def balanced_slice_placement(model):
+    """FSDP2 ``shard_placement_fn``: a row slice (r x in_features) has only r rows, so the default
+    dim-0 sharding puts it - and its optimizer state - on at most r ranks (2:1 on 2 ranks, nothing
+    on ranks >= r); sharding it along in_features gives every rank an equal share. Every other
+    parameter keeps FSDP2's default (dim 0)."""
+    from torch.distributed.tensor import Shard
+
+    from ..rocoft.layer import ROW, RoCoFTLinear
+
+    row_slices = {id(m.rocoft_slice) for m in model.modules() if isinstance(m, RoCoFTLinear) and m.mode == ROW}
+    return lambda param: Shard(1) if id(param) in row_slices else None
+
+
 class FSDPBackend(Backend):
     name = "fsdp"
 
@@ -158,7 +171,8 @@ class FSDPBackend(Backend):
             raise RoCoFTError(f"FSDP needs the decoder block class of model_type {model.config.model_type!r}; add it to "
                               "the architecture table.")
         model.to(self.device)
-        kwargs = {"reshard_after_forward": self.recipe.dist.reshard_after_forward}
+        kwargs = {"reshard_after_forward": self.recipe.dist.reshard_after_forward,
+                  "shard_placement_fn": balanced_slice_placement(model)}
         if self.recipe.train.precision == "bf16":
             kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         blocks = [m for m in model.modules() if type(m).__name__ == block]

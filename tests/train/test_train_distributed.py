@@ -123,3 +123,22 @@ def test_fsdp_without_a_process_group_says_how_to_launch(tmp_path):
     recipe = tiny_recipe(tmp_path, "nopg", dist={"backend": "fsdp"})
     with pytest.raises(RoCoFTError, match=r"needs a process group: launch with `torchrun --nproc-per-node N"):
         train(str(recipe))
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_fsdp2_splits_odd_rank_row_slices_evenly_and_trains_the_same(tmp_path):
+    """Row slices with r = 3 rows on 2 ranks: sharded along in_features (1/2 each, not 2:1 rows),
+    and the run is the single-process run."""
+    common = {"rocoft": {"rank": 3}, "train": {"micro_batch_size": 2}}
+    single = train(str(tiny_recipe(tmp_path, "single3", **common)))
+    recipe = tiny_recipe(tmp_path, "fsdp3", dist={"backend": "fsdp"}, **common)
+    torchrun_train(recipe)
+    assert_same_run(tmp_path / "fsdp3", single)
+    got = json.loads((tmp_path / "fsdp3" / "summary.json").read_text())
+    ref = json.loads((single / "summary.json").read_text())
+    assert got["trainable_param_bytes_rank0"] * 2 == ref["trainable_param_bytes_rank0"]
+    # optimizer state = two AdamW moments per slice element (sharded) + one 4-byte step counter per slice
+    counters = ref["optimizer_state_bytes_rank0"] - 2 * ref["trainable_param_bytes_rank0"]
+    assert got["optimizer_state_bytes_rank0"] - 2 * got["trainable_param_bytes_rank0"] == counters
+    assert 0 < counters < 1024
