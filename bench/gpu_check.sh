@@ -37,10 +37,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, keep its output, nev
 
 if [ "$SMOKE" = 1 ]; then
     methods_args=(--config gpu --device cpu --layers 1 --hidden 256 --intermediate 688 --heads 4 --vocab 1024
-                  --seq 64 --batch 2 --rounds 1 --steps 1)
+                  --seq 64 --batch 2 --rounds 1 --steps 1 --profile 1)
     sharding_args=(--shape small --layers 1 --ranks 1 --precision bf16 --seq 64 --steps 2)
 else
-    methods_args=(--config gpu)
+    methods_args=(--config gpu --profile 2)
     sharding_args=(--shape llama2-7b --ranks 1 --precision bf16 --seq 1024 --steps 3)
 fi
 

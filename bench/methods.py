@@ -209,18 +209,26 @@ def cpu_peak_gib(method, model, embeds, labels) -> float:
 
 
 def profiled_op_ms(method, model, embeds, labels, device) -> dict[str, float]:
-    """{op: self CPU ms} of ONE step of ``method`` under torch.profiler (after an unprofiled step
-    that warms its caches). Op time leaves out idle and most interpreter time."""
+    """{op: ms} of ONE step of ``method`` under torch.profiler (after an unprofiled step that warms
+    its caches): self CPU time of each op on CPU (idle and most interpreter time left out); on
+    CUDA, the GPU time of the kernels each op launched itself (CPU-side ops only, so no kernel is
+    counted twice)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
+    on_cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if on_cuda else [ProfilerActivity.CPU]
     params = method.setup(model)
     try:
         opt = torch.optim.AdamW(params, lr=1e-5) if params else None
         fwd = method.forward_model(model)
         for profiled in (False, True):
-            with profile(activities=[ProfilerActivity.CPU]) if profiled else contextlib.nullcontext() as prof:
+            with profile(activities=activities) if profiled else contextlib.nullcontext() as prof:
                 one_step(fwd, opt, embeds, labels, device)
-        return {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages()}
+        events = [e for e in prof.key_averages() if e.device_type == DeviceType.CPU]
+        if on_cuda:
+            return {e.key: e.self_device_time_total / 1e3 for e in events if e.self_device_time_total > 0}
+        return {e.key: e.self_cpu_time_total / 1e3 for e in events}
     finally:
         method.teardown(model)
 
@@ -237,7 +245,9 @@ def print_profile(methods, model, embeds, labels, rounds, device):
         best = {k: min(r[m.name].get(k, 0.0) for r in per_round) for k in ops}
         results[m.name] = (sum(best.values()), best)
     base = results.get("floor", next(iter(results.values())))
-    print(f"# torch.profiler: {rounds} interleaved rounds of one step per method; per op the minimum over rounds")
+    kind = "GPU kernel time" if device.startswith("cuda") else "self CPU time"
+    print(f"# torch.profiler, {kind} per op: {rounds} interleaved rounds of one step per method; per op the "
+          "minimum over rounds")
     print("| method | op ms per step | x floor | largest additions over the floor (ms per step) |")
     print("|---|---:|---:|---|")
     for name, (total, ops) in results.items():
@@ -324,7 +334,8 @@ def main():
     for _ in range(a.rounds):
         for m in methods:
             reset_memory(a.device)
-            t, counts[m.name] = train_steps(m, model, embeds, ids, a.steps, a.device, warmup=1)  # every block: its first step pays setup (optimizer state, allocator)
+            # every block's first step is untimed: it pays the setup (optimizer state, fresh allocations)
+            t, counts[m.name] = train_steps(m, model, embeds, ids, a.steps, a.device, warmup=1)
             blocks[m.name].append(t)
             if on_cuda:
                 peaks[m.name] = max(peaks[m.name], torch.cuda.max_memory_allocated() / 2**30)
@@ -334,8 +345,8 @@ def main():
     tokens = a.batch * a.seq
     med = {k: statistics.median(t for block in v for t in block) for k, v in blocks.items()}
 
-    def ratio(a, b):
-        return paired_ratio(blocks, a, b)
+    def ratio(num, den):
+        return paired_ratio(blocks, num, den)
 
     dev = torch.cuda.get_device_name() if on_cuda else (platform.processor() or platform.machine())
     import peft

@@ -57,7 +57,8 @@ def _run(*args):
                           text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {}
-    for line in proc.stdout.splitlines():
+    timing = proc.stdout.split("# torch.profiler")[0]  # the profile table (if asked for) comes after
+    for line in timing.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if line.startswith("| ") and cells[0] != "method":
             rows[cells[0]] = {"trainable": int(cells[1].replace(",", "")), "ms": float(cells[2]),
@@ -71,7 +72,8 @@ def test_small_run_reports_every_method_with_exact_counts(config, dtype):
     h, i, layers, r = 64, 172, 2, 3
     out, rows = _run("--config", config, "--device", "cpu", "--dtype", dtype, "--layers", str(layers),
                      "--hidden", str(h), "--intermediate", str(i), "--heads", "4", "--vocab", "512",
-                     "--seq", "32", "--batch", "2", "--rank", str(r), "--rounds", "1", "--steps", "1")
+                     "--seq", "32", "--batch", "2", "--rank", str(r), "--rounds", "1", "--steps", "1",
+                     "--profile", "1")
     assert list(rows) == ["floor", "rocoft-rows", "rocoft-columns", "paper", "lora-r8", "full"]
     # q,k,v,o,gate,up read h inputs, down reads i; q,k,v,o,down write h outputs, gate/up write i
     assert rows["rocoft-rows"]["trainable"] == layers * r * (6 * h + i)
@@ -84,6 +86,9 @@ def test_small_run_reports_every_method_with_exact_counts(config, dtype):
     assert rows["floor"]["peak"] <= rows["rocoft-columns"]["peak"] <= rows["rocoft-rows"]["peak"]
     assert rows["full"]["peak"] > rows["floor"]["peak"]
     assert "# targets (cpu):" in out and out.count(": met") + out.count(": MISSED") == 6
+    profile = out.split("# torch.profiler")[1].splitlines()
+    assert [line.split("|")[1].strip() for line in profile if line.startswith("| ") and "method" not in line] == \
+        list(rows)
 
 
 @pytest.mark.slow
