@@ -104,14 +104,17 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     (FSDP2) or deepspeed (ZeRO 0-3). On SIGTERM/SIGUSR1 all ranks save a checkpoint at the next
     step boundary and exit with code 75; rerun with train.resume=auto to continue.
     """
+    from .distributed import shutdown_distributed
     from .train.loop import Preempted
     from .train.run import train as run_train
 
     try:
         out = run_train(recipe, list(overrides), overwrite=overwrite)
-    except Preempted as e:
+    except Preempted as e:  # every rank agreed to stop and saved: they leave together
+        shutdown_distributed()
         click.echo(str(e), err=True)
         sys.exit(75)
+    shutdown_distributed()
     click.echo(f"run written to {out} (adapter, metrics.jsonl, loss_curve.png, summary.json)")
 
 
@@ -146,7 +149,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness."""
     from pathlib import Path
 
-    from .distributed import device_for_rank, init_distributed, is_main
+    from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
     from .eval.identity import load_for_eval, run_recipe
     from .eval.run import Decoding, evaluate, render_tables
 
@@ -177,6 +180,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         tables["before" if base_only else "after"] = summaries
     if is_main():
         click.echo(render_tables(tables, out_dir))
+    shutdown_distributed()
 
 
 @main.command(epilog="""
@@ -243,7 +247,7 @@ Examples:
 @click.option("--min-free-gib", default=1.0, show_default=True, type=float)
 def doctor(out_dir, timeout, min_free_gib) -> None:
     """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
-    from .distributed import is_main
+    from .distributed import is_main, shutdown_distributed
     from .doctor import run_doctor
 
     results = run_doctor(out_dir, timeout, min_free_gib)
@@ -251,6 +255,8 @@ def doctor(out_dir, timeout, min_free_gib) -> None:
         for name, ok, detail in results:
             click.echo(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
         click.echo("doctor: all checks passed" if all(ok for _, ok, _ in results) else "doctor: FAILED")
+    if all(ok for name, ok, _ in results if name == "all-reduce"):  # a broken group would hang the barrier
+        shutdown_distributed()
     if not all(ok for _, ok, _ in results):
         sys.exit(1)
 

@@ -54,6 +54,16 @@ def init_distributed(backend_name: str, timeout_minutes: int) -> None:
         dist.init_process_group(pg_backend, timeout=timedelta(minutes=timeout_minutes))
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group at the end of a command that every rank completed: a barrier (no
+    rank tears down the rendezvous store, hosted by rank 0, while another still uses it), then
+    ``destroy_process_group``. Exiting with a live gloo group can abort a rank in C++ teardown
+    ("terminate called without an active exception", SIGABRT) after all its work succeeded."""
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
