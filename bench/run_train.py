@@ -19,14 +19,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def torchrun_command(nproc: int) -> list[str]:
+    """``python -m torch.distributed.run`` for ``nproc`` local processes on a free port (the
+    benchmarks and the distributed tests launch through this one command)."""
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
+            f"--master-port={free_port()}"]
+
+
 def train_run(recipe: str | Path, overrides: list[str], out: Path, nproc: int = 1, timeout: int = 900,
               torchrun: bool | None = None):
     """(summary.json, metrics.jsonl records) of a training run written to ``out``; launched with
     torchrun when ``nproc > 1`` or ``torchrun`` (FSDP2 / ZeRO-3 on one GPU need a process group)."""
-    launch = [sys.executable]
-    if nproc > 1 or torchrun:
-        launch += ["-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
-                   f"--master-port={free_port()}"]
+    launch = torchrun_command(nproc) if nproc > 1 or torchrun else [sys.executable]
     proc = subprocess.run([*launch, "-m", "rocoft_llm.cli", "train", str(recipe), *overrides, f"output.dir={out}"],
                           cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

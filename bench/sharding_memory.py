@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def main():
             path.write_text(yaml.safe_dump(recipe))
             print(f"# running: {label}", flush=True)
             s, metrics = train_run(path, [], out, nproc=nproc, timeout=args.timeout, torchrun=backend != "none")
-            step_s = sorted(m["step_s"] for m in metrics[1:])[len(metrics[1:]) // 2] if len(metrics) > 1 else None
+            step_s = statistics.median(m["step_s"] for m in metrics[1:]) if len(metrics) > 1 else None
             rows.append((label, s, step_s))
     single = rows[0][1]
     print(f"# random Llama ({args.shape}), hidden {hidden}, {layers} layers, {args.precision}, "
