@@ -17,6 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..distributed import is_main
 from ..errors import AdapterError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
@@ -29,20 +30,13 @@ WEIGHTS_FILE = "adapter_model.safetensors"
 CHECKSUM_RTOL = 1e-3
 
 
-def _is_rank0() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Full (gathered) copies of every trainable tensor, gathered one at a time (collective)."""
     return {name: full_tensor_copy(p).contiguous() for name, p in trainable_parameters(model).items()}
 
 
 def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
-    return {name: weight_shape(p) if not hasattr(p, "full_tensor") else tuple(p.shape)
-            for name, p in trainable_parameters(model).items()}
+    return {name: weight_shape(p) for name, p in trainable_parameters(model).items()}
 
 
 def verify_adapter_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], where: str) -> None:
@@ -74,7 +68,7 @@ def save_adapter(model: nn.Module, path: str | Path, base_model: str | None = No
     if not modules or cfg is None:
         raise AdapterError("save_adapter: the model has no RoCoFT layers; call apply_rocoft first.")
     tensors = adapter_state(model)
-    if not _is_rank0():
+    if not is_main():
         return None
     expected = _expected_shapes(model)
     verify_adapter_tensors(tensors, expected, f"adapter for {path}")

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..architectures import default_targets, fused_layout, supported_model_types
+from ..distributed import world_size
 from ..errors import RoCoFTError
 from ..io_utils import read_json
 from .gather import full_weight, weight_shape
@@ -61,9 +62,6 @@ class RoCoFTConfig:
             problems.append(f"targets={self.targets!r}: use a non-empty list of module names, or None for the defaults")
         if problems:
             raise RoCoFTError("invalid RoCoFTConfig: " + "; ".join(problems))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def rocoft_modules(model: nn.Module) -> dict[str, RoCoFTLinear]:
@@ -123,7 +121,7 @@ def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     """Make every rank use rank 0's indices (random seeds or calibration data may differ)."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if world_size() == 1:
         return indices
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     out = {}
@@ -191,9 +189,7 @@ def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict
         p.requires_grad_(False)
     for name, lin in linears.items():
         with full_weight(lin.weight) as w:
-            idx = chosen[name].to(w.device)
-            checksum = float(w.detach().index_select(0 if cfg.mode == ROW else 1, idx).double().abs().sum())
-            wrapped = RoCoFTLinear(lin, idx, cfg.mode, cfg.train_bias, base_checksum=checksum)
+            wrapped = RoCoFTLinear(lin, chosen[name].to(w.device), cfg.mode, cfg.train_bias)
         parent_name, _, leaf = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, leaf, wrapped)
     _mark_also_train(model, cfg.also_train)

@@ -108,8 +108,7 @@ class RoCoFTLinear(nn.Module):
     model's state dict keeps exactly the HF keys plus one ``.rocoft_slice`` per wrapped module.
     """
 
-    def __init__(self, linear: nn.Linear, index: torch.Tensor, mode: str, train_bias: bool = False,
-                 base_checksum: float | None = None):
+    def __init__(self, linear: nn.Linear, index: torch.Tensor, mode: str, train_bias: bool = False):
         super().__init__()
         if mode not in (ROW, COLUMN):
             raise ValueError(f"mode must be 'row' or 'column', got {mode!r}")
@@ -134,7 +133,7 @@ class RoCoFTLinear(nn.Module):
             initial = self.weight.index_select(0 if mode == ROW else 1, index)
         self.rocoft_slice = nn.Parameter(initial.detach().to(master_dtype(initial.dtype)).clone(), requires_grad=True)
         #: float64 sum of |W0[idx]| at wrap time: the adapter stores it to recognise its base model.
-        self.base_checksum = base_checksum
+        self.base_checksum = float(initial.double().abs().sum())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return RowColumnLinearFunction.apply(x, self.weight, self.rocoft_slice, self.rocoft_index,

@@ -8,7 +8,6 @@ directory is assembled under a temporary name and appears only when complete.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -19,8 +18,8 @@ from safetensors.torch import load_file, save_file
 
 from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, sha256_file
-from .adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_config, read_adapter_tensors
+from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
+from .adapter import CONFIG_FILE, read_adapter_config, read_adapter_tensors
 
 log = logging.getLogger("rocoft_llm")
 
@@ -45,8 +44,10 @@ def resolve_model_dir(name_or_path: str) -> Path:
 
 def list_shards(model_dir: Path) -> list[str]:
     if (model_dir / INDEX_FILE).is_file():
-        weight_map = json.loads((model_dir / INDEX_FILE).read_text())["weight_map"]
-        return sorted(set(weight_map.values()))
+        index = read_json(model_dir / INDEX_FILE, "base model index", "re-download or re-save the base model")
+        if not isinstance(index.get("weight_map"), dict):
+            raise RoCoFTError(f"{model_dir / INDEX_FILE} has no 'weight_map'; re-download or re-save the base model.")
+        return sorted(set(index["weight_map"].values()))
     if (model_dir / SINGLE_FILE).is_file():
         return [SINGLE_FILE]
     raise RoCoFTError(f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}; merging streams safetensors only "
@@ -110,16 +111,18 @@ def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, over
     adapter = read_adapter_config(adapter_dir)
     tensors = read_adapter_tensors(adapter_dir, adapter)
     base_dir = resolve_model_dir(base)
-    config = json.loads((base_dir / "config.json").read_text()) if (base_dir / "config.json").is_file() else {}
+    config = read_json(base_dir / "config.json", "base model config", "re-download or re-save the base model") \
+        if (base_dir / "config.json").is_file() else {}
     if config.get("model_type") != adapter["model_type"]:
         raise AdapterError(f"adapter {adapter_dir} is for model_type {adapter['model_type']!r} but {base_dir} is "
                            f"{config.get('model_type')!r}; pass the base it was trained on ({adapter.get('base_model')}).")
     arch = find_architecture(adapter["model_type"])
     shards = list_shards(base_dir)
-    shard_keys = {}
+    shard_keys, shard_metadata = {}, {}
     for shard in shards:
         with safe_open(str(base_dir / shard), framework="pt") as f:
             shard_keys[shard] = set(f.keys())
+            shard_metadata[shard] = f.metadata() or {"format": "pt"}
     plan = _plan(adapter, tensors, set().union(*shard_keys.values()), arch.base_model_prefix if arch else None)
     iterator = shards
     if progress:
@@ -131,19 +134,18 @@ def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, over
                 shutil.copy2(item, tmp / item.name)
         done = 0
         for shard in iterator:
-            with safe_open(str(base_dir / shard), framework="pt") as f:
-                metadata = f.metadata() or {"format": "pt"}
             state = load_file(str(base_dir / shard))
             for key in shard_keys[shard] & set(plan):
                 state[key] = _apply(state[key], plan[key], key)
                 done += 1
-            save_file(state, str(tmp / shard), metadata=metadata)
+            save_file(state, str(tmp / shard), metadata=shard_metadata[shard])
             del state
         if done != len(plan):
-            raise AdapterError(f"merged {done} of {len(plan)} tensors; the base checkpoint is inconsistent.")
+            raise AdapterError(f"merged {done} of {len(plan)} tensors: the shards of {base_dir} do not hold every "
+                               "tensor their index names; re-download or re-save the base model.")
         atomic_write_json(tmp / "rocoft_merge.json", {
             "base_model": str(base), "adapter": str(adapter_dir),
-            "adapter_sha256": sha256_file(adapter_dir / WEIGHTS_FILE),
+            "adapter_sha256": adapter["tensors_sha256"],  # read_adapter_tensors just checked the file against it
             "adapter_config_sha256": sha256_file(adapter_dir / CONFIG_FILE),
             "tensors_changed": len(plan),
         })

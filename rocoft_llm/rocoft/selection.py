@@ -110,7 +110,6 @@ class InputNormCollector:
     def __init__(self, modules: dict[str, nn.Module]):
         self.modules = modules
         self.sumsq: dict[str, torch.Tensor] = {}
-        self.tokens = 0
         self._mask: torch.Tensor | None = None
         self._handles = []
 
