@@ -39,7 +39,7 @@ def device_for_rank() -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed(backend_name: str, timeout_minutes: int) -> None:
+def init_distributed(backend_name: str, timeout_minutes: float) -> None:
     """Start the process group when launched with several processes (nccl on GPU, gloo on CPU), or by
     torchrun with one process and a sharding backend (FSDP2 / ZeRO-3 on a single GPU)."""
     one_process_launch = launched_world_size() == 1 and "RANK" in os.environ and backend_name != "none"

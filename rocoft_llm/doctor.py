@@ -30,11 +30,7 @@ def _versions() -> str:
 
 def run_doctor(out_dir: str, timeout_s: int = 120, min_free_gib: float = 1.0) -> list[tuple[str, bool, str]]:
     """[(check, ok, detail)] as seen by rank 0 (every rank takes part in the collective checks)."""
-    from datetime import timedelta
-
-    if d.launched_world_size() > 1 and not d.is_distributed():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    d.init_distributed("none", timeout_s / 60)
     device = d.device_for_rank()
     results = [("versions", True, _versions())]
     gpus = torch.cuda.device_count()

@@ -163,8 +163,6 @@ class FSDPBackend(Backend):
     def wrap(self, model) -> dict:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        if self.recipe.train.precision == "fp16":
-            raise RoCoFTError("dist.backend: fsdp with train.precision: fp16 needs a sharded grad scaler; use bf16.")
         arch = find_architecture(getattr(model.config, "model_type", None))
         block = arch.block_classes.get(model.config.model_type) if arch else None
         if block is None:
@@ -260,9 +258,9 @@ def _merge(base: dict, extra: dict) -> None:
 class DeepSpeedBackend(Backend):
     name = "deepspeed"
 
-    def __init__(self, recipe, device, world, total_steps, accumulation: int = 1):
+    def __init__(self, recipe, device, world, total_steps, ds_config: dict):
         super().__init__(recipe, device, world, total_steps)
-        self.config = deepspeed_config(recipe, accumulation)
+        self.config = ds_config  # the one deepspeed_config(...) build_model also used
 
     def wrap(self, model) -> dict:
         import deepspeed
@@ -306,7 +304,7 @@ class DeepSpeedBackend(Backend):
         pass  # restored with the optimizer by load_checkpoint
 
 
-def make_backend(recipe, device, world: int, total_steps: int, accumulation: int) -> Backend:
+def make_backend(recipe, device, world: int, total_steps: int, ds_config: dict | None = None) -> Backend:
     kind = recipe.dist.backend
     if kind in ("ddp", "fsdp") and not is_distributed():
         raise RoCoFTError(f"dist.backend: {kind} needs a process group: launch with `torchrun --nproc-per-node N "
@@ -315,5 +313,5 @@ def make_backend(recipe, device, world: int, total_steps: int, accumulation: int
         raise RoCoFTError(f"launched with {world} processes but dist.backend is none; set dist.backend to ddp, fsdp or "
                           "deepspeed.")
     if kind == "deepspeed":
-        return DeepSpeedBackend(recipe, device, world, total_steps, accumulation)
+        return DeepSpeedBackend(recipe, device, world, total_steps, ds_config)
     return {"none": Backend, "ddp": DDPBackend, "fsdp": FSDPBackend}[kind](recipe, device, world, total_steps)

@@ -79,11 +79,13 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    tensors = {name: full_tensor_copy(p).float().contiguous() for name, p in params.items()}
+    tensors = {name: full_tensor_copy(p).float().contiguous() for name, p in params.items()}  # collective
     if is_main():
+        # non-empty and finite before anything is written (the file's integrity is the sha256 in MARKER)
+        verify_adapter_tensors(tensors, {n: tuple(t.shape) for n, t in tensors.items()}, f"checkpoint {final}")
         save_file(tensors, str(tmp / TRAINABLE))
-        verify_adapter_tensors(load_file(str(tmp / TRAINABLE)), {n: tuple(t.shape) for n, t in tensors.items()},
-                               f"checkpoint {final}")
+    del tensors  # only rank 0 writes them; no rank keeps a full copy through the optimizer save
+    if is_main():
         opt_state = backend.optimizer_state()
         if opt_state is not None:
             torch.save(opt_state, tmp / "optimizer.pt")

@@ -101,7 +101,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     check_vocab(dataset, model.config, recipe)
 
     # wrap -> engine
-    backend = make_backend(recipe, device, world, total_steps, plan.accumulation)
+    backend = make_backend(recipe, device, world, total_steps, ds_config)
     params = backend.wrap(model)
     state = {"step": 0, "tokens_seen": 0, "target_tokens_seen": 0}
     if ckpt is not None:
