@@ -3,7 +3,7 @@
 # a short lease: the 7B-shaped methods table, the gpu-marked tests, and 7B-shaped FSDP2 / ZeRO-3
 # runs with per-GPU memory. Each step has its own time limit and writes to $OUT (default
 # ./gpu_out), so a step that fails or runs long does not cost the others; the most important step
-# runs first and the limits add up to under 10 minutes.
+# runs first and the limits add up to 9.5 minutes (60 + 210 + 90 + 210 s), inside a 600 s device run.
 #
 #   here:   .venv/bin/python bench/gpu_wheels.py      # .whl/: datasets, deepspeed, this checkout's
 #                                                     # transformers/peft versions (~29 MiB)
@@ -47,8 +47,8 @@ fi
 step machine 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo 'no nvidia-smi'; \
   $PY -c 'import sys, torch, transformers, peft; print(sys.version.split()[0], torch.__version__, torch.version.cuda, transformers.__version__, peft.__version__)'; \
   $PY -c 'import deepspeed, datasets; print(\"deepspeed\", deepspeed.__version__, \"datasets\", datasets.__version__)'"
-step methods_gpu 240 "$PY" bench/methods.py "${methods_args[@]}"
+step methods_gpu 210 "$PY" bench/methods.py "${methods_args[@]}"
 step gpu_tests 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
 backends=fsdp
 "$PY" -c "import deepspeed" 2>/dev/null && backends=fsdp,deepspeed
-step sharding_7b 240 "$PY" bench/sharding_memory.py "${sharding_args[@]}" --backends "$backends"
+step sharding_7b 210 "$PY" bench/sharding_memory.py "${sharding_args[@]}" --backends "$backends"

@@ -5,7 +5,7 @@ and its transformers / peft may be other versions than the ones this checkout is
 Nothing can be fetched there, so this script takes the dependency closure of rocoft-llm's training
 stack as installed in THIS environment (exact versions, read from the installed metadata), leaves
 out what the image provides and must not be replaced (torch and its CUDA libraries, numpy, pyarrow,
-pandas, ...), and downloads cp312 manylinux wheels of the rest (~25 MiB); deepspeed, a source
+pandas, ...), and downloads cp312 manylinux wheels of the rest (~29 MiB); deepspeed, a source
 distribution, is built as its pure-Python wheel (its ops are JIT-built on the GPU machine).
 
     .venv/bin/python bench/gpu_wheels.py           # then a device run with carry [".whl"]:

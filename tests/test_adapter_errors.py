@@ -10,7 +10,7 @@ from tiny_models import tiny_model
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, load_adapter, save_adapter
 from rocoft_llm.errors import AdapterError, RoCoFTError
-from rocoft_llm.rocoft.adapter import CONFIG_FILE, WEIGHTS_FILE
+from rocoft_llm.rocoft.adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_tensors
 
 
 @pytest.fixture
@@ -44,8 +44,12 @@ def test_refuses_existing_directory_unless_overwrite(saved):
     _, model, path = saved
     with pytest.raises(RoCoFTError, match="already exists"):
         save_adapter(model, path)
+    first = next(m for m in model.modules() if hasattr(m, "rocoft_slice"))
+    with torch.no_grad():
+        first.rocoft_slice.add_(1.0)
     save_adapter(model, path, overwrite=True)
-    assert (path / CONFIG_FILE).is_file()
+    saved_now = read_adapter_tensors(path)
+    assert any(torch.equal(t, first.rocoft_slice.detach().cpu()) for t in saved_now.values())  # the new values
 
 
 def test_truncated_or_modified_tensor_file(saved):

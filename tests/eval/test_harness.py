@@ -36,6 +36,7 @@ def test_lm_eval_items_equal_our_computation(tmp_path):
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1)
     prompt = get_template("llm_adapters").render_prompt
     loglik_items = sorted(samples["rocoft_boolq_loglik"], key=lambda s: s["doc_id"])
+    assert len(loglik_items) == len(records)
     for item, rec in zip(loglik_items, records):
         scores = []
         for choice in ("true", "false"):

@@ -77,6 +77,7 @@ def rendered_job(tmp_path, name, steps):
 
 @pytest.mark.distributed
 @pytest.mark.slow
+@pytest.mark.timeout(500)
 def test_rendered_job_runs_end_to_end_with_fake_slurm(tmp_path):
     script = rendered_job(tmp_path, "job", 4)
     proc = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=400, env=job_env(tmp_path))
@@ -89,6 +90,7 @@ def test_rendered_job_runs_end_to_end_with_fake_slurm(tmp_path):
 
 @pytest.mark.distributed
 @pytest.mark.slow
+@pytest.mark.timeout(1000)
 def test_preemption_checkpoints_requeues_and_resumes_exactly(tmp_path):
     from rocoft_llm.train.run import train
 
@@ -99,13 +101,17 @@ def test_preemption_checkpoints_requeues_and_resumes_exactly(tmp_path):
 
     script = rendered_job(tmp_path, "preempted", steps)
     job = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env=job_env(tmp_path))
-    metrics = tmp_path / "preempted" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 5):
-        time.sleep(0.2)
-    job.send_signal(signal.SIGUSR1)  # what SLURM sends 120 s before the limit
-    out, _ = job.communicate(timeout=300)
+                           env=job_env(tmp_path), start_new_session=True)
+    try:
+        metrics = tmp_path / "preempted" / "metrics.jsonl"
+        deadline = time.time() + 300
+        while time.time() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 5):
+            time.sleep(0.2)
+        job.send_signal(signal.SIGUSR1)  # what SLURM sends 120 s before the limit
+        out, _ = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:  # timed out: no orphaned ranks (bash -> fake srun -> torchrun -> workers)
+            os.killpg(job.pid, signal.SIGKILL)
     assert job.returncode == 0, out[-4000:]
     assert "requeueing job 4242" in out and "requeue 4242" in (tmp_path / "fake_slurm.log").read_text()
     ckpts = sorted((tmp_path / "preempted" / "checkpoints").glob("step-*/COMPLETE.json"))
