@@ -174,7 +174,8 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         if harness == "lm-eval":
             from .eval.harness import run_harness
 
-            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size)
+            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size,
+                                    flags)
         else:
             summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
         tables["before" if base_only else "after"] = summaries

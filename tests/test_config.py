@@ -171,3 +171,11 @@ def test_data_smaller_than_one_global_batch(tmp_path):
     data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 3))
     found = problems(tmp_path, base(tmp_path, data={"train": [str(data_file)]}))
     assert any("3 records do not fill one global batch of 16" in p for p in found)
+
+
+def test_template_is_checked_by_the_rule_prepare_and_eval_use(tmp_path):
+    """A custom template the data layer would refuse (response not last) is refused at validate time."""
+    found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "{output} then {instruction}"}))
+    assert any(p.startswith("data.template: custom template must end with {output}") for p in found), found
+    found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "alpaca"}))
+    assert any("neither built-in (llm_adapters, alpaca_clean)" in p for p in found), found

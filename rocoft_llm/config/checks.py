@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
+from ..data.templates import get_template
+from ..errors import RoCoFTError
 from .schema import Recipe
-
-TEMPLATES = ("llm_adapters", "alpaca_clean")
 
 
 @dataclass
@@ -122,10 +122,10 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                             "pretrained weights themselves (slice = W0[idx] + update), not just the update")
     if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
         p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
-    template = r.data.template
-    if template not in TEMPLATES and not ("{instruction}" in template and "{output}" in template):
-        p.append(f"data.template: {template!r} is neither a built-in template ({', '.join(TEMPLATES)}) nor a custom "
-                 "string containing {instruction} and {output}")
+    try:
+        get_template(r.data.template)  # the rule prepare/train/eval apply
+    except RoCoFTError as e:
+        p.append(f"data.template: {e}")
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
             if canonical_dataset_id(name) is None and not Path(name).exists():

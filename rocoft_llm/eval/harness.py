@@ -55,7 +55,8 @@ def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: P
 
 
 def run_harness(model, tokenizer, task_ids: list[str], out: Path | None, identity: dict,
-                llm_adapters_dir: str | None = None, limit: int | None = None, batch_size: int = 8) -> list[dict]:
+                llm_adapters_dir: str | None = None, limit: int | None = None, batch_size: int = 8,
+                contamination: dict | None = None) -> list[dict]:
     """Run lm-eval; returns summaries in the same format as the generation protocol (labelled)."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
@@ -76,7 +77,8 @@ def run_harness(model, tokenizer, task_ids: list[str], out: Path | None, identit
         lo, hi = wilson(round(acc * n), n)
         summaries.append({"task": our_id, "n": n, "harness_task": name, "metric": key,
                           "protocol": {"correct": round(acc * n), "accuracy": acc, "ci95": [round(lo, 4), round(hi, 4)]},
-                          "protocol_name": f"lm-eval {lm_eval.__version__}: {label}", "model": identity})
+                          "protocol_name": f"lm-eval {lm_eval.__version__}: {label}", "model": identity,
+                          "contaminated_by": (contamination or {}).get(our_id, [])})
     if out is not None and is_main():
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "lm_eval_summary.json", summaries)
