@@ -363,8 +363,7 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
         opts = PrepareOptions(datasets=list(datasets), tokenizer_path=tokenizer, split=split, origin=origin,
                               llm_adapters_dir=llm_adapters_dir, hub_dir=hub_dir, template=template,
                               cutoff_len=cutoff_len, train_on_inputs=train_on_inputs, add_eos=add_eos,
-                              overlength=overlength, bad_records=bad_records, num_proc=num_proc,
-                              test_dir=test_dir or llm_adapters_dir)
+                              overlength=overlength, bad_records=bad_records, num_proc=num_proc, test_dir=test_dir)
     if preview:
         from .data.preview import preview as render_preview
         from .data.sources import resolve_source

@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import RoCoFTError
@@ -61,11 +61,9 @@ class PrepareOptions:
     def from_recipe(cls, recipe) -> PrepareOptions:
         """The training data a recipe means (its ``data`` section and tokenizer)."""
         d = recipe.data
+        shared = {f.name for f in fields(cls)} & {f.name for f in fields(d)}  # same meaning, same name
         return cls(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
-                   origin=d.source, llm_adapters_dir=d.llm_adapters_dir, hub_dir=d.hub_dir, template=d.template,
-                   cutoff_len=d.cutoff_len, train_on_inputs=d.train_on_inputs, add_eos=d.add_eos,
-                   overlength=d.overlength, bad_records=d.bad_records, num_proc=d.num_proc,
-                   test_dir=d.llm_adapters_dir)
+                   origin=d.source, **{name: getattr(d, name) for name in shared})
 
 
 def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
@@ -140,7 +138,7 @@ def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, prog
                             else None})
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
-    report = contamination_report(sources, opts.test_dir)
+    report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
     tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
                                         opts.add_eos, opts.overlength, opts.num_proc, progress)
     manifest = {

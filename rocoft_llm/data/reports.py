@@ -48,16 +48,18 @@ def rationale_disagrees(record: dict) -> bool | None:
 
 
 def local_test_sets(test_dir: str | Path | None) -> dict[str, Path]:
-    """Catalog test files present under ``test_dir`` (LLM-Adapters layout, flat or under dataset/)."""
-    if not test_dir:
+    """Catalog test files present under ``test_dir`` or else $ROCOFT_LLM_ADAPTERS_DIR (LLM-Adapters
+    layout, flat or under dataset/): found exactly as the data sources find them."""
+    from .sources import _find_llm_adapters_file, _llm_adapters_root
+
+    root = _llm_adapters_root(str(test_dir) if test_dir else None)
+    if root is None:
         return {}
-    root = Path(test_dir)
     found = {}
     for entry in load_catalog()[0].values():
-        for candidate in (root / entry.llm_adapters_dir / "test.json", root / "dataset" / entry.llm_adapters_dir / "test.json"):
-            if candidate.is_file():
-                found[entry.id] = candidate
-                break
+        path = _find_llm_adapters_file(root, f"{entry.llm_adapters_dir}/test.json")
+        if path is not None:
+            found[entry.id] = path
     return found
 
 

@@ -47,6 +47,16 @@ def test_outputs_manifest_and_reports(setup, tmp_path):
     assert manifest["tokenizer"]["fingerprint"] and manifest["template"]["name"] == "llm_adapters"
 
 
+def test_test_sets_found_through_the_env_var_are_checked_for_overlap(setup, tmp_path, monkeypatch):
+    """Data located only by $ROCOFT_LLM_ADAPTERS_DIR: its test sets are found the same way (the exact
+    overlap check used to be skipped silently)."""
+    tok, root = setup
+    monkeypatch.setenv("ROCOFT_LLM_ADAPTERS_DIR", str(root))
+    options = PrepareOptions(datasets=["math_10k"], tokenizer_path=str(tok), cutoff_len=128)
+    _, manifest = prepare(options, out=tmp_path / "p", progress=False)
+    assert manifest["contamination"]["exact_overlap"]["math"] == {"addsub": 4}
+
+
 def test_cache_hit_and_miss_on_any_input_change(setup, tmp_path):
     tok, root = setup
     out, first = prepare(opts(tok, root), out=tmp_path / "p", progress=False)
