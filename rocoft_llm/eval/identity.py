@@ -10,13 +10,12 @@ summary records the adapter's sha256.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
 from ..errors import RoCoFTError
-from ..io_utils import sha256_file
+from ..io_utils import read_json, sha256_file
 from ..modeling import load_model, load_tokenizer
 
 
@@ -24,13 +23,14 @@ def run_recipe(run: Path) -> dict:
     """The resolved recipe a training run wrote (its model, data template and eval defaults)."""
     path = run / "recipe.resolved.yaml"
     if not path.is_file():
-        raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory.")
+        raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory; pass "
+                          "the output.dir of `rocoft-llm train`, or use --model/--adapter.")
     return yaml.safe_load(path.read_text())
 
 
 def load_for_eval(model: str | None = None, adapter: str | None = None, run: str | None = None,
                   dtype: str = "float32", device: str = "cpu", base_only: bool = False):
-    """(model, tokenizer, identity dict). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
+    """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
     from ..rocoft.adapter import WEIGHTS_FILE, load_adapter, read_adapter_config
     from ..rocoft.apply import merge_rocoft, rocoft_modules
 
@@ -47,10 +47,12 @@ def load_for_eval(model: str | None = None, adapter: str | None = None, run: str
         random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]
         tokenizer_path = recipe["model"].get("tokenizer")
         if (run_dir / "data_manifest.json").is_file():
-            flags = json.loads((run_dir / "data_manifest.json").read_text())["contamination"]["flagged_test_sets"]
+            manifest = read_json(run_dir / "data_manifest.json", "data manifest", "rerun the training or remove it")
+            flags = manifest.get("contamination", {}).get("flagged_test_sets", {})
         adapter_dir = {"rocoft": run_dir / "adapter", "lora": run_dir / "lora_adapter", "full": run_dir / "model"}[method]
         if not adapter_dir.exists():
-            raise RoCoFTError(f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish (resume it first).")
+            raise RoCoFTError(f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish. Finish it with "
+                              f"`rocoft-llm train {run}/recipe.resolved.yaml train.resume=auto`.")
     elif adapter_dir is not None:
         info = read_adapter_config(adapter_dir)
         method = "rocoft"

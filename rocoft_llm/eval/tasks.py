@@ -4,17 +4,14 @@ local LLM-Adapters-format JSON file whose answer kind is inferred from its recor
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.catalog import canonical_dataset_id, dataset_entry, mixture_entry
 from ..data.sources import from_file, from_llm_adapters
-from ..data.validate import is_number
+from ..data.validate import allowed_labels, is_number
 from ..errors import RoCoFTError
 from .scoring import COMMONSENSE_PATTERNS
-
-_FORMAT = re.compile(r"Answer format:\s*([\w/]+)\s*$")
 
 
 @dataclass
@@ -36,8 +33,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
         return EvalTask(name, "math", "letter", None, records, source, 256)
     labels = []
     for r in records:
-        m = _FORMAT.search(r.get("instruction", ""))
-        for label in (m.group(1).split("/") if m else []):
+        for label in allowed_labels(r, {}) or []:  # the record's own "Answer format:" line
             if label not in labels:
                 labels.append(label)
     if not labels or not set(answers) <= set(labels):
