@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.catalog import canonical_dataset_id, dataset_entry, mixture_entry
+from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from ..data.sources import from_file, from_llm_adapters
 from ..data.validate import allowed_labels, is_number
 from ..errors import RoCoFTError
@@ -84,9 +84,8 @@ def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str 
         return _catalog_task(task_id, src.records, spec)
     task_id = _test_set_id(spec)
     if task_id is None:
-        raise RoCoFTError(f"eval task {spec!r} is not a test set id (boolq, piqa, siqa, hellaswag, winogrande, "
-                          "arc_easy, arc_challenge, openbookqa, gsm8k, svamp, aqua, multiarith, addsub, singleeq, "
-                          "mawps) nor an existing JSON file.")
+        raise RoCoFTError(f"eval task {spec!r} is not a test set id ({', '.join(load_catalog()[0])}) nor an "
+                          "existing JSON file.")
     if test_file:
         return _catalog_task(task_id, from_file(test_file).records, test_file)
     src = from_llm_adapters(task_id, "test", llm_adapters_dir)
