@@ -1,5 +1,7 @@
 """``rocoft-llm slurm``: render a ready sbatch file from ``slurm/train.sbatch.tmpl`` and a recipe
-(validated for the allocation's world size first); submit it only when asked."""
+(validated for the allocation's world size first); submit it only when asked. GPU clusters get
+one process per GPU; CPU clusters (``gpus_per_node=0``) get ``procs_per_node`` processes per node
+and no GPU request at all (a cluster without GRES rejects any ``--gpus-per-node`` line)."""
 
 from __future__ import annotations
 
@@ -27,18 +29,37 @@ class Allocation:
     launcher: str = "torchrun"
     log_dir: str | None = None
     job_name: str | None = None
+    #: processes (ranks) per node: one per GPU by default; required for CPU jobs (gpus_per_node=0)
+    procs_per_node: int | None = None
+
+    def ranks_per_node(self) -> int:
+        """Processes per node, checked against the GPUs asked for."""
+        if self.nodes < 1 or self.gpus_per_node < 0:
+            raise RoCoFTError(f"--nodes {self.nodes} --gpus-per-node {self.gpus_per_node}: need >= 1 node and "
+                              ">= 0 GPUs per node (0 = a CPU job).")
+        if self.procs_per_node is not None and self.procs_per_node < 1:
+            raise RoCoFTError(f"--procs-per-node {self.procs_per_node}: need >= 1 process per node.")
+        if self.gpus_per_node == 0:
+            if self.procs_per_node is None:
+                raise RoCoFTError("--gpus-per-node 0 is a CPU job: say how many processes each node runs with "
+                                  "--procs-per-node N.")
+            return self.procs_per_node
+        if self.procs_per_node not in (None, self.gpus_per_node):
+            raise RoCoFTError(f"--procs-per-node {self.procs_per_node} with --gpus-per-node {self.gpus_per_node}: "
+                              "a GPU job runs one process per GPU; leave --procs-per-node out (or use "
+                              "--gpus-per-node 0 for a CPU job).")
+        return self.gpus_per_node
 
 
 def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: str | None = None) -> str:
     """The sbatch script text; raises RecipeError when the recipe is invalid for this allocation."""
-    if alloc.nodes < 1 or alloc.gpus_per_node < 1:
-        raise RoCoFTError("--nodes and --gpus-per-node must be >= 1.")
+    procs = alloc.ranks_per_node()
     if alloc.launcher not in ("torchrun", "deepspeed"):
         raise RoCoFTError(f"--launcher {alloc.launcher!r}: use torchrun or deepspeed.")
     overrides = list(overrides) + ([f"dist.backend={backend}"] if backend else [])
     if backend and backend != "deepspeed":  # a DeepSpeed recipe run under FSDP/DDP drops its ZeRO settings
         overrides += ["dist.zero_stage=null", "dist.deepspeed_config=null", "dist.zero_init=false"]
-    world = alloc.nodes * alloc.gpus_per_node
+    world = alloc.nodes * procs
     recipe, _ = load_recipe(recipe_path, overrides, world_size=world)
     if recipe.dist.backend == "none" and world > 1:
         raise RoCoFTError(f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
@@ -54,15 +75,18 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
         extra.append(f"#SBATCH --partition={alloc.partition}")
     if alloc.account:
         extra.append(f"#SBATCH --account={alloc.account}")
-    cpus = alloc.cpus_per_task or 8 * alloc.gpus_per_node
+    cpus = alloc.cpus_per_task or (8 * alloc.gpus_per_node if alloc.gpus_per_node else procs)
+    gpus_line = (f"#SBATCH --gpus-per-node={alloc.gpus_per_node}" if alloc.gpus_per_node else
+                 "# CPU job: no GPUs requested (no --gpus-per-node line: clusters without GPUs reject it)")
     values = {
         "JOB_NAME": alloc.job_name or f"rocoft-{Path(recipe_path).stem}",
-        "NODES": str(alloc.nodes), "GPUS_PER_NODE": str(alloc.gpus_per_node), "CPUS_PER_TASK": str(cpus),
+        "NODES": str(alloc.nodes), "GPUS_SBATCH": gpus_line, "GPUS_PER_NODE": str(alloc.gpus_per_node),
+        "PROCS_PER_NODE": str(procs), "CPUS_PER_TASK": str(cpus),
         "TIME": alloc.time, "LOG_DIR": shlex.quote(str(Path(log_dir).resolve())),
         "EXTRA_SBATCH": "\n".join(extra), "RECIPE": shlex.quote(str(Path(recipe_path).resolve())),
         "OVERRIDES": " ".join(shlex.quote(o) for o in overrides), "LAUNCHER": alloc.launcher,
         "PYTHON": shlex.quote(sys.executable), "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
-        "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // alloc.gpus_per_node)),
+        "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // procs)),
     }
     text = TEMPLATE.read_text()
     for key, value in values.items():

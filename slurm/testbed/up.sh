@@ -91,8 +91,10 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-# a requeued job may start again only after its credential expired (default 120 s)
-AuthInfo=cred_expire=${ROCOFT_TESTBED_CRED_EXPIRE:-10}
+# a requeued job may start again only after its credential expired (default 120 s), and it is
+# then started by the next scheduler pass (main loop every 60 s, backfill every 30 s by default): keep all short
+AuthInfo=cred_expire=${ROCOFT_TESTBED_CRED_EXPIRE:-5}
+SchedulerParameters=bf_interval=1,sched_interval=2
 MailProg=/bin/true
 MpiDefault=none
 ProctrackType=proctrack/linuxproc

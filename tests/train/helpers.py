@@ -40,3 +40,18 @@ def tiny_recipe(tmp_path: Path, name: str = "run", **sections) -> Path:
 
 def losses(run_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_run(run: Path, ref: Path, tol: float = 1e-5) -> None:
+    """A distributed run trained what the single-process reference trained on the same global
+    batches: the same adapter tensors and per-step losses, to ``tol``."""
+    import pytest
+    import torch
+
+    from rocoft_llm.rocoft.adapter import read_adapter_tensors
+
+    got, want = read_adapter_tensors(Path(run) / "adapter"), read_adapter_tensors(Path(ref) / "adapter")
+    assert set(got) == set(want)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=tol, atol=tol / 10)
+    assert losses(run) == pytest.approx(losses(ref), rel=tol)

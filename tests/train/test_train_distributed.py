@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from dist_utils import torchrun
-from helpers import STEPS, losses, tiny_recipe
+from helpers import STEPS, assert_same_run, losses, tiny_recipe
 
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
@@ -16,14 +16,6 @@ from rocoft_llm.train.run import train
 def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0, nproc=2):
     return torchrun("-m", "rocoft_llm.cli", "train", recipe, *overrides, env_extra=env_extra, timeout=timeout,
                     expect=expect, nproc=nproc)
-
-
-def assert_same_run(run, ref, tol=1e-5):
-    got, want = read_adapter_tensors(run / "adapter"), read_adapter_tensors(ref / "adapter")
-    assert set(got) == set(want)
-    for name in want:
-        torch.testing.assert_close(got[name], want[name], rtol=tol, atol=tol / 10)
-    assert losses(run) == pytest.approx(losses(ref), rel=tol)
 
 
 @pytest.fixture(scope="module")
