@@ -50,6 +50,34 @@ def test_render_refuses_impossible_jobs(tmp_path):
                ["train.micro_batch_size=2"], "fsdp")
 
 
+def test_cpu_job_asks_for_no_gpus_and_starts_procs_per_node_ranks(tmp_path):
+    """A cluster without GRES rejects any --gpus-per-node line; the ranks are nodes x procs."""
+    recipe = REPO / "recipes" / "tiny-llama-rows.yaml"
+    text = render(str(recipe), Allocation(2, 0, procs_per_node=2, log_dir=str(tmp_path / "logs")),
+                  ["train.micro_batch_size=2", f"output.dir={tmp_path / 'run'}"], "fsdp")
+    script = tmp_path / "job.sbatch"
+    script.write_text(text)
+    assert subprocess.run(["bash", "-n", str(script)], timeout=30).returncode == 0
+    assert not [line for line in text.splitlines() if line.startswith("#SBATCH --gpus")]
+    for expected in ("PROCS_PER_NODE=2", "GPUS_PER_NODE=0", "#SBATCH --cpus-per-task=2", '--nproc-per-node "$PROCS_PER_NODE"'):
+        assert expected in text, expected
+    assert (tmp_path / "logs").is_dir()  # SLURM opens --output before the script runs
+    with pytest.raises(RoCoFTError, match=r"micro_batch_size 4 x world size 6 = 24"):  # 2 nodes x 3 ranks
+        render(str(recipe), Allocation(2, 0, procs_per_node=3, log_dir=str(tmp_path)), [], "fsdp")
+
+
+@pytest.mark.parametrize("alloc,message", [
+    (Allocation(2, 0), r"--gpus-per-node 0 is a CPU job: .*--procs-per-node N"),
+    (Allocation(1, 8, procs_per_node=2), r"one process per GPU"),
+    (Allocation(2, -1), r"need >= 1 node and >= 0 GPUs"),
+    (Allocation(1, 0, procs_per_node=0), r"--procs-per-node 0: need >= 1"),
+])
+def test_render_refuses_allocations_it_cannot_run(tmp_path, alloc, message):
+    alloc.log_dir = str(tmp_path)
+    with pytest.raises(RoCoFTError, match=message):
+        render(str(REPO / "recipes" / "tiny-llama-rows.yaml"), alloc, [], "fsdp")
+
+
 def test_cli_writes_and_submits_with_fake_sbatch(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{FAKEBIN}:{os.environ['PATH']}")
     out = tmp_path / "job.sbatch"
@@ -69,7 +97,7 @@ def job_env(tmp_path):
 def rendered_job(tmp_path, name, steps):
     recipe = tiny_recipe(tmp_path, name, train={"micro_batch_size": 2, "max_steps": steps, "save_steps": None},
                          dist={"backend": "fsdp"})
-    text = render(str(recipe), Allocation(1, 2, cpus_per_task=2, time="00:10:00"), [])
+    text = render(str(recipe), Allocation(1, 0, procs_per_node=2, cpus_per_task=2, time="00:10:00"), [])
     script = tmp_path / f"{name}.sbatch"
     script.write_text(text)
     return script
