@@ -56,8 +56,9 @@ def work(tmp_path_factory):
     return tmp_path_factory.mktemp("slurm_real")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def jobs():
+    """The test's job ids: cancelled when it ends, so that a failed test leaves no job holding the nodes."""
     submitted: list[int] = []
     yield submitted
     cancel(submitted)
@@ -91,8 +92,10 @@ def batch_log(run: Path, job: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def fsdp_job(cluster, work, jobs, reference):
-    return run_job(work, jobs, "fsdp", "fsdp", skip_doctor=False)
+def fsdp_job(cluster, work, reference):
+    submitted: list[int] = []
+    yield run_job(work, submitted, "fsdp", "fsdp", skip_doctor=False)
+    cancel(submitted)
 
 
 @pytest.mark.timeout(JOB_TIMEOUT + 120)
@@ -154,7 +157,7 @@ def test_node_loss_fails_within_the_hang_timeout_naming_the_node_and_resumes(clu
     extra = ("train.save_steps=4", f"dist.timeout_minutes={HANG_TIMEOUT_MIN}")
     job = submit(RECIPE, overrides(work, "lost", *extra), "fsdp", work / "lost.sbatch")
     jobs.append(job)
-    wait_until("the first complete checkpoint", lambda: complete_checkpoints(run), JOB_TIMEOUT, run)
+    wait_until("the first complete checkpoint", lambda: complete_checkpoints(run), JOB_TIMEOUT, run, poll=0.1)
     assert job_info(job)["JobState"] == "RUNNING", job_logs(run)
     killed = kill_training_on(cluster.namespaces[1], job)
     lost_at = time.monotonic()
