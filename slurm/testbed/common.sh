@@ -3,7 +3,7 @@
 # carry MARK, and stops exactly the daemons whose pids up.sh recorded.
 # shellcheck shell=bash
 
-PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin   # the daemons and ip live in sbin
 export PATH
 
 TESTBED_DIR=${ROCOFT_TESTBED_DIR:-/run/rocoft-slurm-testbed}   # state, config copies, logs, spool
