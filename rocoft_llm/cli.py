@@ -240,31 +240,6 @@ def slurm(recipe, overrides, nodes, gpus_per_node, partition, time_limit, accoun
 @main.command(epilog="""
 \b
 Examples:
-  rocoft-llm doctor --out-dir runs/x
-  torchrun --nproc-per-node 8 -m rocoft_llm.cli doctor --out-dir /shared/runs/x     # every rank
-""")
-@click.option("--out-dir", required=True, help="The run's output directory (checked for sharing and free space).")
-@click.option("--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s).")
-@click.option("--min-free-gib", default=1.0, show_default=True, type=float)
-def doctor(out_dir, timeout, min_free_gib) -> None:
-    """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
-    from .distributed import is_main, shutdown_distributed
-    from .doctor import run_doctor
-
-    results = run_doctor(out_dir, timeout, min_free_gib)
-    if is_main():
-        for name, ok, detail in results:
-            click.echo(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
-        click.echo("doctor: all checks passed" if all(ok for _, ok, _ in results) else "doctor: FAILED")
-    if all(ok for name, ok, _ in results if name == "all-reduce"):  # a broken group would hang the barrier
-        shutdown_distributed()
-    if not all(ok for _, ok, _ in results):
-        sys.exit(1)
-
-
-@main.command(epilog="""
-\b
-Examples:
   rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
       --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
   # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}
@@ -379,22 +354,10 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
     click.echo(summarize_manifest(path, manifest))
 
 
-@main.command(epilog="""
-\b
-Examples:
-  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
-  python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
-""")
-@click.option("--base", required=True, help="Base model directory (safetensors) or Hub id.")
-@click.option("--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory.")
-@click.option("--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete.")
-def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
-    """Write BASE + ADAPTER as a plain HF model directory, streaming one safetensors shard at a time."""
-    from .rocoft.merge_dir import merge_to_directory
+from .cli_tools import doctor, merge, recipes  # noqa: E402  (commands that take no recipe options)
 
-    path = merge_to_directory(base, adapter, out, overwrite=overwrite)
-    click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
+for _command in (doctor, merge, recipes):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``rocoft-llm slurm``: render a ready sbatch file from ``slurm/train.sbatch.tmpl`` and a recipe
+"""``rocoft-llm slurm``: render a ready sbatch file from ``rocoft_llm/train.sbatch.tmpl`` and a recipe
 (validated for the allocation's world size first); submit it only when asked."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 from .config import load_recipe
 from .errors import RoCoFTError
 from .io_utils import atomic_write_text
+from .shipped import read_shipped_text
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "slurm" / "train.sbatch.tmpl"
+TEMPLATE = "train.sbatch.tmpl"  # shipped inside the package, read with importlib.resources
 
 
 @dataclass
@@ -45,8 +46,6 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
                           "fsdp|deepspeed|ddp or set dist.backend in the recipe.")
     if alloc.launcher == "deepspeed" and recipe.dist.backend != "deepspeed":
         raise RoCoFTError("--launcher deepspeed needs dist.backend deepspeed (pass --backend deepspeed).")
-    if not TEMPLATE.is_file():
-        raise RoCoFTError(f"the sbatch template {TEMPLATE} is missing; reinstall rocoft-llm from its repository.")
     log_dir = alloc.log_dir or str(Path(recipe.output.dir) / "slurm-logs")
     Path(log_dir).mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
     extra = []
@@ -64,7 +63,7 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
         "PYTHON": shlex.quote(sys.executable), "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
         "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // alloc.gpus_per_node)),
     }
-    text = TEMPLATE.read_text()
+    text = read_shipped_text(TEMPLATE)
     for key, value in values.items():
         text = text.replace(f"@@{key}@@", value)
     if "@@" in text:
