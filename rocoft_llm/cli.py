@@ -268,7 +268,7 @@ def select(model_path, calibration, out, mode, rank, selection, targets, seed, n
     """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
     from .modeling import load_model, load_tokenizer
     from .rocoft.apply import RoCoFTConfig
-    from .rocoft.select_file import select_to_file
+    from .select_indices import select_to_file
 
     cfg = RoCoFTConfig(mode=mode, rank=rank, selection=selection, seed=seed,
                        targets=[t.strip() for t in targets.split(",")] if targets else None)

@@ -15,7 +15,7 @@ from tiny_tokenizer import save_tiny_tokenizer
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter
 from rocoft_llm.cli import main
 from rocoft_llm.rocoft.apply import rocoft_modules
-from rocoft_llm.rocoft.select_file import calibration_batches
+from rocoft_llm.select_indices import calibration_batches
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]

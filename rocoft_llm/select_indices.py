@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ..data.records import read_instruction_records
-from ..data.templates import get_template
-from ..errors import RoCoFTError
-from ..io_utils import atomic_write_json, sha256_file
-from ..version import __version__
-from .apply import RoCoFTConfig, compute_indices, find_target_linears, resolve_targets
+from .data.records import read_instruction_records
+from .data.templates import get_template
+from .errors import RoCoFTError
+from .io_utils import atomic_write_json, sha256_file
+from .rocoft.apply import RoCoFTConfig, compute_indices, find_target_linears, resolve_targets
+from .version import __version__
 
 log = logging.getLogger("rocoft_llm")
 INDICES_FORMAT_VERSION = 1
