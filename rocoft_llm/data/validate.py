@@ -7,7 +7,9 @@ import re
 from collections import Counter
 
 from ..errors import RoCoFTError
-from .records import FIELDS
+
+#: the fields of an LLM-Adapters record, all strings (records.py reads files of them)
+FIELDS = ("instruction", "input", "output", "answer")
 
 _FORMAT_LINE = re.compile(r"Answer format:\s*([\w/]+)\s*$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
