@@ -25,7 +25,7 @@ from ..io_utils import atomic_write_json, atomic_write_text
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
 from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint
-from .loop import flops_per_token, run_loop, seed_everything
+from .loop import LoopContext, flops_per_token, run_loop, seed_everything
 from .metrics import MetricsLogger, peak_memory_gib
 from .model_setup import build_model, calibration_from
 
@@ -117,8 +117,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)
 
     # loop
-    state = run_loop(backend, params, dataset, labels_cache, plan, state["step"], total_steps, pad_id, logger, save,
-                     flops_per_token(n_total, recipe.method), state)
+    state = run_loop(LoopContext(backend=backend, params=params, dataset=dataset, labels=labels_cache, plan=plan,
+                                 total_steps=total_steps, pad_id=pad_id, log_steps=t.log_steps, save_steps=t.save_steps,
+                                 flops_per_token=flops_per_token(n_total, recipe.method), logger=logger, save=save),
+                     state)
 
     # save
     save(total_steps, state)
