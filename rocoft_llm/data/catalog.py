@@ -26,6 +26,8 @@ class DatasetEntry:
     hub: dict = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     contaminated_by: tuple[str, ...] = ()
+    #: what the hub id, config, splits and fields were checked against (the dataset's card or repo)
+    checked: str = ""
 
 
 @dataclass(frozen=True)
