@@ -1,12 +1,12 @@
 """``rocoft-llm eval --harness lm-eval``: lm-evaluation-harness on the in-memory (merged) model.
 
-Offline task YAMLs shipped in ``rocoft_llm/eval/lm_eval_tasks/`` read local LLM-Adapters test files (the data path is
-filled in at run time): BoolQ as log-likelihood multiple choice AND as generation + regex (two
+Offline task YAMLs shipped in ``rocoft_llm/eval/lm_eval_tasks/`` read local LLM-Adapters test
+files (the data path is filled in at run time): BoolQ as log-likelihood multiple choice AND as generation + regex (two
 different metrics, both reported, labelled), and 0-shot Alpaca-format GSM8K / SVAMP with
 strict-match ("The answer is N") and flexible-extract (last number). lm-eval's own ``gsm8k`` is
 5-shot "Question:/Answer:" whose strict-match wants "#### N", which an Alpaca-tuned model never
-writes; it needs the Hub, so it runs (labelled "lm-eval standard") only when ``--lm-eval-standard``
-tasks are named explicitly, e.g. ``--tasks lm-eval:gsm8k``. lm-eval has no SVAMP task.
+writes; it needs the Hub, so it runs (labelled "lm-eval standard") only when named with the
+``lm-eval:`` prefix, e.g. ``--tasks lm-eval:gsm8k``. lm-eval has no SVAMP task.
 """
 
 from __future__ import annotations
