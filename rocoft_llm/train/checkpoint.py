@@ -1,12 +1,24 @@
 """Checkpoints for exact resume.
 
 ``<output>/checkpoints/step-00000012/``: ``trainable.safetensors`` (trainable tensors, gathered
-one at a time - never the whole model), optimizer + scheduler state (rank 0's file, or one file
-per rank for FSDP2 shards, or DeepSpeed's own files without frozen weights), per-rank RNG states,
+one at a time - never the whole model), optimizer + scheduler state (``optimizer.pt`` from rank 0
+for one process and DDP; FSDP2's sharded AdamW state through ``torch.distributed.checkpoint`` in
+``optimizer_dcp/``; DeepSpeed's own files without frozen weights), per-rank RNG states,
 ``trainer_state.json`` (step, epoch, data position, tokens seen; checkpoints are taken at optimizer
 step boundaries, so the accumulation micro-step is always 0), the resolved recipe, and
-``COMPLETE.json`` written LAST. The directory is assembled under a temporary name and renamed; a
-directory without the marker is partial and never resumed from.
+``COMPLETE.json`` written LAST.
+
+Kept on top of the libraries: the directory is assembled under a temporary name and renamed, and
+a directory without the marker is partial and never resumed from (DCP writes its files in place,
+with no marker, so an interrupted save could look loadable); the sha256 of the trainable tensors;
+the list of recipe changes that break resume, and errors that say what to do.
+
+Every optimizer step sees the same global batch whatever the world size (the data plan and the
+loss normalisation are global), so a checkpoint resumes on another number of ranks where its
+state can be resharded: one process, DDP (the state is replicated) and FSDP2 (DCP reshards).
+DeepSpeed ZeRO checkpoints are partitioned for their world size and still need the same one.
+A changed world size cannot reproduce per-rank random draws (dropout): each rank restores its own
+rank's RNG when the checkpoint has it, else rank 0's.
 """
 
 from __future__ import annotations
@@ -62,10 +74,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+#: backends whose checkpoints only load on the world size that wrote them
+WORLD_BOUND_BACKENDS = ("deepspeed",)
+
+
 def resume_signature(recipe_dict: dict, world: int) -> dict:
     sig = {f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items()
            for key in keys}
-    sig["world_size"] = world
+    if recipe_dict["dist"]["backend"] in WORLD_BOUND_BACKENDS:
+        sig["world_size"] = world
     sig["method"] = recipe_dict["method"]
     return sig
 
@@ -92,7 +109,7 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         atomic_write_json(tmp / "trainer_state.json", {**trainer_state, "micro_step": 0})
         atomic_write_text(tmp / "recipe.yaml", recipe_yaml)
         atomic_write_json(tmp / "resume_signature.json", resume_signature(recipe_dict, backend.world))
-    backend.save_local_state(tmp, rank())
+    backend.save_sharded_state(tmp)  # collective
     torch.save(rng_state(), tmp / f"rng-rank{rank()}.pt")
     barrier()
     if is_main():
@@ -138,8 +155,12 @@ def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
     now = resume_signature(recipe_dict, world)
     diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diffs:
+        hint = ("\n(DeepSpeed ZeRO checkpoints are partitioned for the world size that wrote them; FSDP2, DDP and "
+                "one-process checkpoints resume on any number of ranks.)" if "world_size" in now and
+                saved.get("world_size") != now["world_size"] else "")
         raise RoCoFTError(f"refusing to resume from {ckpt}: the run changed in ways that break resume:\n  "
-                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir.")
+                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir."
+                          + hint)
 
 
 def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dict:
@@ -155,11 +176,13 @@ def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dic
         raise RoCoFTError(f"{ckpt}: trainable tensors missing from the checkpoint, e.g. {missing[:3]}.")
     backend.load_trainable(params, tensors)
     try:
-        backend.load_optimizer_state(ckpt, rank())
+        backend.load_optimizer_state(ckpt)
     except (RuntimeError, ValueError, KeyError) as e:
         raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {e}).") from None
     rng = ckpt / f"rng-rank{rank()}.pt"
+    if not rng.is_file():  # more ranks than wrote the checkpoint (allowed: see the module docstring)
+        rng = ckpt / "rng-rank0.pt"
     if not rng.is_file():
-        raise RoCoFTError(f"{rng} is missing: the checkpoint was written with another number of ranks.")
+        raise RoCoFTError(f"{rng} is missing: the checkpoint is incomplete; resume from an earlier one.")
     set_rng_state(torch.load(rng, weights_only=True))
     return json.loads((ckpt / "trainer_state.json").read_text())

@@ -10,6 +10,7 @@ from helpers import STEPS, losses, tiny_recipe
 
 from rocoft_llm.errors import RecipeError, RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
+from rocoft_llm.train.checkpoint import RESUME_KEYS, check_signature, resume_signature
 from rocoft_llm.train.loop import Preempted
 from rocoft_llm.train.run import train
 
@@ -78,6 +79,21 @@ def test_resume_refuses_changed_recipe_and_bad_checkpoints(tmp_path, monkeypatch
     (ckpt / "trainable.safetensors").write_bytes(data[:-8] + b"\0" * 8)
     with pytest.raises(RoCoFTError, match="corrupt"):
         train(str(recipe), ["train.resume=auto"])
+
+
+@pytest.mark.parametrize("backend", ["none", "ddp", "fsdp", "deepspeed"])
+def test_world_size_binds_only_checkpoints_that_cannot_be_resharded(tmp_path, backend):
+    """Every step sees the same global batch on any world size, so only DeepSpeed ZeRO checkpoints
+    (partitioned for their world size) refuse another one; the error says which backends can."""
+    recipe = {section: dict.fromkeys(keys, 0) for section, keys in RESUME_KEYS.items()}
+    recipe["dist"]["backend"], recipe["method"] = backend, "rocoft"
+    (tmp_path / "resume_signature.json").write_text(json.dumps(resume_signature(recipe, world=2)))
+    if backend != "deepspeed":
+        check_signature(tmp_path, recipe, world=1)
+        check_signature(tmp_path, recipe, world=4)
+    else:
+        with pytest.raises(RoCoFTError, match=r"world_size: checkpoint 2 -> now 1(.|\n)*FSDP2, DDP and one-process"):
+            check_signature(tmp_path, recipe, world=1)
 
 
 def test_non_empty_output_is_never_overwritten_silently(tmp_path):
