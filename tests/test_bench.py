@@ -6,10 +6,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
 
-sys.path.insert(0, str(REPO / "bench"))
-import methods  # noqa: E402  (bench/methods.py)
+from tests.helpers.bench import load_bench_script
+from tests.helpers.paths import REPO
+
+methods = load_bench_script("methods")
 
 
 def test_profiled_peak_counts_live_bytes_at_their_highest():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers.paths import REPO
 
 BUILD_TIMEOUT = 120
 RUN_TIMEOUT = 240

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_tokenizer import save_tiny_tokenizer
 
 from rocoft_llm.data.prepare import MANIFEST, PrepareOptions, load_prepared, prepare
 from rocoft_llm.errors import RoCoFTError
+from tests.helpers.tokenizers import save_tiny_tokenizer
 
 MATH = [{"instruction": f"Sam has {i} apples and gets {i} more. How many?", "input": "",
          "output": f"{i} + {i} = {2 * i}. The answer is {2 * i + (i % 3 == 0)}", "answer": str(2 * i)} for i in range(30)]

@@ -5,13 +5,13 @@ import json
 
 import pytest
 import torch
-from dist_utils import torchrun
-from helpers import STEPS, losses, tiny_recipe
 
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
 from rocoft_llm.train.backends import FSDP_OPTIMIZER_DIR
 from rocoft_llm.train.run import train
+from tests.helpers.recipes import STEPS, losses, tiny_recipe
+from tests.helpers.torchrun import torchrun
 
 
 def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0, nproc=2):
@@ -89,8 +89,9 @@ def test_resume_under_sharding(reference, tmp_path, backend, ranks_before, ranks
 @pytest.mark.slow
 def test_zero3_zero_init_loading_matches_single_process(reference, tmp_path):
     """dist.zero_init: the pretrained base is loaded already partitioned (zero.Init via HfDeepSpeedConfig)."""
-    from helpers import TINY
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.helpers.recipes import TINY
 
     _, ref = reference
     base = tmp_path / "base"

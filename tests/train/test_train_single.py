@@ -6,13 +6,13 @@ import shutil
 
 import pytest
 import torch
-from helpers import STEPS, losses, tiny_recipe
 
 from rocoft_llm.errors import RecipeError, RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
 from rocoft_llm.train.checkpoint import RESUME_KEYS, check_signature, resume_signature
 from rocoft_llm.train.loop import Preempted
 from rocoft_llm.train.run import train
+from tests.helpers.recipes import STEPS, losses, tiny_recipe
 
 
 def adapter(run):
@@ -130,8 +130,9 @@ def test_wanda_selection_calibrates_on_training_batches(tmp_path):
 
 
 def test_merged_model_written_when_asked(tmp_path):
-    from helpers import TINY
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.helpers.recipes import TINY
 
     base = tmp_path / "base"  # a base with real weights on disk (not random init)
     torch.manual_seed(0)
@@ -147,7 +148,7 @@ def test_merged_model_written_when_asked(tmp_path):
 
 
 def test_tokenizer_larger_than_model_vocab_is_a_clear_error(tmp_path):
-    from helpers import TINY
+    from tests.helpers.recipes import TINY
 
     cfg = json.loads((TINY / "llama" / "config.json").read_text())
     small = tmp_path / "small"

@@ -1,15 +1,14 @@
 """Recipes: strict loading, all problems at once, overrides, batch arithmetic, shape checks."""
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from rocoft_llm.config import gradient_accumulation, load_recipe
 from rocoft_llm.errors import RecipeError
+from tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").rglob("*.yaml"))
 
 
@@ -142,7 +141,7 @@ def test_targets_and_fused_bloom_rank_checked_against_real_model(tmp_path):
 
 
 def test_local_model_config_is_used(tmp_path):
-    from tiny_models import tiny_config
+    from tests.helpers.models import tiny_config
 
     tiny_config("gptj").save_pretrained(tmp_path / "m")
     data = base(tmp_path, rocoft={"mode": "column", "rank": 33})

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
-from tiny_models import tiny_model
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, load_adapter, save_adapter
 from rocoft_llm.errors import AdapterError, RoCoFTError
 from rocoft_llm.rocoft.adapter import CONFIG_FILE, WEIGHTS_FILE, read_adapter_tensors
+from tests.helpers.models import tiny_model
 
 
 @pytest.fixture
@@ -81,8 +81,9 @@ def test_wrong_architecture(saved):
 
 
 def test_wrong_shapes(saved):
-    from tiny_models import tiny_config
     from transformers import LlamaForCausalLM
+
+    from tests.helpers.models import tiny_config
 
     _, _, path = saved
     cfg = tiny_config("llama")

@@ -1,4 +1,5 @@
-"""Recipes for training tests: the bundled tiny Llama, tokenizer and data, with small step counts."""
+"""Recipes for tests: the bundled tiny Llama, tokenizer and data, with small step counts
+(``ROCOFT_TEST_STEPS`` overrides them), and reading a run's losses."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "recipes" / "tiny"
+from .paths import REPO, TINY
+
+__all__ = ["REPO", "STEPS", "TINY", "losses", "overfit_recipe", "tiny_recipe"]
 STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "6"))
 
 
@@ -40,3 +42,18 @@ def tiny_recipe(tmp_path: Path, name: str = "run", **sections) -> Path:
 
 def losses(run_dir: Path) -> list[float]:
     return [json.loads(line)["loss"] for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def overfit_recipe(tmp: Path, data: Path, steps: int = 800) -> Path:
+    """Full finetuning of the tiny Llama that memorises a few items (for evaluation tests)."""
+    recipe = {
+        "model": {"name_or_path": str(TINY / "llama"), "random_init": True, "dtype": "float32"},
+        "method": "full",
+        "data": {"train": [str(data)], "template": "alpaca_clean", "cutoff_len": 192, "cache_dir": str(tmp / "cache")},
+        "train": {"global_batch_size": 8, "micro_batch_size": 8, "max_steps": steps, "lr": 3e-3, "warmup_steps": 10,
+                  "precision": "fp32", "seed": 1},
+        "output": {"dir": str(tmp / "run"), "report_to": []},
+    }
+    path = tmp / "overfit.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path

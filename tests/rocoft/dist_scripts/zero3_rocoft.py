@@ -13,10 +13,8 @@ import deepspeed
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_models import batch  # noqa: E402
-
-from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters  # noqa: E402
+from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from tests.helpers.models import batch
 
 
 def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:

@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from dist_utils import torchrun
-from tiny_models import batch, tiny_model
 
 from rocoft_llm import load_adapter, trainable_parameters
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
+from tests.helpers.models import batch, tiny_model
+from tests.helpers.torchrun import torchrun
 
-SCRIPTS = Path(__file__).parent / "dist_scripts"
 STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "3"))
 
 
 def torchrun_script(script: str, *args, timeout: int = 180) -> None:
-    torchrun(SCRIPTS / script, *args, timeout=timeout)
+    """Run ``tests/rocoft/dist_scripts/<script>.py`` as a module under torchrun."""
+    torchrun("-m", f"tests.rocoft.dist_scripts.{script.removesuffix('.py')}", *args, timeout=timeout)
 
 
 def check_against_single_process(adapter: Path, mode: str) -> None:

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import REPO, tiny_recipe
 
 from rocoft_llm.cli import main
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
 from rocoft_llm.slurm import Allocation, render
+from tests.helpers.recipes import REPO, tiny_recipe
 
-FAKEBIN = Path(__file__).parent / "fakebin"
+FAKEBIN = REPO / "tests" / "helpers" / "fake_slurm"
 
 
 @pytest.mark.parametrize("nodes", [1, 2, 4])

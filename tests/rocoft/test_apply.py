@@ -4,7 +4,6 @@ import copy
 
 import pytest
 import torch
-from tiny_models import ARCHS, batch, tiny_model
 
 from rocoft_llm import (
     RoCoFTConfig,
@@ -16,6 +15,7 @@ from rocoft_llm import (
 )
 from rocoft_llm.architectures import get_architecture
 from rocoft_llm.rocoft.apply import rocoft_modules
+from tests.helpers.models import ARCHS, batch, tiny_model
 
 MODES = ("row", "column")
 SELECTIONS = ("first", "random", "max")

@@ -11,11 +11,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_models import batch, tiny_model  # noqa: E402
-
-from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters  # noqa: E402
-from rocoft_llm.architectures import get_architecture  # noqa: E402
+from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from rocoft_llm.architectures import get_architecture
+from tests.helpers.models import batch, tiny_model
 
 
 def main(out_dir: str, steps: int) -> None:

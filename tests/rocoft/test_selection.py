@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-from tiny_models import batch, tiny_model
 from torch import nn
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.apply import rocoft_modules
 from rocoft_llm.rocoft.selection import pick, row_groups, run_calibration, wanda_scores
+from tests.helpers.models import batch, tiny_model
 
 
 def test_pick_semantics():

@@ -5,12 +5,12 @@ import json
 
 import pytest
 import torch
-from tiny_models import ARCHS, batch, tiny_model
 from transformers import AutoModelForCausalLM
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
 from rocoft_llm.errors import AdapterError, RoCoFTError
 from rocoft_llm.rocoft.merge_dir import merge_to_directory
+from tests.helpers.models import ARCHS, batch, tiny_model
 
 
 def trained_adapter(arch, mode, tmp_path, train_bias=False):
