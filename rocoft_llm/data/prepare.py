@@ -17,13 +17,14 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json
 from ..version import __version__
+from .answers import MATH_ANSWER_TYPES
 from .converters import CONVERTER_VERSION
+from .options import PrepareOptions
 from .reports import contamination_report, quirk_report
 from .sources import Source, resolve_source
 from .templates import get_template
@@ -38,32 +39,6 @@ MANIFEST_VERSION = 1
 def default_cache_root() -> Path:
     """``$ROCOFT_CACHE/prepared`` (default ``~/.cache/rocoft-llm/prepared``)."""
     return Path(os.environ.get("ROCOFT_CACHE", Path.home() / ".cache" / "rocoft-llm")) / "prepared"
-
-
-@dataclass
-class PrepareOptions:
-    datasets: list[str]
-    tokenizer_path: str
-    split: str = "train"
-    origin: str = "llm_adapters"
-    llm_adapters_dir: str | None = None
-    hub_dir: str | None = None
-    template: str = "llm_adapters"
-    cutoff_len: int = 256
-    train_on_inputs: bool = True
-    add_eos: bool = True
-    overlength: str = "truncate"
-    bad_records: str = "error"
-    num_proc: int = 1
-    test_dir: str | None = None
-
-    @classmethod
-    def from_recipe(cls, recipe) -> PrepareOptions:
-        """The training data a recipe means (its ``data`` section and tokenizer)."""
-        d = recipe.data
-        shared = {f.name for f in fields(cls)} & {f.name for f in fields(d)}  # same meaning, same name
-        return cls(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
-                   origin=d.source, **{name: getattr(d, name) for name in shared})
 
 
 def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
@@ -95,7 +70,7 @@ def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
     if progress:
         from tqdm.auto import tqdm
         specs = tqdm(specs, desc="loading/converting sources", unit="source")
-    return [resolve_source(s, opts.split, opts.origin, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
+    return [resolve_source(s, opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
 
 
 def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool = False, tokenizer=None,
@@ -134,7 +109,7 @@ def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, prog
         kept, drops = validate_records(src.records, src.answer_spec, src.name, opts.bad_records)
         source_info.append({"name": src.name, "kind": src.kind, "files": src.files, "members": src.members,
                             "records": len(src.records), "kept": len(kept), "drops": dict(drops),
-                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in ("number", "letter", "number_or_letter")
+                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES
                             else None})
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
@@ -144,7 +119,7 @@ def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, prog
     manifest = {
         "format_version": MANIFEST_VERSION, "library_version": __version__, "key": key,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "split": opts.split, "origin": opts.origin, "sources": source_info,
+        "split": opts.split, "origin": opts.source, "sources": source_info,
         "template": {"name": template.name, "train": template.train, "prompt": template.prompt},
         "tokenizer": {"name_or_path": str(opts.tokenizer_path), "fingerprint": tok_fp,
                       "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},

@@ -13,6 +13,7 @@ import logging
 import re
 from pathlib import Path
 
+from .answers import LETTER_CLASS, is_letter
 from .catalog import load_catalog
 
 log = logging.getLogger("rocoft_llm")
@@ -27,14 +28,14 @@ def normalise_question(instruction: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
-_LAST_OPTION = re.compile(r"\(([A-E])\)")
+_LAST_OPTION = re.compile(rf"\(({LETTER_CLASS})\)")
 
 
 def rationale_disagrees(record: dict) -> bool | None:
     """True when the rationale's final answer is not ``answer``: its last number (numeric answers,
     the protocol's extraction rule) or its last "(X)" option (letter answers). None: neither kind."""
     answer = record["answer"].strip()
-    if len(answer) == 1 and answer in "ABCDE":
+    if is_letter(answer):
         options = _LAST_OPTION.findall(record["output"])
         return not options or options[-1] != answer
     try:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..data.answers import LETTER_CLASS, LETTER_PATTERN
+
 COMMONSENSE_PATTERNS = {
     "boolq": r"true|false",
     "piqa": r"solution1|solution2",
@@ -33,7 +35,7 @@ COMMONSENSE_PATTERNS = {
 }
 _NUMBER = re.compile(r"-?\d+\.?\d*")
 _STATED_NUMBER = re.compile(r"answer is:?\s*\$?\s*(-?[\d,]*\.?\d+)", re.I)
-_STATED_LETTER = re.compile(r"answer is:?\s*\(?([A-E])\)?(?![a-z])", re.I)
+_STATED_LETTER = re.compile(rf"answer is:?\s*\(?({LETTER_CLASS})\)?(?![a-z])", re.I)
 _STATED_OPTION = re.compile(r"correct answer is:?\s*([a-z]+\d?)", re.I)
 
 
@@ -69,7 +71,7 @@ def protocol_number(response: str, answer: str) -> Score:
 
 
 def protocol_letter(response: str, answer: str) -> Score:
-    found = re.findall(r"A|B|C|D|E", response.strip())
+    found = re.findall(LETTER_PATTERN, response.strip())
     pred = found[0] if found else ""
     return Score(pred, pred == answer)
 
@@ -101,7 +103,7 @@ def strict_letter(response: str, answer: str) -> Score:
     if stated:
         pred = stated[-1].upper()
         return Score(pred, pred == answer)
-    named = set(re.findall(r"\(([A-E])\)", response))
+    named = set(re.findall(rf"\(({LETTER_CLASS})\)", response))
     if len(named) == 1:
         pred = named.pop()
         return Score(pred, pred == answer)

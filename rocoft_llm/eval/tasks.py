@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.answers import SCORER_KIND, is_letter
 from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from ..data.sources import from_file, from_llm_adapters
 from ..data.validate import allowed_labels, is_number
@@ -29,7 +30,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
     answers = [r.get("answer", "") for r in records]
     if all(is_number(a) for a in answers):
         return EvalTask(name, "math", "number", None, records, source, 256)
-    if all(a in ("A", "B", "C", "D", "E") for a in answers):
+    if all(is_letter(a) for a in answers):
         return EvalTask(name, "math", "letter", None, records, source, 256)
     labels = []
     for r in records:
@@ -45,7 +46,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
 def _catalog_task(task_id: str, records: list[dict], source: str) -> EvalTask:
     """A task scored the way the catalog says for ``task_id``."""
     entry = dataset_entry(task_id)
-    kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
+    kind = SCORER_KIND[entry.answer["type"]]
     return EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source,
                     entry.max_new_tokens)
 

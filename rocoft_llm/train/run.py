@@ -22,6 +22,7 @@ from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
 from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint
@@ -94,7 +95,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     # model
     pad_id = recipe.model.pad_token_id
     calibration = None
-    if recipe.method == "rocoft" and recipe.rocoft.selection in ("max", "min", "mixed") and not recipe.rocoft.indices_file:
+    if recipe.method == "rocoft" and recipe.rocoft.selection in SCORED_SELECTIONS and not recipe.rocoft.indices_file:
         calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
