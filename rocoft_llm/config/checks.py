@@ -104,6 +104,7 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
     read as `prepare` reads it: unreadable, non-array, empty or bad records are problems now, not at run time."""
     from ..data.records import read_json_array
     from ..data.sources import answer_spec_for_file
+    from ..data.templates import get_template, input_problem
     from ..data.validate import validate_records
 
     total, known = 0, True
@@ -118,6 +119,9 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
                 raise RoCoFTError(f"{path}: the data file holds no records (an empty JSON array); add records or "
                                   "remove it from data.train")
             kept, _ = validate_records(records, answer_spec_for_file(path), str(path), r.data.bad_records)
+            problem = input_problem(kept, get_template(r.data.template), str(path))
+            if problem:
+                raise RoCoFTError(problem)
         except RoCoFTError as e:
             res.problems.append(f"data.train: {e}")
             known = False

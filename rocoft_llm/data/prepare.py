@@ -27,7 +27,7 @@ from .converters import CONVERTER_VERSION
 from .options import PrepareOptions
 from .reports import contamination_report, quirk_report
 from .sources import Source, resolve_source
-from .templates import get_template
+from .templates import get_template, input_problem
 from .tokenize import tokenize_records, tokenizer_fingerprint
 from .validate import validate_records
 
@@ -113,6 +113,10 @@ def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, prog
                             else None})
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
+    for src in sources:
+        problem = input_problem(src.records, template, src.name)
+        if problem:
+            raise RoCoFTError(problem)
     report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
     tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
                                         opts.add_eos, opts.overlength, opts.num_proc, progress)

@@ -76,7 +76,7 @@ def evaluate_task(model, tokenizer, task: EvalTask, decoding: Decoding, limit: i
     tmpl = get_template(decoding.template)
     records = task.records[:limit] if limit else task.records
     mine = [i for i in range(len(records)) if i % world_size() == rank()]
-    prompts = [tmpl.render_prompt(records[i]["instruction"]) for i in mine]
+    prompts = [tmpl.render_prompt(records[i]["instruction"], records[i].get("input", "")) for i in mine]
     max_new = decoding.max_new_tokens or task.max_new_tokens
     started = time.perf_counter()
     gens = generate(model, tokenizer, prompts, decoding.batch_size, decoding.num_beams, max_new,
