@@ -74,6 +74,13 @@ def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTa
             for name, records in by_source.items()]
 
 
+def scoring_task(spec: str) -> EvalTask:
+    """How task ``spec`` is scored, without its records (re-scoring predictions that carry their answers);
+    a file path still reads the file, to infer its answer kind."""
+    task_id = None if Path(spec).is_file() else _test_set_id(spec)
+    return _catalog_task(task_id, [], "predictions") if task_id else resolve_task(spec)
+
+
 def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str | None = None) -> EvalTask:
     """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file.
     With ``test_file``, a task id takes its records from that file (scored as the id says)."""
