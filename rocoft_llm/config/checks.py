@@ -155,6 +155,32 @@ def _run_length(r: Recipe, res: CheckResult, world_size: int, training: bool) ->
             res.problems.append(problem)
 
 
+def looks_like_path(name: str) -> bool:
+    """A local path rather than a Hub id ("org/name"): absolute, relative (./, ../, ~), or 2+ slashes."""
+    return name.startswith(("/", ".", "~")) or name.count("/") >= 2
+
+
+def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
+    """A model (or tokenizer) directory that does not exist yet, with the recipe beside this one that writes it."""
+    for key, name in (("model.name_or_path", r.model.name_or_path), ("model.tokenizer", r.model.tokenizer)):
+        if not name or not looks_like_path(name) or Path(name).expanduser().exists():
+            continue
+        fix = "fix the path, or create the model there first"
+        if recipe_path is not None:
+            import yaml
+
+            for other in sorted(Path(recipe_path).parent.glob("*.y*ml")):
+                try:
+                    out_dir = (yaml.safe_load(other.read_text()) or {}).get("output", {}).get("dir")
+                except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+                    continue
+                if out_dir and Path(name).is_relative_to(Path(out_dir)) and Path(other) != Path(recipe_path):
+                    fix = f"it is written by `rocoft-llm train {other}` (output.dir {out_dir}): run that first"
+                    break
+        return f"{key}: the directory {name} does not exist; {fix}"
+    return None
+
+
 def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     from .model_shapes import linear_shapes, resolve_config
 

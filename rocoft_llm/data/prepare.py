@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, read_json
+from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
 from .answers import MATH_ANSWER_TYPES
 from .converters import CONVERTER_VERSION
 from .options import PrepareOptions
-from .reports import contamination_report, quirk_report
+from .reports import contamination_report, local_test_sets, quirk_report
 from .sources import Source, resolve_source
 from .templates import get_template, input_problem
 from .tokenize import tokenize_records, tokenizer_fingerprint
@@ -42,7 +42,11 @@ def default_cache_root() -> Path:
 
 
 def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
+    """Hash of every input of a prepared directory - its manifest's contamination report included: the test
+    sets it was checked against (which files, with their bytes)."""
+    tests = local_test_sets(opts.test_dir or opts.llm_adapters_dir)
     parts = {
+        "contamination_test_sets": {task: [str(path.resolve()), sha256_file(path)] for task, path in tests.items()},
         "manifest_version": MANIFEST_VERSION, "converter_version": CONVERTER_VERSION,
         "sources": [s.fingerprint() for s in sources], "template": [template.train, template.prompt],
         "tokenizer": tok_fp, "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs,
@@ -88,9 +92,11 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
     tok_fp = tokenizer_fingerprint(tokenizer)
     sources = _load_sources(opts, progress)
     key = cache_key(sources, opts, template, tok_fp)
+    kept_records, source_info = _validated(sources, opts, template)
     out = Path(out) if out else Path(cache_root or default_cache_root()) / key[:20]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock", timeout=3600):
+    lock = out.parent / f".{out.name}.lock"
+    with FileLock(str(lock), timeout=3600):
         existing = None if overwrite else read_manifest(out)
         if existing is not None:
             if existing.get("key") == key:
@@ -98,25 +104,43 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
                 return out, existing
             raise RoCoFTError(f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
                               f"!= {key[:12]}); choose another --out or pass --overwrite.")
-        manifest = _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress)
+        manifest = _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite,
+                          progress)
+    # The directory is complete: a rank still waiting on the old lock finds it a cache hit, a new one makes a
+    # new lock; so the lock file can go instead of lying beside the output forever.
+    lock.unlink(missing_ok=True)
     return out, manifest
 
 
-def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress) -> dict:
-    started = time.time()
+def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[list[dict], list[dict]]:
+    """(kept records, per-source info): every record problem is found here, before the lock is taken and
+    before anything is written."""
     kept_records, source_info = [], []
     for src in sources:
-        kept, drops = validate_records(src.records, src.answer_spec, src.name, opts.bad_records)
+        where = ", ".join(src.files) or src.name
+        if not src.records:
+            raise RoCoFTError(f"{where}: the source holds no records (an empty JSON array); add records or remove it "
+                              "from --dataset / data.train.")
+        kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records)
         source_info.append({"name": src.name, "kind": src.kind, "files": src.files, "members": src.members,
                             "records": len(src.records), "kept": len(kept), "drops": dict(drops),
                             "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES
                             else None})
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
+    if not kept_records:
+        raise RoCoFTError(f"no records left to prepare: every record of {', '.join(s.name for s in sources)} was bad "
+                          "and dropped (--bad-records drop); fix the files.")
     for src in sources:
-        problem = input_problem(src.records, template, src.name)
+        problem = input_problem(src.records, template, ", ".join(src.files) or src.name)
         if problem:
             raise RoCoFTError(problem)
+    return kept_records, source_info
+
+
+def _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite,
+           progress) -> dict:
+    started = time.time()
     report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
     tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
                                         opts.add_eos, opts.overlength, opts.num_proc, progress)

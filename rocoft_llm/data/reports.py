@@ -13,6 +13,7 @@ import logging
 import re
 from pathlib import Path
 
+from ..io_utils import read_json
 from .answers import LETTER_CLASS, is_letter
 from .catalog import load_catalog
 
@@ -66,15 +67,15 @@ def local_test_sets(test_dir: str | Path | None) -> dict[str, Path]:
 
 def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
     """Exact overlaps per (training source, test set) and the structural flags, with warnings."""
-    import json
-
     datasets, _ = load_catalog()
     report = {"exact_overlap": {}, "flagged_test_sets": {}, "warnings": [], "test_sets_checked": []}
     tests = local_test_sets(test_dir)
     test_questions = {}
     for task, path in tests.items():
-        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in json.loads(path.read_text())
-                                if isinstance(r, dict)}
+        records = read_json(path, "test set", "fix or replace it (it is read for the contamination report)")
+        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in records
+                                if isinstance(r, dict) and isinstance(r.get("instruction", ""), str)} \
+            if isinstance(records, list) else set()
     report["test_sets_checked"] = sorted(tests)
     for src in sources:
         train_q = {normalise_question(r["instruction"]) for r in src.records}
