@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -184,6 +185,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
                         max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
                         batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
                         template=template or recipe["data"].get("template") or "llm_adapters")
+    _check_tasks(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     tables = {}
     for base_only in variants:
@@ -197,9 +199,24 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         else:
             summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
         tables["before" if base_only else "after"] = summaries
+        del model, tok  # the base must be gone before the adapted model loads (two 7B copies do not fit)
+        gc.collect()
     if is_main():
         click.echo(render_tables(tables, out_dir))
     shutdown_distributed()
+
+
+def _check_tasks(task_list: list[str], harness: str, llm_adapters_dir: str | None) -> None:
+    """Every task resolves (ids known, files found) - checked before any model is loaded."""
+    from .eval.tasks import resolve_tasks
+
+    for spec in task_list:
+        if harness == "generation":
+            resolve_tasks(spec, llm_adapters_dir)
+        elif not spec.startswith("lm-eval:"):
+            from .eval.harness import offline_task
+
+            offline_task(spec, llm_adapters_dir)
 
 
 @main.command(epilog="""
@@ -396,7 +413,7 @@ def _prepare_options_from_recipe(recipe: str, overrides: list[str], on_command_l
             local[name] = value
         else:
             extra.append(f"{key}={json.dumps(value)}")
-    r, _ = load_recipe(recipe, overrides + extra, offline_checks=False, training=False)
+    r, _ = load_recipe(recipe, overrides + extra, offline_checks=False, training=False, need_model=True)
     return PrepareOptions.from_recipe(r, **local)
 
 

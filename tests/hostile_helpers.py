@@ -40,3 +40,6 @@ def assert_refused(result, *needles: str, code: int = 2) -> None:
     for needle in needles:
         assert needle in result.output, f"{needle!r} not in:\n{result.output}"
     assert "Traceback" not in result.output
+
+
+REPO_TINY = Path(__file__).resolve().parents[1] / "recipes" / "tiny"
