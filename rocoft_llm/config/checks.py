@@ -70,8 +70,14 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
             p.append("dist.zero_init: true needs dist.backend: deepspeed with zero_stage 3")
     elif r.dist.zero_init and r.dist.zero_stage not in (None, 3):
         p.append(f"dist.zero_init: true needs dist.zero_stage 3 (got {r.dist.zero_stage})")
-    if r.dist.deepspeed_config and not Path(r.dist.deepspeed_config).is_file():
-        p.append(f"dist.deepspeed_config: file {r.dist.deepspeed_config} does not exist")
+    if r.dist.deepspeed_config:
+        from ..io_utils import read_json
+
+        try:
+            if not isinstance(read_json(r.dist.deepspeed_config, "DeepSpeed config", "fix the path or the file"), dict):
+                p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
+        except RoCoFTError as e:
+            p.append(f"dist.deepspeed_config: {e}")
     if r.train.resume is not None and r.output.overwrite:
         p.append("train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
                  "from); drop one of them")

@@ -3,7 +3,6 @@ local LLM-Adapters-format JSON file whose answer kind is inferred from its recor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mi
 from ..data.sources import from_file, from_llm_adapters
 from ..data.validate import allowed_labels, is_number
 from ..errors import RoCoFTError
+from ..io_utils import read_jsonl
 from .scoring import COMMONSENSE_PATTERNS
 
 
@@ -66,8 +66,7 @@ def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTa
 
     manifest = read_manifest(path)
     by_source: dict[str, list[dict]] = {}
-    for line in (path / "records.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    for _, rec in read_jsonl(path / "records.jsonl", "prepared records", f"prepare {path} again (--overwrite)"):
         by_source.setdefault(rec.pop("source"), []).append(rec)
     return [_catalog_task(_test_set_id(name), records, f"{path} ({name}, {manifest['split']} split)")
             if _test_set_id(name) else _infer(name, records, f"{path} ({name})")

@@ -32,6 +32,10 @@ CASES = {
     "template without output": (None, ["data.template={instruction}"], ["data.template"]),
     "resume with overwrite": (None, ["train.resume=auto", "output.overwrite=true"], ["conflict"]),
     "warmup longer than the run": (None, ["train.warmup_steps=5"], ["train.warmup_steps: 5 >= the run's 2"]),
+    "DeepSpeed config not JSON": (None, ["dist.backend=deepspeed", "dist.deepspeed_config=DS"],
+                                  ["dist.deepspeed_config:", "ds.json: line 1: DeepSpeed config is not valid JSON"]),
+    "DeepSpeed config missing": (None, ["dist.backend=deepspeed", "dist.deepspeed_config=nope.json"],
+                                 ["dist.deepspeed_config: nope.json: DeepSpeed config does not exist"]),
     "unknown section": ("modle: {name_or_path: x}\noutput: {dir: o}\n", [],
                         ["modle: unknown key; did you mean 'model'?", "model: required section is missing"]),
     "top level a list": ("- model\n", [], ["the top level must be a mapping"]),
@@ -58,6 +62,9 @@ def write_recipe(tmp_path, text):
 def test_bad_recipe_is_refused(tmp_path, case, command):
     text, overrides, needles = CASES[case]
     recipe = write_recipe(tmp_path, text)
+    before = snapshot(tmp_path)
+    (tmp_path / "ds.json").write_text("{zero: 3}")
+    overrides = [o.replace("=DS", f"={tmp_path / 'ds.json'}") for o in overrides]
     before = snapshot(tmp_path)
     result = run_cli(command, recipe, *overrides)
     assert_refused(result, str(recipe) if "KEY=VALUE" not in needles[0] else "", *needles)
