@@ -98,16 +98,17 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
     lock = out.parent / f".{out.name}.lock"
     with FileLock(str(lock), timeout=3600):
         existing = None if overwrite else read_manifest(out)
-        if existing is not None:
-            if existing.get("key") == key:
-                log.info("cache hit: %s already holds this prepared dataset", out)
-                return out, existing
+        if existing is not None and existing.get("key") != key:
             raise RoCoFTError(f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
                               f"!= {key[:12]}); choose another --out or pass --overwrite.")
-        manifest = _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite,
-                          progress)
-    # The directory is complete: a rank still waiting on the old lock finds it a cache hit, a new one makes a
-    # new lock; so the lock file can go instead of lying beside the output forever.
+        if existing is not None:
+            log.info("cache hit: %s already holds this prepared dataset", out)
+            manifest = existing
+        else:
+            manifest = _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out,
+                              overwrite, progress)
+    # The directory is complete: whoever takes the lock next (on the old file or a new one) finds a cache hit,
+    # so the lock file can go instead of lying beside the output forever.
     lock.unlink(missing_ok=True)
     return out, manifest
 
