@@ -111,19 +111,25 @@ def _bound_message(err: dict, optional: bool) -> str:
     return err["msg"]
 
 
+def error_path(model: type[BaseModel], err: dict) -> list[str]:
+    """The recipe key of one pydantic error: list positions dropped (the whole list is the value), and the
+    validator names pydantic appends to some locations ("function-after[...]") cut off at the last real key."""
+    loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+    if err["type"] == "extra_forbidden":
+        return loc
+    path = []
+    for part in loc:
+        if field_at(model, path + [part])[0] is None:
+            break
+        path.append(part)
+    return path
+
+
 def describe_errors(model: type[BaseModel], error: ValidationError, raw: Any, prefix: str = "") -> list[str]:
     """One message per bad key: unknown keys with the valid ones, missing keys, wrong types or values."""
     problems, seen = [], set()
     for err in error.errors():
-        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
-        # pydantic appends the failing validator ("function-after[...]") to some locations: stop at real keys
-        path = []
-        for part in loc:
-            if field_at(model, path + [part])[0] is None and err["type"] != "extra_forbidden":
-                break
-            path.append(part)
-        if err["type"] == "extra_forbidden":
-            path = loc
+        path = error_path(model, err)
         key = ".".join(path)
         where = (prefix + "." if prefix and key else prefix) + key
         if key in seen:

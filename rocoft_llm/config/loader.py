@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import RecipeError
 from ..io_utils import read_yaml
-from ..typed import describe_errors, did_you_mean, field_at, is_section, unwrap
+from ..typed import describe_errors, did_you_mean, error_path, is_section, unwrap
 from .schema import Recipe
 
 
@@ -71,16 +71,8 @@ def read_recipe_yaml(path: str | Path) -> dict:
 
 def _error_paths(error: ValidationError) -> tuple[list[list[str]], bool]:
     """The keys that failed, and whether a required key is missing (then no recipe can be built)."""
-    paths, missing = [], False
-    for err in error.errors():
-        path = []
-        for part in (str(p) for p in err["loc"] if not isinstance(p, int)):
-            if field_at(Recipe, path + [part])[0] is None and err["type"] != "extra_forbidden":
-                break
-            path.append(part)
-        missing = missing or err["type"] == "missing"
-        paths.append(path)
-    return paths, missing
+    errors = error.errors()
+    return [error_path(Recipe, err) for err in errors], any(err["type"] == "missing" for err in errors)
 
 
 def parse_recipe(raw: dict) -> tuple[Recipe | None, list[str]]:
