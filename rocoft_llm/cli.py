@@ -11,9 +11,10 @@ import typing
 import click
 
 from .cli_options import options_from
-from .data.options import DataOptions, PrepareOptions
+from .data.options import PrepareOptions
 from .errors import RecipeError, RoCoFTError
 from .rocoft.config import SELECTIONS, Mode
+from .typed import validated
 from .version import __version__
 
 EXAMPLES = """
@@ -171,6 +172,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
     from .eval.identity import load_for_eval, run_recipe
     from .eval.run import Decoding, evaluate, render_tables
+    from .eval.tasks import check_task_specs
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -185,7 +187,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
                         max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
                         batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
                         template=template or recipe["data"].get("template") or "llm_adapters")
-    _check_tasks(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
+    check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     tables = {}
     for base_only in variants:
@@ -204,19 +206,6 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     if is_main():
         click.echo(render_tables(tables, out_dir))
     shutdown_distributed()
-
-
-def _check_tasks(task_list: list[str], harness: str, llm_adapters_dir: str | None) -> None:
-    """Every task resolves (ids known, files found) - checked before any model is loaded."""
-    from .eval.tasks import resolve_tasks
-
-    for spec in task_list:
-        if harness == "generation":
-            resolve_tasks(spec, llm_adapters_dir)
-        elif not spec.startswith("lm-eval:"):
-            from .eval.harness import offline_task
-
-            offline_task(spec, llm_adapters_dir)
 
 
 @main.command(epilog="""
@@ -375,13 +364,15 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
     on_command_line = {k: v for k, v in given.items()
                        if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
     if recipe:
-        opts = _prepare_options_from_recipe(recipe, list(overrides), on_command_line)
+        from .config.prepare_options import prepare_options_from_recipe
+
+        opts = prepare_options_from_recipe(recipe, list(overrides), on_command_line)
     else:
         if overrides:
             raise click.UsageError(f"KEY=VALUE overrides {list(overrides)} need --recipe.")
         if not given["datasets"] or not given["tokenizer_path"]:
             raise click.UsageError("pass --dataset and --tokenizer (or --recipe).")
-        opts = _validated(PrepareOptions, given, "command line")
+        opts = validated(PrepareOptions, given, "command line")
     if preview:
         from .data.preview import preview as render_preview
         from .data.sources import resolve_source
@@ -395,35 +386,6 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
         return
     path, manifest = run_prepare(opts, out=out, overwrite=overwrite)
     click.echo(summarize_manifest(path, manifest))
-
-
-#: where each `prepare` option lands in a recipe (the data options are data.<name>)
-RECIPE_KEY_OF_PREPARE_OPTION = {"datasets": "data.train", "tokenizer_path": "model.tokenizer"}
-
-
-def _prepare_options_from_recipe(recipe: str, overrides: list[str], on_command_line: dict) -> PrepareOptions:
-    """The recipe's data options with the command line's options on top: data options and --dataset/--tokenizer
-    become recipe overrides (checked like any override); --split/--test-dir apply to the preparation."""
-    from .config import load_recipe
-
-    extra, local = [], {}
-    for name, value in on_command_line.items():
-        key = RECIPE_KEY_OF_PREPARE_OPTION.get(name) or (f"data.{name}" if name in DataOptions.model_fields else None)
-        if key is None:
-            local[name] = value
-        else:
-            extra.append(f"{key}={json.dumps(value)}")
-    r, _ = load_recipe(recipe, overrides + extra, offline_checks=False, training=False, need_model=True)
-    return PrepareOptions.from_recipe(r, **local)
-
-
-def _validated(model, values: dict, source: str):
-    from .typed import validate_model
-
-    result, problems = validate_model(model, values)
-    if problems:
-        raise RecipeError(source, problems)
-    return result
 
 
 @main.command(epilog="""

@@ -167,6 +167,16 @@ def describe_errors(model: type[BaseModel], error: ValidationError, raw: Any, pr
     return problems
 
 
+def validated(model: type[BaseModel], values: Any, source: str):
+    """``values`` as ``model``, or a RecipeError listing every problem (named after ``source``)."""
+    from .errors import RecipeError
+
+    result, problems = validate_model(model, values)
+    if problems:
+        raise RecipeError(source, problems)
+    return result
+
+
 def validate_model(model: type[BaseModel], raw: Any, prefix: str = ""):
     """(instance or None, problems): every problem of ``raw`` at once, never raising."""
     try:

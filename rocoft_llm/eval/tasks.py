@@ -56,6 +56,17 @@ def _test_set_id(name: str) -> str | None:
     return None if task_id is None or mixture_entry(task_id) else task_id
 
 
+def check_task_specs(specs: list[str], harness: str, llm_adapters_dir: str | None) -> None:
+    """Every task resolves (ids known, files found) - `eval` checks this before it loads any model."""
+    for spec in specs:
+        if harness == "generation":
+            resolve_tasks(spec, llm_adapters_dir)
+        elif not spec.startswith("lm-eval:"):
+            from .harness import offline_task
+
+            offline_task(spec, llm_adapters_dir)
+
+
 def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTask]:
     """One spec -> its tasks: a prepared-data directory (from `rocoft-llm prepare --split test`) gives one
     task per source it holds; anything else is :func:`resolve_task`."""
