@@ -33,7 +33,7 @@ def calibration_batches(records: list[dict], tokenizer, template: str = "llm_ada
     tmpl = get_template(template)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else pad_token_id
     for start in range(0, len(records), batch_size):
-        texts = [tmpl.render_train(r["instruction"], r["output"]) for r in records[start:start + batch_size]]
+        texts = [tmpl.render_train(r["instruction"], r["output"], r.get("input", "")) for r in records[start:start + batch_size]]
         encoded = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)

@@ -14,6 +14,7 @@ from .errors import RoCoFTError
 from .io_utils import atomic_write_text
 from .shipped import read_shipped_text
 
+JOB_OVERRIDE = "train.resume=auto"  # what train.sbatch.tmpl adds to every run (keep in step)
 TEMPLATE = "train.sbatch.tmpl"  # shipped inside the package, read with importlib.resources
 
 
@@ -40,7 +41,8 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     if backend and backend != "deepspeed":  # a DeepSpeed recipe run under FSDP/DDP drops its ZeRO settings
         overrides += ["dist.zero_stage=null", "dist.deepspeed_config=null", "dist.zero_init=false"]
     world = alloc.nodes * alloc.gpus_per_node
-    recipe, _ = load_recipe(recipe_path, overrides, world_size=world)
+    # validated exactly as the job runs it: the template always appends train.resume=auto
+    recipe, _ = load_recipe(recipe_path, overrides + [JOB_OVERRIDE], world_size=world)
     if recipe.dist.backend == "none" and world > 1:
         raise RoCoFTError(f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
                           "fsdp|deepspeed|ddp or set dist.backend in the recipe.")

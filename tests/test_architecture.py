@@ -8,8 +8,9 @@ import rocoft_llm
 
 PACKAGE = Path(rocoft_llm.__file__).parent
 #: modules below rocoft/ that it may use: leaves that import nothing else of the package but errors
+#: leaf modules the method package may use (typed: the strict pydantic base its RoCoFTConfig is declared with)
 BELOW_ROCOFT = {"rocoft_llm.architectures", "rocoft_llm.distributed", "rocoft_llm.errors", "rocoft_llm.io_utils",
-                "rocoft_llm.version"}
+                "rocoft_llm.typed", "rocoft_llm.version"}
 
 
 def module_name(path: Path) -> str:

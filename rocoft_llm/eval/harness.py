@@ -37,6 +37,15 @@ OFFLINE = {
 }
 
 
+def offline_task(task_id: str, llm_adapters_dir: str | None):
+    """The task behind ``task_id``, which must have a shipped offline lm-eval task."""
+    task = resolve_task(task_id, llm_adapters_dir)
+    if task.id not in OFFLINE:
+        raise RoCoFTError(f"no offline lm-eval task for {task_id!r}; shipped: {', '.join(OFFLINE)}. Use the "
+                          "generation harness (default) or a standard lm-eval task as lm-eval:NAME (needs the Hub).")
+    return task
+
+
 def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: Path) -> list[tuple]:
     """Write the YAMLs with their data files into ``directory``; returns (our id, lm-eval name, metric, label)."""
     plan = []
@@ -44,10 +53,7 @@ def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: P
         if task_id.startswith("lm-eval:"):
             plan.append((task_id, task_id.split(":", 1)[1], None, "lm-eval standard (Hub data)"))
             continue
-        task = resolve_task(task_id, llm_adapters_dir)
-        if task.id not in OFFLINE:
-            raise RoCoFTError(f"no offline lm-eval task for {task_id!r}; shipped: {', '.join(OFFLINE)}. Use the "
-                              "generation harness (default) or a standard lm-eval task as lm-eval:NAME (needs the Hub).")
+        task = offline_task(task_id, llm_adapters_dir)
         for name, template, metric, label in OFFLINE[task.id]:
             text = read_shipped_text(*TASK_DIR, template).replace("__DATA_FILE__", str(Path(task.source).resolve()))
             atomic_write_text(directory / f"{name}.yaml", text.replace("__TASK_NAME__", name))

@@ -14,7 +14,6 @@ world size: the result is the gradient of (sum of token losses) / (target tokens
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import torch
@@ -257,7 +256,13 @@ def deepspeed_config(recipe, accumulation: int) -> dict:
     if d.cpu_offload and stage == 3:
         config["zero_optimization"]["offload_param"] = {"device": "cpu"}
     if d.deepspeed_config:
-        _merge(config, json.loads(Path(d.deepspeed_config).read_text()))
+        from ..io_utils import read_json
+
+        user = read_json(d.deepspeed_config, "DeepSpeed config (dist.deepspeed_config)", "fix it or remove the key")
+        if not isinstance(user, dict):
+            raise RoCoFTError(f"{d.deepspeed_config}: a DeepSpeed config is a JSON object, got {type(user).__name__}; "
+                              "fix it or remove dist.deepspeed_config.")
+        _merge(config, user)
     return config
 
 

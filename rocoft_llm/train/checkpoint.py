@@ -23,7 +23,8 @@ rank's RNG when the checkpoint has it, else rank 0's.
 
 from __future__ import annotations
 
-import json
+import logging
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -34,10 +35,11 @@ from safetensors.torch import load_file, save_file
 
 from ..distributed import barrier, is_main, rank
 from ..errors import RoCoFTError
-from ..io_utils import atomic_write_json, atomic_write_text, sha256_file
+from ..io_utils import atomic_write_json, atomic_write_text, read_json, sha256_file
 from ..rocoft.adapter import verify_adapter_tensors
-from ..rocoft.gather import full_tensor_copy
+from ..rocoft.gather import gather_on_main
 
+log = logging.getLogger("rocoft_llm")
 CKPT_ROOT = "checkpoints"
 MARKER = "COMPLETE.json"
 TRAINABLE = "trainable.safetensors"
@@ -96,7 +98,7 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    tensors = {name: full_tensor_copy(p).float().contiguous() for name, p in params.items()}  # collective
+    tensors = {name: t.float().contiguous() for name, t in gather_on_main(params).items()}  # collective, rank 0 keeps
     if is_main():
         # non-empty and finite before anything is written (the file's integrity is the sha256 in MARKER)
         verify_adapter_tensors(tensors, {n: tuple(t.shape) for n, t in tensors.items()}, f"checkpoint {final}")
@@ -139,7 +141,13 @@ def find_resume_point(output_dir: Path, resume: str) -> Path | None:
     """``auto``: the latest complete checkpoint (None when there is none yet); a path: that one."""
     if resume == "auto":
         found = complete_checkpoints(output_dir)
-        return found[-1] if found else None
+        picked = found[-1] if found else None
+        root = Path(output_dir) / CKPT_ROOT
+        for skipped in sorted(root.glob("step-*")) if root.is_dir() else []:
+            if skipped not in found and (picked is None or skipped.name > picked.name):
+                log.warning("train.resume=auto: skipping %s - it has no %s (its save was interrupted, so it is partial); "
+                            "resuming from %s", skipped, MARKER, picked or "the start (no complete checkpoint)")
+        return picked
     path = Path(resume)
     if not path.is_dir():
         raise RoCoFTError(f"train.resume: checkpoint {path} does not exist; use train.resume=auto or a directory "
@@ -150,8 +158,29 @@ def find_resume_point(output_dir: Path, resume: str) -> Path | None:
     return path
 
 
+EARLIER = "resume from an earlier complete checkpoint (train.resume=PATH) or start a new run in another output.dir"
+
+
+def _read(ckpt: Path, name: str, what: str) -> dict:
+    data = read_json(ckpt / name, what, f"the checkpoint is damaged; {EARLIER}")
+    if not isinstance(data, dict):
+        raise RoCoFTError(f"{ckpt / name}: {what} is not a JSON object; the checkpoint is damaged; {EARLIER}.")
+    return data
+
+
+def verify_checkpoint(ckpt: Path, recipe_dict: dict, world: int) -> dict:
+    """Everything about ``ckpt`` that can be checked before a model exists - its marker, the recipe it was
+    written for, and the hash of its trainable tensors - so a refused resume writes nothing. Returns the marker."""
+    marker = _read(ckpt, MARKER, "completion marker")
+    check_signature(ckpt, recipe_dict, world)
+    if not (ckpt / TRAINABLE).is_file() or sha256_file(ckpt / TRAINABLE) != marker.get("trainable_sha256"):
+        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
+                          f"{EARLIER[0].upper() + EARLIER[1:]}.")
+    return marker
+
+
 def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
-    saved = json.loads((ckpt / "resume_signature.json").read_text())
+    saved = _read(ckpt, "resume_signature.json", "resume signature")
     now = resume_signature(recipe_dict, world)
     diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diffs:
@@ -165,11 +194,7 @@ def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
 
 def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dict:
     """Restore trainable values, optimizer/scheduler, RNG; returns the trainer state."""
-    marker = json.loads((ckpt / MARKER).read_text())
-    check_signature(ckpt, recipe_dict, backend.world)
-    if sha256_file(ckpt / TRAINABLE) != marker["trainable_sha256"]:
-        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
-                          "Resume from an earlier checkpoint.")
+    verify_checkpoint(ckpt, recipe_dict, backend.world)
     tensors = load_file(str(ckpt / TRAINABLE))
     missing = sorted(set(params) - set(tensors))
     if missing:
@@ -177,12 +202,17 @@ def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dic
     backend.load_trainable(params, tensors)
     try:
         backend.load_optimizer_state(ckpt)
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {e}).") from None
+    except (RuntimeError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {str(e)[:200]}); the "
+                          f"checkpoint is damaged; {EARLIER}.") from None
     rng = ckpt / f"rng-rank{rank()}.pt"
     if not rng.is_file():  # more ranks than wrote the checkpoint (allowed: see the module docstring)
         rng = ckpt / "rng-rank0.pt"
     if not rng.is_file():
-        raise RoCoFTError(f"{rng} is missing: the checkpoint is incomplete; resume from an earlier one.")
-    set_rng_state(torch.load(rng, weights_only=True))
-    return json.loads((ckpt / "trainer_state.json").read_text())
+        raise RoCoFTError(f"{rng} is missing: the checkpoint is incomplete; {EARLIER}.")
+    try:
+        set_rng_state(torch.load(rng, weights_only=True))
+    except (RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise RoCoFTError(f"{rng}: RNG state cannot be restored ({type(e).__name__}); the checkpoint is damaged; "
+                          f"{EARLIER}.") from None
+    return _read(ckpt, "trainer_state.json", "trainer state")

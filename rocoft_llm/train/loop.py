@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from ..distributed import all_sum, any_rank, is_main, rank
 from .batching import BatchPlan, collate, target_tokens
 from .metrics import peak_flops, peak_memory_gib
@@ -145,10 +143,7 @@ def flops_per_token(n_total: int, method: str) -> float:
 
 
 def seed_everything(seed: int) -> None:
-    import random
+    """Python, numpy and torch (all devices) RNGs, via ``transformers.set_seed``."""
+    from transformers import set_seed
 
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    set_seed(seed)

@@ -178,3 +178,37 @@ def test_template_is_checked_by_the_rule_prepare_and_eval_use(tmp_path):
     assert any(p.startswith("data.template: custom template must end with {output}") for p in found), found
     found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "alpaca"}))
     assert any("neither built-in (llm_adapters, alpaca_clean)" in p for p in found), found
+
+
+def test_every_recipe_key_is_documented_and_explained():
+    from click.testing import CliRunner
+
+    from rocoft_llm.cli import main
+    from rocoft_llm.config.schema import Recipe
+    from rocoft_llm.typed import is_section, unwrap
+
+    def keys(model, prefix=""):
+        for name, info in model.model_fields.items():
+            assert info.description, f"{prefix}{name} has no docstring"
+            yield prefix + name
+            if is_section(info.annotation):
+                yield from keys(unwrap(info.annotation), f"{prefix}{name}.")
+
+    all_keys = list(keys(Recipe))
+    assert len(all_keys) > 60
+    runner = CliRunner()
+    out = runner.invoke(main, ["validate", "--explain", "train.lr"])
+    assert out.exit_code == 0 and "Peak learning rate" in out.output and "constraint: > 0" in out.output
+    out = runner.invoke(main, ["validate", "--explain", "rocoft"])
+    assert all(f"rocoft.{k}" in out.output for k in ("mode", "rank", "selection", "calibration_batches"))
+    out = runner.invoke(main, ["validate", "--explain", "train.lrr"])
+    assert out.exit_code == 2 and "did you mean 'lr'" in out.output
+
+
+def test_rocoft_section_is_the_api_config():
+    """One declaration: the recipe's rocoft section has RoCoFTConfig's fields, defaults and docs."""
+    from rocoft_llm.config.schema import RoCoFTSection
+    from rocoft_llm.rocoft.config import RoCoFTConfig
+
+    assert issubclass(RoCoFTSection, RoCoFTConfig)
+    assert RoCoFTSection().model_dump() == RoCoFTConfig().model_dump()

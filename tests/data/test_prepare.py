@@ -106,7 +106,7 @@ def test_hub_sources_from_local_files_make_math_gold(setup, tmp_path):
     for name, data in rows.items():
         (hub / name).mkdir(parents=True)
         (hub / name / "train.jsonl").write_text("\n".join(json.dumps(r) for r in data))
-    _, manifest = prepare(PrepareOptions(datasets=["math"], tokenizer_path=str(tok), origin="hub", hub_dir=str(hub)),
+    _, manifest = prepare(PrepareOptions(datasets=["math"], tokenizer_path=str(tok), source="hub", hub_dir=str(hub)),
                           out=tmp_path / "gold", progress=False)
     assert manifest["sources"][0]["name"] == "math_gold"  # never math_10k's name
     records = [json.loads(line) for line in (tmp_path / "gold" / "records.jsonl").read_text().splitlines()]

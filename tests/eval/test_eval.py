@@ -207,6 +207,10 @@ def test_eval_defaults_come_from_the_run_recipe(tmp_path, monkeypatch):
         "eval": {"tasks": ["boolq"], "num_beams": 1, "max_new_tokens": 9, "batch_size": 3}}))
     monkeypatch.setattr("rocoft_llm.eval.run.evaluate", fake_evaluate)
     monkeypatch.setattr("rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (None, None, {"model": "x"}, {}))
+    (tmp_path / "la" / "boolq").mkdir(parents=True)  # eval checks its tasks' files before loading a model
+    (tmp_path / "la" / "boolq" / "test.json").write_text(json.dumps(
+        [{"instruction": "q? Answer format: true/false", "input": "", "output": "true", "answer": "true"}]))
+    monkeypatch.setenv("ROCOFT_LLM_ADAPTERS_DIR", str(tmp_path / "la"))
     result = CliRunner().invoke(main, ["eval", "--run", str(run)])
     assert result.exit_code == 0, result.output
     d = seen["decoding"]

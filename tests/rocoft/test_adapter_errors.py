@@ -28,7 +28,7 @@ def saved(tmp_path):
 def test_adapter_contents(saved):
     base, model, path = saved
     cfg = json.loads((path / CONFIG_FILE).read_text())
-    assert cfg["format_version"] == 1 and cfg["model_type"] == "llama" and cfg["mode"] == "column"
+    assert cfg["format_version"] == 2 and cfg["config_sha256"] and cfg["model_type"] == "llama" and cfg["mode"] == "column"
     assert cfg["rank"] == 2 and cfg["selection"] == "random" and cfg["metadata"] == {"run": "test"}
     tensors = load_file(path / WEIGHTS_FILE)
     assert len(tensors) == len(cfg["modules"]) == 14

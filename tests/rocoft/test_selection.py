@@ -110,8 +110,10 @@ def test_unknown_model_needs_targets_and_bad_targets_are_named():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"mode": "rows"}, "mode="), ({"rank": 0}, "rank="), ({"selection": "best"}, "selection="),
-    ({"targets": "q_proj"}, "targets="),
+    ({"mode": "rows"}, "mode: 'rows' is not one of 'row', 'column'; did you mean 'row'"),
+    ({"rank": 0}, "rank: 0 must be >= 1"), ({"selection": "best"}, "selection: 'best' is not one of"),
+    ({"targets": "q_proj"}, "targets: 'q_proj' is not a list of strings"), ({"targets": []}, "targets: .* at least 1"),
+    ({"rank": 2.5}, "rank: 2.5 is not an integer"), ({"rnak": 2}, "rnak: unknown key; did you mean 'rank'"),
 ])
 def test_config_errors(kwargs, match):
     with pytest.raises(RoCoFTError, match=match):
