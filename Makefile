@@ -1,11 +1,12 @@
 # One-command set-up. `make test` = what CI runs (.ci/run): fresh venv, pinned CPU torch first,
-# the project with its dev extras, then the whole test suite (distributed CPU tests included).
+# the project with its dev extras, the linter and format check (ruff), then the whole test suite
+# (distributed CPU tests included).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test lint format bench demo clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
+test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Offline tiny default end to end: "pretrain" a 2-layer Llama (full finetuning, arithmetic only),
@@ -29,8 +30,13 @@ demo: install
 	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-demo.yaml --overwrite
 	$(VENV)/bin/rocoft-llm eval --run runs/tiny-demo --with-base
 
+# ruff (configured in pyproject.toml): lint, and fail when a file is not formatted (`make format` fixes)
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
 
 bench: install
 	$(PY) bench/methods.py --config cpu

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
+import typing
 
 import click
 
+from .cli_options import options_from
+from .data.options import PrepareOptions
 from .errors import RecipeError, RoCoFTError
+from .rocoft.config import SELECTIONS, Mode
+from .typed import validated
 from .version import __version__
 
 EXAMPLES = """
@@ -58,20 +64,34 @@ Examples:
   rocoft-llm validate recipes/llama2-13b-math.yaml
   rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=1e-4 rocoft.rank=8
   rocoft-llm validate recipes/llama2-7b-math.yaml --world-size 16 --strict
+  rocoft-llm validate --explain train.lr          # what a key means, its type, default and range
+  rocoft-llm validate --explain rocoft            # every key of a section ("" = the sections)
 """)
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--world-size", default=1, show_default=True, type=click.IntRange(min=1),
               help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).")
 @click.option("--strict", is_flag=True, help="Treat unreachable model configs and data files as errors.")
-def validate(recipe: str, overrides: tuple[str, ...], world_size: int, strict: bool) -> None:
+@click.option("--explain", "explain_key", metavar="KEY", help="Print the documentation of a recipe key or section "
+              "(its type, default and constraints) and exit; no RECIPE needed.")
+def validate(recipe: str | None, overrides: tuple[str, ...], world_size: int, strict: bool,
+             explain_key: str | None) -> None:
     """Check RECIPE (with KEY=VALUE OVERRIDES) and print the resolved recipe, or EVERY problem (exit 2).
 
     Rank-versus-dimension checks read the model config from a local directory, the HF cache, or
     rocoft-llm's table of the paper's models (Llama-2-7B/13B, BLOOMZ-7B1, GPT-J-6B); when neither
     the model nor a data file can be reached offline, those checks are skipped with a warning.
+    Data files that can be reached are read as `prepare` reads them.
     """
     from .config import dump_recipe, load_recipe
+
+    if explain_key is not None:
+        from .config.explain import explain
+
+        click.echo(explain(explain_key), nl=False)
+        return
+    if recipe is None:
+        raise click.UsageError("pass a RECIPE to check (or --explain KEY).")
 
     try:
         resolved, result = load_recipe(recipe, list(overrides), world_size=world_size, strict=strict)
@@ -152,6 +172,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
     from .eval.identity import load_for_eval, run_recipe
     from .eval.run import Decoding, evaluate, render_tables
+    from .eval.task_check import check_task_specs
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -166,6 +187,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
                         max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
                         batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
                         template=template or recipe["data"].get("template") or "llm_adapters")
+    check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     tables = {}
     for base_only in variants:
@@ -179,6 +201,8 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
         else:
             summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
         tables["before" if base_only else "after"] = summaries
+        del model, tok  # the base must be gone before the adapted model loads (two 7B copies do not fit)
+        gc.collect()
     if is_main():
         click.echo(render_tables(tables, out_dir))
     shutdown_distributed()
@@ -245,31 +269,6 @@ def slurm(recipe, overrides, nodes, gpus_per_node, procs_per_node, partition, ti
 @main.command(epilog="""
 \b
 Examples:
-  rocoft-llm doctor --out-dir runs/x
-  torchrun --nproc-per-node 8 -m rocoft_llm.cli doctor --out-dir /shared/runs/x     # every rank
-""")
-@click.option("--out-dir", required=True, help="The run's output directory (checked for sharing and free space).")
-@click.option("--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s).")
-@click.option("--min-free-gib", default=1.0, show_default=True, type=float)
-def doctor(out_dir, timeout, min_free_gib) -> None:
-    """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
-    from .distributed import is_main, shutdown_distributed
-    from .doctor import run_doctor
-
-    results = run_doctor(out_dir, timeout, min_free_gib)
-    if is_main():
-        for name, ok, detail in results:
-            click.echo(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
-        click.echo("doctor: all checks passed" if all(ok for _, ok, _ in results) else "doctor: FAILED")
-    if all(ok for name, ok, _ in results if name == "all-reduce"):  # a broken group would hang the barrier
-        shutdown_distributed()
-    if not all(ok for _, ok, _ in results):
-        sys.exit(1)
-
-
-@main.command(epilog="""
-\b
-Examples:
   rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
       --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
   # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}
@@ -278,9 +277,9 @@ Examples:
 @click.option("--calibration", required=True, type=click.Path(exists=True, dir_okay=False),
               help="LLM-Adapters JSON file (array of {instruction, input, output, answer}) used as calibration text.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Indices JSON to write.")
-@click.option("--mode", type=click.Choice(["row", "column"]), default="row", show_default=True)
+@click.option("--mode", type=click.Choice(typing.get_args(Mode)), default="row", show_default=True)
 @click.option("--rank", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--selection", type=click.Choice(["max", "min", "mixed", "first", "random"]), default="max",
+@click.option("--selection", type=click.Choice(SELECTIONS), default="max",
               show_default=True, help="Wanda-scored max/min/mixed, or first/random.")
 @click.option("--targets", default=None, help="Comma-separated linear names (default: the architecture table's).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -298,7 +297,7 @@ def select(model_path, calibration, out, mode, rank, selection, targets, seed, n
     """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
     from .modeling import load_model, load_tokenizer
     from .rocoft.apply import RoCoFTConfig
-    from .rocoft.select_file import select_to_file
+    from .select_indices import select_to_file
 
     cfg = RoCoFTConfig(mode=mode, rank=rank, selection=selection, seed=seed,
                        targets=[t.strip() for t in targets.split(",")] if targets else None)
@@ -325,57 +324,42 @@ Examples:
   # from a recipe's data section:
   rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
 """)
-@click.option("--dataset", "datasets", multiple=True, help="Dataset id (boolq, gsm8k, commonsense, math, ...), alias, "
-              "or LLM-Adapters JSON file; repeat for several.")
-@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), help="Take every option from this recipe.")
+@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), help="Take the options from this recipe's "
+              "data section and tokenizer; options given here apply on top of it (as data.KEY=VALUE overrides).")
 @click.argument("overrides", nargs=-1)
-@click.option("--tokenizer", help="Tokenizer id or directory.")
+@options_from(PrepareOptions, ["datasets", "tokenizer_path", "split", "source", "llm_adapters_dir", "hub_dir",
+                               "test_dir", "template", "cutoff_len", "train_on_inputs", "add_eos", "overlength",
+                               "bad_records", "num_proc"])
 @click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: a cache dir keyed by the inputs).")
-@click.option("--split", default="train", show_default=True, help="train or test (per-task sets).")
-@click.option("--from", "origin", type=click.Choice(["llm_adapters", "hub"]), default="llm_adapters", show_default=True,
-              help="Read LLM-Adapters JSON files, or convert the original datasets.")
-@click.option("--llm-adapters-dir", help="LLM-Adapters checkout or copy (or $ROCOFT_LLM_ADAPTERS_DIR).")
-@click.option("--hub-dir", help="Offline originals: DIR/<id>/<split>.jsonl|.json|.parquet.")
-@click.option("--test-dir", help="LLM-Adapters test sets for the contamination report (default: --llm-adapters-dir).")
-@click.option("--template", default="llm_adapters", show_default=True, help="llm_adapters, alpaca_clean, or a string "
-              "with {instruction} and {output}.")
-@click.option("--cutoff-len", default=256, show_default=True, type=click.IntRange(min=8))
-@click.option("--train-on-inputs/--no-train-on-inputs", default=True, show_default=True,
-              help="Loss on prompt tokens too (upstream default) or only on the response.")
-@click.option("--add-eos/--no-add-eos", default=True, show_default=True)
-@click.option("--overlength", type=click.Choice(["truncate", "drop", "error"]), default="truncate", show_default=True)
-@click.option("--bad-records", type=click.Choice(["error", "drop"]), default="error", show_default=True)
-@click.option("--num-proc", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--preview", default=0, type=click.IntRange(min=0), help="Print N rendered examples with the loss mask "
               "and exit without writing.")
 @click.option("--overwrite", is_flag=True, help="Rebuild even if --out holds a prepared dataset.")
-def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adapters_dir, hub_dir, test_dir, template,
-            cutoff_len, train_on_inputs, add_eos, overlength, bad_records, num_proc, preview, overwrite) -> None:
+@click.pass_context
+def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
     """Build tokenized instruction data (records, tokenized dataset, manifest) once, cached by its inputs."""
-    from .data.prepare import PrepareOptions, summarize_manifest
     from .data.prepare import prepare as run_prepare
+    from .data.prepare import summarize_manifest
 
+    given["datasets"] = list(given["datasets"] or [])
+    on_command_line = {k: v for k, v in given.items()
+                       if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
     if recipe:
-        from .config import load_recipe
+        from .config.prepare_options import prepare_options_from_recipe
 
-        r, _ = load_recipe(recipe, list(overrides), offline_checks=False)
-        opts = PrepareOptions.from_recipe(r)
+        opts = prepare_options_from_recipe(recipe, list(overrides), on_command_line)
     else:
         if overrides:
             raise click.UsageError(f"KEY=VALUE overrides {list(overrides)} need --recipe.")
-        if not datasets or not tokenizer:
+        if not given["datasets"] or not given["tokenizer_path"]:
             raise click.UsageError("pass --dataset and --tokenizer (or --recipe).")
-        opts = PrepareOptions(datasets=list(datasets), tokenizer_path=tokenizer, split=split, origin=origin,
-                              llm_adapters_dir=llm_adapters_dir, hub_dir=hub_dir, template=template,
-                              cutoff_len=cutoff_len, train_on_inputs=train_on_inputs, add_eos=add_eos,
-                              overlength=overlength, bad_records=bad_records, num_proc=num_proc, test_dir=test_dir)
+        opts = validated(PrepareOptions, given, "command line")
     if preview:
         from .data.preview import preview as render_preview
         from .data.sources import resolve_source
         from .data.templates import get_template
         from .modeling import load_tokenizer
 
-        src = resolve_source(opts.datasets[0], opts.split, opts.origin, opts.llm_adapters_dir, opts.hub_dir)
+        src = resolve_source(opts.datasets[0], opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir)
         records = [{**r, "source": src.name} for r in src.records[:preview]]
         click.echo(render_preview(records, load_tokenizer(opts.tokenizer_path), get_template(opts.template), preview,
                                   opts.cutoff_len, opts.train_on_inputs, opts.add_eos))
@@ -384,22 +368,10 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
     click.echo(summarize_manifest(path, manifest))
 
 
-@main.command(epilog="""
-\b
-Examples:
-  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
-  python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
-""")
-@click.option("--base", required=True, help="Base model directory (safetensors) or Hub id.")
-@click.option("--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory.")
-@click.option("--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete.")
-def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
-    """Write BASE + ADAPTER as a plain HF model directory, streaming one safetensors shard at a time."""
-    from .rocoft.merge_dir import merge_to_directory
+from .cli_tools import doctor, merge, recipes  # noqa: E402  (commands that take no recipe options)
 
-    path = merge_to_directory(base, adapter, out, overwrite=overwrite)
-    click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
+for _command in (doctor, merge, recipes):
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

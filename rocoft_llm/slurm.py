@@ -1,4 +1,4 @@
-"""``rocoft-llm slurm``: render a ready sbatch file from ``slurm/train.sbatch.tmpl`` and a recipe
+"""``rocoft-llm slurm``: render a ready sbatch file from ``rocoft_llm/train.sbatch.tmpl`` and a recipe
 (validated for the allocation's world size first); submit it only when asked. GPU clusters get
 one process per GPU; CPU clusters (``gpus_per_node=0``) get ``procs_per_node`` processes per node
 and no GPU request at all (a cluster without GRES rejects any ``--gpus-per-node`` line)."""
@@ -14,8 +14,10 @@ from pathlib import Path
 from .config import load_recipe
 from .errors import RoCoFTError
 from .io_utils import atomic_write_text
+from .shipped import read_shipped_text
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "slurm" / "train.sbatch.tmpl"
+JOB_OVERRIDE = "train.resume=auto"  # what train.sbatch.tmpl adds to every run (keep in step)
+TEMPLATE = "train.sbatch.tmpl"  # shipped inside the package, read with importlib.resources
 
 
 @dataclass
@@ -60,14 +62,13 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     if backend and backend != "deepspeed":  # a DeepSpeed recipe run under FSDP/DDP drops its ZeRO settings
         overrides += ["dist.zero_stage=null", "dist.deepspeed_config=null", "dist.zero_init=false"]
     world = alloc.nodes * procs
-    recipe, _ = load_recipe(recipe_path, overrides, world_size=world)
+    # validated exactly as the job runs it: the template always appends train.resume=auto
+    recipe, _ = load_recipe(recipe_path, overrides + [JOB_OVERRIDE], world_size=world)
     if recipe.dist.backend == "none" and world > 1:
         raise RoCoFTError(f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
                           "fsdp|deepspeed|ddp or set dist.backend in the recipe.")
     if alloc.launcher == "deepspeed" and recipe.dist.backend != "deepspeed":
         raise RoCoFTError("--launcher deepspeed needs dist.backend deepspeed (pass --backend deepspeed).")
-    if not TEMPLATE.is_file():
-        raise RoCoFTError(f"the sbatch template {TEMPLATE} is missing; reinstall rocoft-llm from its repository.")
     log_dir = alloc.log_dir or str(Path(recipe.output.dir) / "slurm-logs")
     Path(log_dir).mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
     extra = []
@@ -88,7 +89,7 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
         "PYTHON": shlex.quote(sys.executable), "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
         "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // procs)),
     }
-    text = TEMPLATE.read_text()
+    text = read_shipped_text(TEMPLATE)
     for key, value in values.items():
         text = text.replace(f"@@{key}@@", value)
     if "@@" in text:

@@ -6,10 +6,11 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
 
-sys.path.insert(0, str(REPO / "bench"))
-import methods  # noqa: E402  (bench/methods.py)
+from tests.helpers.bench import load_bench_script
+from tests.helpers.paths import REPO
+
+methods = load_bench_script("methods")
 
 
 def test_profiled_peak_counts_live_bytes_at_their_highest():
@@ -111,7 +112,7 @@ def test_sharding_benchmark_reports_per_rank_shares():
 def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
     """bench/gpu_wheels.py: what it would carry to the GPU machine is the training stack's dependency
     closure at THIS environment's versions, without torch/CUDA/numpy (the image's own)."""
-    import gpu_wheels
+    gpu_wheels = load_bench_script("gpu_wheels")
 
     versions = gpu_wheels.closure(["peft", "datasets"], "3.12")
     assert {"peft", "transformers", "accelerate", "huggingface-hub", "safetensors", "tokenizers", "datasets",

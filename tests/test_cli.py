@@ -4,20 +4,19 @@ import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from tiny_models import batch, tiny_model
-from tiny_tokenizer import save_tiny_tokenizer
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter
 from rocoft_llm.cli import main
 from rocoft_llm.rocoft.apply import rocoft_modules
-from rocoft_llm.rocoft.select_file import calibration_batches
+from rocoft_llm.select_indices import calibration_batches
+from tests.helpers.models import batch, tiny_model
+from tests.helpers.paths import REPO
+from tests.helpers.tokenizers import save_tiny_tokenizer
 
-REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]
 
 

@@ -31,9 +31,8 @@ def test_layer_bf16_on_cuda_matches_fp32(mode):
 
 
 def test_tiny_bf16_training_on_one_gpu(tmp_path):
-    from helpers import losses, tiny_recipe
-
     from rocoft_llm.train.run import train
+    from tests.helpers.recipes import losses, tiny_recipe
 
     out = train(str(tiny_recipe(tmp_path, "gpu", model={"dtype": "bfloat16"}, train={"precision": "bf16",
                                                                                      "max_steps": 20, "lr": 0.05})))

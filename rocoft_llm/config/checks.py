@@ -1,5 +1,6 @@
-"""Semantic recipe checks beyond types: ranges, incompatible combinations, batch arithmetic,
-ranks against the model's real dimensions, warmup against the run length.
+"""Recipe checks beyond one field (those are declared in :mod:`.schema`): incompatible combinations,
+batch arithmetic, reachable data files, ranks against the model's real dimensions, warmup against
+the run length.
 
 Checks that need a model config or a data file warn and skip when it cannot be reached offline;
 ``strict`` makes those warnings errors.
@@ -7,15 +8,14 @@ Checks that need a model config or a data file warn and skip when it cannot be r
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
-from ..data.templates import get_template
 from ..errors import RoCoFTError
+from ..rocoft.selection import SCORED_SELECTIONS
 from .schema import Recipe
 
 
@@ -55,35 +55,6 @@ def warmup_problem(warmup: int, steps: int) -> str | None:
     return None
 
 
-def _ranges(r: Recipe, res: CheckResult) -> None:
-    p = res.problems
-    positive = {
-        "rocoft.rank": r.rocoft.rank, "lora.r": r.lora.r, "train.global_batch_size": r.train.global_batch_size,
-        "train.micro_batch_size": r.train.micro_batch_size, "data.cutoff_len": r.data.cutoff_len,
-        "train.log_steps": r.train.log_steps, "data.num_proc": r.data.num_proc, "eval.num_beams": r.eval.num_beams,
-        "eval.batch_size": r.eval.batch_size, "rocoft.calibration_batches": r.rocoft.calibration_batches,
-        "dist.timeout_minutes": r.dist.timeout_minutes, "train.save_total_limit": r.train.save_total_limit,
-    }
-    for key, value in positive.items():
-        if value < 1:
-            p.append(f"{key}: {value} must be >= 1")
-    for key, value in {"train.max_steps": r.train.max_steps, "train.save_steps": r.train.save_steps,
-                       "eval.max_new_tokens": r.eval.max_new_tokens}.items():
-        if value is not None and value < 1:
-            p.append(f"{key}: {value} must be >= 1 (or null)")
-    if r.train.lr <= 0:
-        p.append(f"train.lr: {r.train.lr} must be > 0 (paper: 1e-3 math, 2e-3 commonsense)")
-    if r.train.epochs <= 0:
-        p.append(f"train.epochs: {r.train.epochs} must be > 0")
-    if r.train.warmup_steps < 0 or r.train.weight_decay < 0:
-        p.append("train.warmup_steps and train.weight_decay must be >= 0")
-    if r.train.max_grad_norm is not None and r.train.max_grad_norm <= 0:
-        p.append(f"train.max_grad_norm: {r.train.max_grad_norm} must be > 0 or null (no clipping)")
-    for key, value in {"model.dropout": r.model.dropout, "lora.dropout": r.lora.dropout}.items():
-        if value is not None and not 0 <= value < 1:
-            p.append(f"{key}: {value} must be in [0, 1)")
-
-
 def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     p = res.problems
     if r.method != "rocoft" and raw.get("rocoft"):
@@ -97,16 +68,20 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"dist.{key}: only used with dist.backend: deepspeed (backend is {r.dist.backend!r}); remove it")
         if r.dist.zero_init:
             p.append("dist.zero_init: true needs dist.backend: deepspeed with zero_stage 3")
-    elif r.dist.zero_stage is not None and r.dist.zero_stage not in (0, 1, 2, 3):
-        p.append(f"dist.zero_stage: {r.dist.zero_stage} must be 0, 1, 2 or 3")
     elif r.dist.zero_init and r.dist.zero_stage not in (None, 3):
         p.append(f"dist.zero_init: true needs dist.zero_stage 3 (got {r.dist.zero_stage})")
-    if r.dist.deepspeed_config and not Path(r.dist.deepspeed_config).is_file():
-        p.append(f"dist.deepspeed_config: file {r.dist.deepspeed_config} does not exist")
+    if r.dist.deepspeed_config:
+        from ..io_utils import read_json
+
+        try:
+            if not isinstance(read_json(r.dist.deepspeed_config, "DeepSpeed config", "fix the path or the file"), dict):
+                p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
+        except RoCoFTError as e:
+            p.append(f"dist.deepspeed_config: {e}")
     if r.train.resume is not None and r.output.overwrite:
         p.append("train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
                  "from); drop one of them")
-    if r.method == "rocoft" and r.rocoft.selection in ("max", "min", "mixed") and not r.rocoft.indices_file \
+    if r.method == "rocoft" and r.rocoft.selection in SCORED_SELECTIONS and not r.rocoft.indices_file \
             and not r.data.train:
         p.append(f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set data.train "
                  "or rocoft.indices_file (from `rocoft-llm select`)")
@@ -122,10 +97,6 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                             "pretrained weights themselves (slice = W0[idx] + update), not just the update")
     if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
         p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
-    try:
-        get_template(r.data.template)  # the rule prepare/train/eval apply
-    except RoCoFTError as e:
-        p.append(f"data.template: {e}")
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
             if canonical_dataset_id(name) is None and not Path(name).exists():
@@ -134,29 +105,47 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 (res.warnings if name.endswith((".json", ".jsonl")) else p).append(msg)
 
 
-def _data_size(r: Recipe) -> int | None:
-    """Number of training records when every source is a local JSON array (else unknown)."""
-    total = 0
+def _data_size(r: Recipe, res: CheckResult) -> int | None:
+    """Number of training records when every source is a local JSON file (else unknown). A reachable file is
+    read as `prepare` reads it: unreadable, non-array, empty or bad records are problems now, not at run time."""
+    from ..data.records import read_json_array
+    from ..data.sources import answer_spec_for_file
+    from ..data.templates import get_template, input_problem
+    from ..data.validate import validate_records
+
+    total, known = 0, True
     for name in r.data.train:
         path = Path(name)
-        if not path.is_file() or path.suffix != ".json":
-            return None
+        if not path.is_file():
+            known = False
+            continue
         try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        total += len(data) if isinstance(data, list) else 0
-    return total or None
+            records = read_json_array(path)
+            if not records:
+                raise RoCoFTError(f"{path}: the data file holds no records (an empty JSON array); add records or "
+                                  "remove it from data.train")
+            kept, _ = validate_records(records, answer_spec_for_file(path), str(path), r.data.bad_records)
+            problem = input_problem(kept, get_template(r.data.template), str(path))
+            if problem:
+                raise RoCoFTError(problem)
+        except RoCoFTError as e:
+            res.problems.append(f"data.train: {e}")
+            known = False
+            continue
+        total += len(kept)
+    return total if known and total else None
 
 
-def _run_length(r: Recipe, res: CheckResult, world_size: int) -> None:
+def _run_length(r: Recipe, res: CheckResult, world_size: int, training: bool) -> None:
     try:
         res.derived["gradient_accumulation"] = gradient_accumulation(
             r.train.global_batch_size, r.train.micro_batch_size, world_size)
     except ValueError as e:
         res.problems.append(str(e))
     res.derived["world_size"] = world_size
-    n = _data_size(r)
+    n = _data_size(r, res)
+    if not training:  # preparing data: the run's length is not this command's business
+        return
     steps = r.train.max_steps
     if steps is None and n is not None:
         steps = run_steps(n, r.train.global_batch_size, r.train.epochs)
@@ -170,6 +159,32 @@ def _run_length(r: Recipe, res: CheckResult, world_size: int) -> None:
         problem = warmup_problem(r.train.warmup_steps, steps)
         if problem:
             res.problems.append(problem)
+
+
+def looks_like_path(name: str) -> bool:
+    """A local path rather than a Hub id ("org/name"): absolute, relative (./, ../, ~), or 2+ slashes."""
+    return name.startswith(("/", ".", "~")) or name.count("/") >= 2
+
+
+def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
+    """A model (or tokenizer) directory that does not exist yet, with the recipe beside this one that writes it."""
+    for key, name in (("model.name_or_path", r.model.name_or_path), ("model.tokenizer", r.model.tokenizer)):
+        if not name or not looks_like_path(name) or Path(name).expanduser().exists():
+            continue
+        fix = "fix the path, or create the model there first"
+        if recipe_path is not None:
+            import yaml
+
+            for other in sorted(Path(recipe_path).parent.glob("*.y*ml")):
+                try:
+                    out_dir = (yaml.safe_load(other.read_text()) or {}).get("output", {}).get("dir")
+                except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+                    continue
+                if out_dir and Path(name).is_relative_to(Path(out_dir)) and Path(other) != Path(recipe_path):
+                    fix = f"it is written by `rocoft-llm train {other}` (output.dir {out_dir}): run that first"
+                    break
+        return f"{key}: the directory {name} does not exist; {fix}"
+    return None
 
 
 def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
@@ -224,11 +239,11 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
 
 
 def check_recipe(recipe: Recipe, raw: dict, world_size: int = 1, strict: bool = False,
-                 offline_checks: bool = True) -> CheckResult:
+                 offline_checks: bool = True, training: bool = True) -> CheckResult:
+    """Every cross-field and file check; ``training=False`` (prepare) skips the run-length checks."""
     res = CheckResult()
-    _ranges(recipe, res)
     _combinations(recipe, raw, res)
-    _run_length(recipe, res, world_size)
+    _run_length(recipe, res, world_size, training)
     if offline_checks:
         _shapes(recipe, res, strict)
     if strict:

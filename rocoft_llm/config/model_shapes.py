@@ -9,8 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..architectures import fused_layout
-
-KNOWN_MODELS_FILE = Path(__file__).with_name("known_models.json")
+from ..shipped import read_shipped_text
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class LinearShape:
 
 
 def known_models() -> dict[str, dict]:
-    data = json.loads(KNOWN_MODELS_FILE.read_text())
+    data = json.loads(read_shipped_text("config", "known_models.json"))
     return {k: v for k, v in data.items() if not k.startswith("_")}
 
 

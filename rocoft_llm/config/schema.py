@@ -1,144 +1,175 @@
-"""The typed recipe: one dataclass tree for a whole run (model, method, rocoft, lora, data,
-train, dist, eval, output). Field docs are the user documentation of each key."""
+"""The typed recipe: one pydantic tree for a whole run (model, method, rocoft, lora, data, train,
+dist, eval, output). Each field's docstring is the user documentation of its key (``rocoft-llm
+validate --explain KEY``); constraints that need no other field (ranges, finite numbers, non-empty)
+are declared with the field. Checks across fields or against files live in :mod:`.checks`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
-REQUIRED = object()  # marker default for keys a recipe must set
+from pydantic import Field
+
+from ..data.options import DataOptions
+from ..rocoft.config import RoCoFTConfig
+from ..typed import Float, StrictModel
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+Probability = Annotated[Float, Field(ge=0, lt=1)]
 
 
-@dataclass
-class ModelSection:
-    #: HF Hub id or local directory (config.json [+ safetensors] [+ tokenizer]).
-    name_or_path: str = REQUIRED  # type: ignore[assignment]
-    #: dtype the frozen weights are loaded in; trainable slices are always fp32 masters.
+class ModelSection(StrictModel):
+    """The base model and how it is loaded."""
+
+    name_or_path: str
+    """HF Hub id or local directory (config.json [+ safetensors] [+ tokenizer])."""
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
-    #: build the model from its config.json with random weights (tiny recipes, benchmarks).
+    """dtype the frozen weights are loaded in; trainable slices are always fp32 masters."""
     random_init: bool = False
-    #: tokenizer id or path when it differs from name_or_path.
+    """Build the model from its config.json with random weights (tiny recipes, benchmarks)."""
     tokenizer: str | None = None
+    """Tokenizer id or path when it differs from name_or_path."""
     revision: str | None = None
+    """Hub revision (branch, tag or commit) of name_or_path."""
     trust_remote_code: bool = False
-    #: override the architecture's dropout probabilities (Table 10 of the paper uses 0.1).
-    dropout: float | None = None
+    """Allow the model's own Python code from the Hub (only for models you trust)."""
+    dropout: Probability | None = None
+    """Override the architecture's dropout probabilities, in [0, 1) (Table 10 of the paper uses 0.1)."""
     attn_implementation: str | None = None
-    #: pad id for batching (Llama-2 has no pad token; LLM-Adapters uses 0).
-    pad_token_id: int = 0
+    """transformers attention kernel (eager, sdpa, flash_attention_2); null = transformers' choice."""
+    pad_token_id: NonNegativeInt = 0
+    """Pad id for batching (Llama-2 has no pad token; LLM-Adapters uses 0)."""
 
 
-@dataclass
-class RoCoFTSection:
-    mode: Literal["row", "column"] = "row"
-    rank: int = 3
-    selection: Literal["first", "random", "max", "min", "mixed"] = "first"
-    #: nn.Linear names to adapt; null = the architecture table's q/k/v/o + feed-forward.
-    targets: list[str] | None = None
-    train_bias: bool = False
-    seed: int = 0
-    #: indices computed once by `rocoft-llm select` (overrides selection).
-    indices_file: str | None = None
-    #: regexes of extra parameters to train in full (norms, lm_head); empty = frozen.
-    also_train: list[str] = field(default_factory=list)
-    #: calibration batches for the Wanda-scored selections (max/min/mixed).
-    calibration_batches: int = 32
+class RoCoFTSection(RoCoFTConfig):
+    """The ``rocoft:`` section is :class:`RoCoFTConfig` itself (same fields, defaults and docs)."""
+
+    # pydantic's own __init__: a recipe collects every error itself instead of the API's RoCoFTError
+    __init__ = StrictModel.__init__
 
 
-@dataclass
-class LoRASection:
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.05
-    targets: list[str] | None = None
+class LoRASection(StrictModel):
+    """The LoRA baseline (method: lora), through peft."""
+
+    r: PositiveInt = 8
+    """LoRA rank."""
+    alpha: PositiveInt = 16
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: Probability = 0.05
+    """Dropout on the LoRA input, in [0, 1)."""
+    targets: Annotated[list[str], Field(min_length=1)] | None = None
+    """nn.Linear names to adapt; null = the architecture table's targets."""
 
 
-@dataclass
-class DataSection:
-    #: dataset ids (boolq, gsm8k, commonsense, math ...) or local LLM-Adapters JSON files.
-    train: list[str] = field(default_factory=list)
-    #: where dataset ids are read from: LLM-Adapters JSON files, or the original datasets (converted).
-    source: Literal["llm_adapters", "hub"] = "llm_adapters"
-    #: LLM-Adapters checkout or copy (<task>/test.json, ft-training_set/*.json); or $ROCOFT_LLM_ADAPTERS_DIR.
-    llm_adapters_dir: str | None = None
-    #: offline copies of the original datasets: DIR/<id>/<split>.jsonl.
-    hub_dir: str | None = None
-    #: llm_adapters (exact upstream text), alpaca_clean, or a custom string with {instruction} and {output}.
-    template: str = "llm_adapters"
-    cutoff_len: int = 256
-    train_on_inputs: bool = True
-    add_eos: bool = True
-    overlength: Literal["truncate", "drop", "error"] = "truncate"
-    bad_records: Literal["error", "drop"] = "error"
-    num_proc: int = 1
+class DataSection(DataOptions):
+    """Training data: the shared data options (also `rocoft-llm prepare`'s) plus what to train on."""
+
+    train: list[str] = Field(default_factory=list)
+    """Dataset ids (boolq, gsm8k, commonsense, math ...) or local LLM-Adapters JSON files."""
     cache_dir: str | None = None
+    """Root of the prepared-data cache (CACHE/prepared/<key>); default $ROCOFT_CACHE or ~/.cache/rocoft-llm."""
 
 
-@dataclass
-class TrainSection:
-    #: examples per optimizer step across ALL ranks; accumulation = global / (micro x world).
-    global_batch_size: int = 16
-    #: examples per forward on one device.
-    micro_batch_size: int = 4
-    epochs: float = 1.0
-    #: stop after this many optimizer steps (overrides epochs).
-    max_steps: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+class TrainSection(StrictModel):
+    """Optimization and run length."""
+
+    global_batch_size: PositiveInt = 16
+    """Examples per optimizer step across ALL ranks; accumulation = global / (micro x world)."""
+    micro_batch_size: PositiveInt = 4
+    """Examples per forward on one device."""
+    epochs: Annotated[Float, Field(gt=0)] = 1.0
+    """Passes over the data (fractions allowed); ignored when max_steps is set."""
+    max_steps: PositiveInt | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    lr: Annotated[Float, Field(gt=0)] = 1e-3
+    """Peak learning rate of AdamW (paper: 1e-3 math, 2e-3 commonsense)."""
+    weight_decay: Annotated[Float, Field(ge=0)] = 0.0
+    """AdamW weight decay (on RoCoFT slices it decays the selected pretrained weights too)."""
+    warmup_steps: NonNegativeInt = 0
+    """Optimizer steps of linear warmup from 0 to lr; must be fewer than the run's steps."""
     scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    max_grad_norm: float | None = 1.0
+    """Learning-rate decay after warmup (transformers.get_scheduler): to 0 by cosine or linearly, or constant."""
+    max_grad_norm: Annotated[Float, Field(gt=0)] | None = 1.0
+    """Clip the global gradient norm to this value; null = no clipping."""
     seed: int = 42
+    """Seed of data order, dropout and random initialisation (transformers.set_seed)."""
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
+    """Compute precision (autocast over fp32 weights; fp16 uses a gradient scaler)."""
     gradient_checkpointing: bool = False
-    save_steps: int | None = None
-    save_total_limit: int = 2
-    log_steps: int = 1
-    #: null, "auto" (latest complete checkpoint in output.dir), or a checkpoint path.
-    resume: str | None = None
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
+    save_steps: PositiveInt | None = None
+    """Write a resumable checkpoint every N optimizer steps; null = only at the end."""
+    save_total_limit: PositiveInt = 2
+    """Keep this many most recent complete checkpoints."""
+    log_steps: PositiveInt = 1
+    """Log loss, learning rate and throughput every N optimizer steps."""
+    resume: Annotated[str, Field(min_length=1)] | None = None
+    """null, "auto" (latest complete checkpoint in output.dir), or a checkpoint path."""
 
 
-@dataclass
-class DistSection:
+class DistSection(StrictModel):
+    """How the run is spread over processes."""
+
     backend: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"
-    #: DeepSpeed ZeRO stage 0-3 (deepspeed only; default 3).
-    zero_stage: int | None = None
-    #: a user DeepSpeed JSON merged over the generated one.
+    """none (one process), ddp, fsdp (FSDP2) or deepspeed (ZeRO)."""
+    zero_stage: Annotated[int, Field(ge=0, le=3)] | None = None
+    """DeepSpeed ZeRO stage 0-3 (deepspeed only; default 3)."""
     deepspeed_config: str | None = None
-    #: load the model partitioned with zero.Init (models that do not fit one rank).
+    """A user DeepSpeed JSON merged over the generated one."""
     zero_init: bool = False
+    """Load the model partitioned with zero.Init (models that do not fit one rank)."""
     reshard_after_forward: bool = True
+    """FSDP2: free gathered weights after the forward (less memory, one more all-gather in backward)."""
     cpu_offload: bool = False
-    timeout_minutes: int = 30
+    """Offload parameters and optimizer state to CPU memory (FSDP2 / ZeRO)."""
+    timeout_minutes: PositiveInt = 30
+    """Collective timeout: a hung rank fails the job after this long instead of hanging it."""
 
 
-@dataclass
-class EvalSection:
-    #: task ids evaluated after training (boolq, gsm8k, svamp ...).
-    tasks: list[str] = field(default_factory=list)
-    num_beams: int = 4
-    #: null = protocol default (32 commonsense, 256 math).
-    max_new_tokens: int | None = None
-    batch_size: int = 8
+class EvalSection(StrictModel):
+    """Defaults of `rocoft-llm eval --run` for this run."""
+
+    tasks: list[str] = Field(default_factory=list)
+    """Task ids evaluated after training (boolq, gsm8k, svamp ...)."""
+    num_beams: PositiveInt = 4
+    """Beam search width; 1 = greedy."""
+    max_new_tokens: PositiveInt | None = None
+    """null = protocol default (32 commonsense, 256 math)."""
+    batch_size: PositiveInt = 8
+    """Prompts per generate call on one device."""
 
 
-@dataclass
-class OutputSection:
-    dir: str = REQUIRED  # type: ignore[assignment]
+class OutputSection(StrictModel):
+    """Where the run writes."""
+
+    dir: Annotated[str, Field(min_length=1)]
+    """Output directory of the run (adapter, metrics, checkpoints)."""
     overwrite: bool = False
-    #: also write a merged HF model directory at the end.
+    """Replace a non-empty output.dir (never done silently)."""
     merge: bool = False
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Also write a merged HF model directory at the end."""
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(default_factory=lambda: ["tensorboard"])
+    """Metric writers besides metrics.jsonl: tensorboard, wandb (when installed), or []."""
 
 
-@dataclass
-class Recipe:
+class Recipe(StrictModel):
+    """A whole run. Required: model.name_or_path and output.dir; everything else has a default."""
+
     model: ModelSection
+    """The base model."""
     output: OutputSection
+    """Where the run writes."""
     method: Literal["rocoft", "lora", "full"] = "rocoft"
-    rocoft: RoCoFTSection = field(default_factory=RoCoFTSection)
-    lora: LoRASection = field(default_factory=LoRASection)
-    data: DataSection = field(default_factory=DataSection)
-    train: TrainSection = field(default_factory=TrainSection)
-    dist: DistSection = field(default_factory=DistSection)
-    eval: EvalSection = field(default_factory=EvalSection)
+    """rocoft (rows/columns), lora (peft baseline) or full finetuning."""
+    rocoft: RoCoFTSection = Field(default_factory=RoCoFTSection)
+    """RoCoFT settings (method: rocoft)."""
+    lora: LoRASection = Field(default_factory=LoRASection)
+    """LoRA settings (method: lora)."""
+    data: DataSection = Field(default_factory=DataSection)
+    """Training data."""
+    train: TrainSection = Field(default_factory=TrainSection)
+    """Optimization."""
+    dist: DistSection = Field(default_factory=DistSection)
+    """Distribution over processes."""
+    eval: EvalSection = Field(default_factory=EvalSection)
+    """Evaluation defaults."""

@@ -1,4 +1,4 @@
-"""The dataset catalog (data_prep/catalog.yaml) and canonical ids with their aliases.
+"""The dataset catalog (catalog.yaml beside this module, shipped in the package) and canonical ids with their aliases.
 
 Ids are matched case-insensitively; aliases (ARC-Easy, social_i_qa, AQuA, math_10k ...) map to
 the canonical lowercase id that data preparation and evaluation share.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 
 import yaml
 
 from ..errors import RoCoFTError
+from ..shipped import read_shipped_text
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class DatasetEntry:
     hub: dict = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     contaminated_by: tuple[str, ...] = ()
+    #: what the hub id, config, splits and fields were checked against (the dataset's card or repo)
+    checked: str = ""
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class MixtureEntry:
 
 @lru_cache(maxsize=1)
 def load_catalog() -> tuple[dict[str, DatasetEntry], dict[str, MixtureEntry]]:
-    raw = yaml.safe_load(resources.files("data_prep").joinpath("catalog.yaml").read_text())
+    raw = yaml.safe_load(read_shipped_text("data", "catalog.yaml"))
     mixtures_raw = raw.pop("mixtures", {})
     datasets = {k: DatasetEntry(id=k, **{**v, "aliases": tuple(v.get("aliases", ())),
                                         "contaminated_by": tuple(v.get("contaminated_by", ()))})

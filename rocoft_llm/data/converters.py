@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..errors import RoCoFTError
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: MultiArith / LILA / Calc-mawps field names from their cards
 
 
 def _record(instruction: str, output: str, answer: str) -> dict:
@@ -119,14 +119,28 @@ def aqua(row: dict) -> dict:
                    f"{row['rationale'].strip()}\nThe answer is ({letter}).", letter)
 
 
+#: question / answer / equation field names of the number-answer sources, as their cards name them
+_QUESTION_FIELDS = ("sQuestion", "question", "input")  # MAWPS json; ChilleD/MultiArith, Calc-mawps; LILA
+_ANSWER_FIELDS = ("lSolutions", "final_ans", "result", "output_answer")  # same order of sources
+_EQUATION_FIELDS = ("lEquations", "equation")  # MAWPS json; Calc-mawps (LILA's output_program is code)
+
+
+def _first_field(row: dict, names: tuple[str, ...]):
+    for name in names:
+        if row.get(name) not in (None, "", []):
+            return row[name]
+    raise KeyError(f"none of {list(names)}")
+
+
 def mawps_style(row: dict) -> dict:
-    """MAWPS / MultiArith / AddSub / SingleEq rows: sQuestion, lSolutions[, lEquations]."""
-    question = row.get("sQuestion") or row.get("question") or row.get("input")
-    solutions = row.get("lSolutions", row.get("answer", row.get("result")))
-    value = solutions[0] if isinstance(solutions, list) else solutions
-    answer = _format_number(value)
-    equations = row.get("lEquations") or []
-    equation = equations[0] if isinstance(equations, list) and equations else ""
+    """Number-answer word problems: MAWPS json (sQuestion, lSolutions, lEquations), ChilleD/MultiArith
+    (question, final_ans), MU-NLPC/Calc-mawps (question, result, equation), allenai/lila addsub /
+    singleq (input, output_answer)."""
+    question = _first_field(row, _QUESTION_FIELDS)
+    value = _first_field(row, _ANSWER_FIELDS)
+    answer = _format_number(value[0] if isinstance(value, list) else value)
+    equations = next((row[n] for n in _EQUATION_FIELDS if row.get(n)), "")
+    equation = equations[0] if isinstance(equations, list) else equations
     output = (f"{equation}. " if equation else "") + f"The answer is {answer}."
     return _record(question, output, answer)
 

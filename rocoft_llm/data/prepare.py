@@ -17,16 +17,17 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, read_json
+from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
+from .answers import MATH_ANSWER_TYPES
 from .converters import CONVERTER_VERSION
-from .reports import contamination_report, quirk_report
+from .options import PrepareOptions
+from .reports import contamination_report, local_test_sets, quirk_report
 from .sources import Source, resolve_source
-from .templates import get_template
+from .templates import get_template, input_problem
 from .tokenize import tokenize_records, tokenizer_fingerprint
 from .validate import validate_records
 
@@ -40,34 +41,12 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("ROCOFT_CACHE", Path.home() / ".cache" / "rocoft-llm")) / "prepared"
 
 
-@dataclass
-class PrepareOptions:
-    datasets: list[str]
-    tokenizer_path: str
-    split: str = "train"
-    origin: str = "llm_adapters"
-    llm_adapters_dir: str | None = None
-    hub_dir: str | None = None
-    template: str = "llm_adapters"
-    cutoff_len: int = 256
-    train_on_inputs: bool = True
-    add_eos: bool = True
-    overlength: str = "truncate"
-    bad_records: str = "error"
-    num_proc: int = 1
-    test_dir: str | None = None
-
-    @classmethod
-    def from_recipe(cls, recipe) -> PrepareOptions:
-        """The training data a recipe means (its ``data`` section and tokenizer)."""
-        d = recipe.data
-        shared = {f.name for f in fields(cls)} & {f.name for f in fields(d)}  # same meaning, same name
-        return cls(datasets=list(d.train), tokenizer_path=recipe.model.tokenizer or recipe.model.name_or_path,
-                   origin=d.source, **{name: getattr(d, name) for name in shared})
-
-
 def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str) -> str:
+    """Hash of every input of a prepared directory - its manifest's contamination report included: the test
+    sets it was checked against (which files, with their bytes)."""
+    tests = local_test_sets(opts.test_dir or opts.llm_adapters_dir)
     parts = {
+        "contamination_test_sets": {task: [str(path.resolve()), sha256_file(path)] for task, path in tests.items()},
         "manifest_version": MANIFEST_VERSION, "converter_version": CONVERTER_VERSION,
         "sources": [s.fingerprint() for s in sources], "template": [template.train, template.prompt],
         "tokenizer": tok_fp, "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs,
@@ -95,7 +74,7 @@ def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
     if progress:
         from tqdm.auto import tqdm
         specs = tqdm(specs, desc="loading/converting sources", unit="source")
-    return [resolve_source(s, opts.split, opts.origin, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
+    return [resolve_source(s, opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
 
 
 def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool = False, tokenizer=None,
@@ -113,38 +92,63 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
     tok_fp = tokenizer_fingerprint(tokenizer)
     sources = _load_sources(opts, progress)
     key = cache_key(sources, opts, template, tok_fp)
+    kept_records, source_info = _validated(sources, opts, template)
     out = Path(out) if out else Path(cache_root or default_cache_root()) / key[:20]
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock", timeout=3600):
+    lock = out.parent / f".{out.name}.lock"
+    with FileLock(str(lock), timeout=3600):
         existing = None if overwrite else read_manifest(out)
-        if existing is not None:
-            if existing.get("key") == key:
-                log.info("cache hit: %s already holds this prepared dataset", out)
-                return out, existing
+        if existing is not None and existing.get("key") != key:
             raise RoCoFTError(f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
                               f"!= {key[:12]}); choose another --out or pass --overwrite.")
-        manifest = _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress)
+        if existing is not None:
+            log.info("cache hit: %s already holds this prepared dataset", out)
+            manifest = existing
+        else:
+            manifest = _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out,
+                              overwrite, progress)
+    # The directory is complete: whoever takes the lock next (on the old file or a new one) finds a cache hit,
+    # so the lock file can go instead of lying beside the output forever.
+    lock.unlink(missing_ok=True)
     return out, manifest
 
 
-def _build(sources, opts, template, tokenizer, tok_fp, key, out, overwrite, progress) -> dict:
-    started = time.time()
+def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[list[dict], list[dict]]:
+    """(kept records, per-source info): every record problem is found here, before the lock is taken and
+    before anything is written."""
     kept_records, source_info = [], []
     for src in sources:
-        kept, drops = validate_records(src.records, src.answer_spec, src.name, opts.bad_records)
+        where = ", ".join(src.files) or src.name
+        if not src.records:
+            raise RoCoFTError(f"{where}: the source holds no records (an empty JSON array); add records or remove it "
+                              "from --dataset / data.train.")
+        kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records)
         source_info.append({"name": src.name, "kind": src.kind, "files": src.files, "members": src.members,
                             "records": len(src.records), "kept": len(kept), "drops": dict(drops),
-                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in ("number", "letter", "number_or_letter")
+                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES
                             else None})
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
+    if not kept_records:
+        raise RoCoFTError(f"no records left to prepare: every record of {', '.join(s.name for s in sources)} was bad "
+                          "and dropped (--bad-records drop); fix the files.")
+    for src in sources:
+        problem = input_problem(src.records, template, ", ".join(src.files) or src.name)
+        if problem:
+            raise RoCoFTError(problem)
+    return kept_records, source_info
+
+
+def _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite,
+           progress) -> dict:
+    started = time.time()
     report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
     tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
                                         opts.add_eos, opts.overlength, opts.num_proc, progress)
     manifest = {
         "format_version": MANIFEST_VERSION, "library_version": __version__, "key": key,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "split": opts.split, "origin": opts.origin, "sources": source_info,
+        "split": opts.split, "origin": opts.source, "sources": source_info,
         "template": {"name": template.name, "train": template.train, "prompt": template.prompt},
         "tokenizer": {"name_or_path": str(opts.tokenizer_path), "fingerprint": tok_fp,
                       "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},

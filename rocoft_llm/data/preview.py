@@ -28,7 +28,7 @@ def render_masked(tokenizer, input_ids: list[int], labels: list[int]) -> str:
 
 def preview(records: list[dict], tokenizer, template, n: int, cutoff_len: int, train_on_inputs: bool,
             add_eos: bool) -> str:
-    batch = {"instruction": [r["instruction"] for r in records[:n]], "output": [r["output"] for r in records[:n]]}
+    batch = {key: [r.get(key, "") for r in records[:n]] for key in ("instruction", "input", "output")}
     enc = encode_batch(batch, tokenizer, template, cutoff_len, train_on_inputs, add_eos)
     blocks = []
     for i in range(len(batch["instruction"])):

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import read_json
-
-FIELDS = ("instruction", "input", "output", "answer")
+from .validate import validate_records
 
 
 def read_json_array(path: str | Path) -> list:
@@ -20,7 +19,5 @@ def read_json_array(path: str | Path) -> list:
 
 def read_instruction_records(path: str | Path, spec: dict | None = None, policy: str = "error") -> list[dict]:
     """Validated records of one LLM-Adapters JSON file (all problems reported together)."""
-    from .validate import validate_records
-
     kept, _ = validate_records(read_json_array(path), spec or {}, str(path), policy)
     return kept

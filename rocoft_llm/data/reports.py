@@ -13,6 +13,8 @@ import logging
 import re
 from pathlib import Path
 
+from ..io_utils import read_json
+from .answers import LETTER_CLASS, is_letter
 from .catalog import load_catalog
 
 log = logging.getLogger("rocoft_llm")
@@ -27,14 +29,14 @@ def normalise_question(instruction: str) -> str:
     return _NON_WORD.sub(" ", text.lower()).strip()
 
 
-_LAST_OPTION = re.compile(r"\(([A-E])\)")
+_LAST_OPTION = re.compile(rf"\(({LETTER_CLASS})\)")
 
 
 def rationale_disagrees(record: dict) -> bool | None:
     """True when the rationale's final answer is not ``answer``: its last number (numeric answers,
     the protocol's extraction rule) or its last "(X)" option (letter answers). None: neither kind."""
     answer = record["answer"].strip()
-    if len(answer) == 1 and answer in "ABCDE":
+    if is_letter(answer):
         options = _LAST_OPTION.findall(record["output"])
         return not options or options[-1] != answer
     try:
@@ -65,15 +67,15 @@ def local_test_sets(test_dir: str | Path | None) -> dict[str, Path]:
 
 def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
     """Exact overlaps per (training source, test set) and the structural flags, with warnings."""
-    import json
-
     datasets, _ = load_catalog()
     report = {"exact_overlap": {}, "flagged_test_sets": {}, "warnings": [], "test_sets_checked": []}
     tests = local_test_sets(test_dir)
     test_questions = {}
     for task, path in tests.items():
-        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in json.loads(path.read_text())
-                                if isinstance(r, dict)}
+        records = read_json(path, "test set", "fix or replace it (it is read for the contamination report)")
+        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in records
+                                if isinstance(r, dict) and isinstance(r.get("instruction", ""), str)} \
+            if isinstance(records, list) else set()
     report["test_sets_checked"] = sorted(tests)
     for src in sources:
         train_q = {normalise_question(r["instruction"]) for r in src.records}

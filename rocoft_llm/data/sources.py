@@ -64,10 +64,21 @@ def _answer_spec_for(name: str) -> dict:
     return {}
 
 
+def _guess_dataset_id(path: Path) -> str | None:
+    """The dataset id of a local file, guessed from its folder or name (for answer checks)."""
+    return canonical_dataset_id(path.parent.name) or canonical_dataset_id(path.stem)
+
+
+def answer_spec_for_file(path: str | Path) -> dict:
+    """How the answers of local file ``path`` are checked (the catalog's rule for its guessed dataset id)."""
+    guess = _guess_dataset_id(Path(path))
+    return _answer_spec_for(guess) if guess else {}
+
+
 def from_file(path: str | Path, name: str | None = None) -> Source:
     """A local LLM-Adapters JSON file; its dataset id (for answer checks) is guessed from its folder."""
     path = Path(path)
-    guess = name or canonical_dataset_id(path.parent.name) or canonical_dataset_id(path.stem)
+    guess = name or _guess_dataset_id(path)
     spec = _answer_spec_for(guess) if guess else {}
     return Source(name=guess or path.stem, records=read_json_array(path), kind="llm_adapters_file",
                   answer_spec=spec, files={str(path): sha256_file(path)}, dataset_id=guess)

@@ -36,11 +36,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 def encode_batch(batch: dict, tokenizer, template: Template, cutoff_len: int, train_on_inputs: bool,
                  add_eos: bool) -> dict:
     """``datasets.map`` function: input_ids, labels, length, overlength, prompt_tokens."""
-    texts = [template.render_train(i, o) for i, o in zip(batch["instruction"], batch["output"])]
+    inputs = batch.get("input") or [""] * len(batch["instruction"])
+    texts = [template.render_train(i, o, x) for i, o, x in zip(batch["instruction"], batch["output"], inputs)]
     full = tokenizer(texts, add_special_tokens=True)["input_ids"]
     prompts = None
     if not train_on_inputs:
-        prompts = tokenizer([template.train_prompt_part(i) for i in batch["instruction"]],
+        prompts = tokenizer([template.train_prompt_part(i, x) for i, x in zip(batch["instruction"], inputs)],
                             add_special_tokens=True)["input_ids"]
     eos = tokenizer.eos_token_id
     out = {"input_ids": [], "labels": [], "length": [], "overlength": [], "prompt_tokens": []}

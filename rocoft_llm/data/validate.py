@@ -7,7 +7,10 @@ import re
 from collections import Counter
 
 from ..errors import RoCoFTError
-from .records import FIELDS
+from .answers import LETTERS, is_letter
+
+#: the fields of an LLM-Adapters record, all strings (records.py reads files of them)
+FIELDS = ("instruction", "input", "output", "answer")
 
 _FORMAT_LINE = re.compile(r"Answer format:\s*([\w/]+)\s*$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -46,9 +49,9 @@ def record_problem(record, spec: dict) -> str | None:
     kind = spec.get("type")
     if kind == "number" and not is_number(answer):
         return f"answer_not_a_number: {answer!r}"
-    if kind == "letter" and answer not in spec.get("labels", ["A", "B", "C", "D", "E"]):
-        return f"answer_not_an_option: {answer!r} not in {spec.get('labels', 'A-E')}"
-    if kind == "number_or_letter" and not (is_number(answer) or answer in "ABCDE" and len(answer) == 1):
+    if kind == "letter" and answer not in spec.get("labels", LETTERS):
+        return f"answer_not_an_option: {answer!r} not in {list(spec.get('labels', LETTERS))}"
+    if kind == "number_or_letter" and not (is_number(answer) or is_letter(answer)):
         return f"answer_not_a_number_or_letter: {answer!r}"
     if kind == "label":
         labels = allowed_labels(record, spec)

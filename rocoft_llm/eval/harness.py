@@ -1,12 +1,12 @@
 """``rocoft-llm eval --harness lm-eval``: lm-evaluation-harness on the in-memory (merged) model.
 
-Offline task YAMLs shipped in ``eval/tasks/`` read local LLM-Adapters test files (the data path is
-filled in at run time): BoolQ as log-likelihood multiple choice AND as generation + regex (two
+Offline task YAMLs shipped in ``rocoft_llm/eval/lm_eval_tasks/`` read local LLM-Adapters test
+files (the data path is filled in at run time): BoolQ as log-likelihood multiple choice AND as generation + regex (two
 different metrics, both reported, labelled), and 0-shot Alpaca-format GSM8K / SVAMP with
 strict-match ("The answer is N") and flexible-extract (last number). lm-eval's own ``gsm8k`` is
 5-shot "Question:/Answer:" whose strict-match wants "#### N", which an Alpaca-tuned model never
-writes; it needs the Hub, so it runs (labelled "lm-eval standard") only when ``--lm-eval-standard``
-tasks are named explicitly, e.g. ``--tasks lm-eval:gsm8k``. lm-eval has no SVAMP task.
+writes; it needs the Hub, so it runs (labelled "lm-eval standard") only when named with the
+``lm-eval:`` prefix, e.g. ``--tasks lm-eval:gsm8k``. lm-eval has no SVAMP task.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from pathlib import Path
 from ..distributed import is_main
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..shipped import read_shipped_text
 from .run import wilson
 from .tasks import resolve_task
 
-TASK_DIR = Path(__file__).resolve().parents[2] / "eval" / "tasks"
+TASK_DIR = ("eval", "lm_eval_tasks")  # inside the installed package, read with importlib.resources
 
 #: our task id -> [(lm-eval task name, template file, metric key, label)]
 OFFLINE = {
@@ -36,6 +37,15 @@ OFFLINE = {
 }
 
 
+def offline_task(task_id: str, llm_adapters_dir: str | None):
+    """The task behind ``task_id``, which must have a shipped offline lm-eval task."""
+    task = resolve_task(task_id, llm_adapters_dir)
+    if task.id not in OFFLINE:
+        raise RoCoFTError(f"no offline lm-eval task for {task_id!r}; shipped: {', '.join(OFFLINE)}. Use the "
+                          "generation harness (default) or a standard lm-eval task as lm-eval:NAME (needs the Hub).")
+    return task
+
+
 def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: Path) -> list[tuple]:
     """Write the YAMLs with their data files into ``directory``; returns (our id, lm-eval name, metric, label)."""
     plan = []
@@ -43,12 +53,9 @@ def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: P
         if task_id.startswith("lm-eval:"):
             plan.append((task_id, task_id.split(":", 1)[1], None, "lm-eval standard (Hub data)"))
             continue
-        task = resolve_task(task_id, llm_adapters_dir)
-        if task.id not in OFFLINE:
-            raise RoCoFTError(f"no offline lm-eval task for {task_id!r}; shipped: {', '.join(OFFLINE)}. Use the "
-                              "generation harness (default) or a standard lm-eval task as lm-eval:NAME (needs the Hub).")
+        task = offline_task(task_id, llm_adapters_dir)
         for name, template, metric, label in OFFLINE[task.id]:
-            text = (TASK_DIR / template).read_text().replace("__DATA_FILE__", str(Path(task.source).resolve()))
+            text = read_shipped_text(*TASK_DIR, template).replace("__DATA_FILE__", str(Path(task.source).resolve()))
             atomic_write_text(directory / f"{name}.yaml", text.replace("__TASK_NAME__", name))
             plan.append((task.id, name, metric, label))
     return plan

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from ..errors import RoCoFTError
-from ..io_utils import read_json, sha256_file
+from ..io_utils import read_json, read_yaml, sha256_file
 from ..modeling import load_model, load_tokenizer
 
 
@@ -25,7 +23,10 @@ def run_recipe(run: Path) -> dict:
     if not path.is_file():
         raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory; pass "
                           "the output.dir of `rocoft-llm train`, or use --model/--adapter.")
-    return yaml.safe_load(path.read_text())
+    recipe = read_yaml(path, "the run's resolved recipe", "pass the output.dir of a finished `rocoft-llm train`")
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("model"), dict):
+        raise RoCoFTError(f"{path}: not a resolved recipe (no model section); pass the output.dir of `rocoft-llm train`.")
+    return recipe
 
 
 def load_for_eval(model: str | None = None, adapter: str | None = None, run: str | None = None,

@@ -20,8 +20,8 @@ from ..data.templates import get_template
 from ..distributed import is_distributed, is_main, rank, world_size
 from ..io_utils import atomic_write_json, atomic_write_text
 from .generate import generate, prepare_tokenizer
-from .scoring import score
-from .tasks import EvalTask, resolve_task, resolve_tasks
+from .scoring import read_predictions, score
+from .tasks import EvalTask, resolve_task, resolve_tasks, scoring_task
 
 PROTOCOL = "llm-adapters generation"
 
@@ -76,7 +76,7 @@ def evaluate_task(model, tokenizer, task: EvalTask, decoding: Decoding, limit: i
     tmpl = get_template(decoding.template)
     records = task.records[:limit] if limit else task.records
     mine = [i for i in range(len(records)) if i % world_size() == rank()]
-    prompts = [tmpl.render_prompt(records[i]["instruction"]) for i in mine]
+    prompts = [tmpl.render_prompt(records[i]["instruction"], records[i].get("input", "")) for i in mine]
     max_new = decoding.max_new_tokens or task.max_new_tokens
     started = time.perf_counter()
     gens = generate(model, tokenizer, prompts, decoding.batch_size, decoding.num_beams, max_new,
@@ -127,29 +127,20 @@ def evaluate(model, tokenizer, tasks: list[str], decoding: Decoding, out: Path |
 
 
 def rescore(task_spec: str, predictions: Path, test_file: str | None = None, llm_adapters_dir: str | None = None) -> dict:
-    """Score saved responses (JSONL with 'response' and 'answer', or 'index' joined to the test file)."""
-    from ..errors import RoCoFTError
+    """Score saved responses (JSONL with 'response' and 'answer', or 'index' joined to the test file; only
+    an 'index' join reads the test set)."""
+    from ..errors import InputError
 
-    rows = []
-    for n, line in enumerate(Path(predictions).read_text().splitlines()):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise RoCoFTError(f"{predictions}: line {n + 1} is not JSON ({e.msg}).") from None
-    task = resolve_task(task_spec, llm_adapters_dir, test_file)
-    for n, row in enumerate(rows):
-        if "response" not in row:
-            raise RoCoFTError(f"{predictions}: record {n} has no 'response' field.")
+    rows = read_predictions(predictions)
+    joins = any("answer" not in row for row in rows)
+    task = resolve_task(task_spec, llm_adapters_dir, test_file) if joins or test_file else scoring_task(task_spec)
+    for row in rows:
+        line = row.pop("_line")
         if "answer" not in row:
-            if "index" not in row:
-                raise RoCoFTError(f"{predictions}: record {n} has neither 'answer' nor 'index' (to join with the "
-                                  "test file); add one of them.")
-            if not 0 <= int(row["index"]) < len(task.records):
-                raise RoCoFTError(f"{predictions}: record {n} index {row['index']} is outside the test file "
-                                  f"({len(task.records)} records).")
-            row["answer"] = task.records[int(row["index"])]["answer"]
+            if row["index"] >= len(task.records):
+                raise InputError(predictions, f"'index' {row['index']} is outside the test file ({len(task.records)} "
+                                 f"records, {task.source})", "use the index of the test record", f"line {line}")
+            row["answer"] = task.records[row["index"]]["answer"]
     summary = score_rows(task, rows)
     summary.update(protocol_name=PROTOCOL + " (re-scored)", predictions=str(predictions))
     return summary

@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..data.answers import LETTER_CLASS, LETTER_PATTERN
+
 COMMONSENSE_PATTERNS = {
     "boolq": r"true|false",
     "piqa": r"solution1|solution2",
@@ -33,7 +35,7 @@ COMMONSENSE_PATTERNS = {
 }
 _NUMBER = re.compile(r"-?\d+\.?\d*")
 _STATED_NUMBER = re.compile(r"answer is:?\s*\$?\s*(-?[\d,]*\.?\d+)", re.I)
-_STATED_LETTER = re.compile(r"answer is:?\s*\(?([A-E])\)?(?![a-z])", re.I)
+_STATED_LETTER = re.compile(rf"answer is:?\s*\(?({LETTER_CLASS})\)?(?![a-z])", re.I)
 _STATED_OPTION = re.compile(r"correct answer is:?\s*([a-z]+\d?)", re.I)
 
 
@@ -69,7 +71,7 @@ def protocol_number(response: str, answer: str) -> Score:
 
 
 def protocol_letter(response: str, answer: str) -> Score:
-    found = re.findall(r"A|B|C|D|E", response.strip())
+    found = re.findall(LETTER_PATTERN, response.strip())
     pred = found[0] if found else ""
     return Score(pred, pred == answer)
 
@@ -101,7 +103,7 @@ def strict_letter(response: str, answer: str) -> Score:
     if stated:
         pred = stated[-1].upper()
         return Score(pred, pred == answer)
-    named = set(re.findall(r"\(([A-E])\)", response))
+    named = set(re.findall(rf"\(({LETTER_CLASS})\)", response))
     if len(named) == 1:
         pred = named.pop()
         return Score(pred, pred == answer)
@@ -117,6 +119,43 @@ def score(kind: str, response: str, answer: str, pattern: str | None = None) -> 
     if kind == "letter":
         return {"protocol": protocol_letter(response, answer), "strict": strict_letter(response, answer)}
     raise ValueError(f"unknown scorer kind {kind!r}")
+
+
+PREDICTIONS_FIX = ("write one JSON object per line with a string 'response' and the gold 'answer' (or the test "
+                   "record's 'index' plus --test-file/--llm-adapters-dir)")
+
+
+def read_predictions(path) -> list[dict]:
+    """The records of a prediction file (JSONL), checked before anything is scored: at least one record,
+    each an object with a string ``response`` and a gold ``answer`` (a string or number) or an ``index``."""
+    from ..errors import InputError
+    from ..io_utils import read_jsonl
+
+    lines = read_jsonl(path, "prediction file", PREDICTIONS_FIX)
+    if not lines:
+        raise InputError(path, "the prediction file holds no records (an empty file scores nothing)", PREDICTIONS_FIX)
+    rows = []
+    for line, row in lines:
+        def bad(problem: str, line=line):
+            return InputError(path, problem, PREDICTIONS_FIX, f"line {line}")
+        if not isinstance(row, dict):
+            raise bad(f"expected a JSON object, got {type(row).__name__} {row!r:.60}")
+        if not isinstance(row.get("response"), str):
+            raise bad(f"'response' is {row.get('response')!r:.60}, not a string" if "response" in row
+                      else "the record has no 'response' field")
+        answer = row.get("answer")
+        if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            row["answer"] = str(answer)  # other tools write numeric gold answers
+        elif "answer" in row and not isinstance(answer, str):
+            raise bad(f"'answer' is {answer!r:.60}, not a string or number")
+        if "answer" not in row:
+            index = row.get("index")
+            if "index" not in row:
+                raise bad("the record has neither 'answer' nor 'index' (to join with the test file); add one of them")
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise bad(f"'index' is {index!r:.60}, not a record number (an integer >= 0)")
+        rows.append({**row, "_line": line})
+    return rows
 
 
 def extract_response(generated: str) -> str:

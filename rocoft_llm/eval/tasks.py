@@ -3,14 +3,15 @@ local LLM-Adapters-format JSON file whose answer kind is inferred from its recor
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.answers import SCORER_KIND, is_letter
 from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from ..data.sources import from_file, from_llm_adapters
 from ..data.validate import allowed_labels, is_number
 from ..errors import RoCoFTError
+from ..io_utils import read_jsonl
 from .scoring import COMMONSENSE_PATTERNS
 
 
@@ -29,7 +30,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
     answers = [r.get("answer", "") for r in records]
     if all(is_number(a) for a in answers):
         return EvalTask(name, "math", "number", None, records, source, 256)
-    if all(a in ("A", "B", "C", "D", "E") for a in answers):
+    if all(is_letter(a) for a in answers):
         return EvalTask(name, "math", "letter", None, records, source, 256)
     labels = []
     for r in records:
@@ -45,7 +46,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
 def _catalog_task(task_id: str, records: list[dict], source: str) -> EvalTask:
     """A task scored the way the catalog says for ``task_id``."""
     entry = dataset_entry(task_id)
-    kind = {"label": "option", "number": "number", "letter": "letter"}[entry.answer["type"]]
+    kind = SCORER_KIND[entry.answer["type"]]
     return EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source,
                     entry.max_new_tokens)
 
@@ -65,12 +66,18 @@ def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTa
 
     manifest = read_manifest(path)
     by_source: dict[str, list[dict]] = {}
-    for line in (path / "records.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    for _, rec in read_jsonl(path / "records.jsonl", "prepared records", f"prepare {path} again (--overwrite)"):
         by_source.setdefault(rec.pop("source"), []).append(rec)
     return [_catalog_task(_test_set_id(name), records, f"{path} ({name}, {manifest['split']} split)")
             if _test_set_id(name) else _infer(name, records, f"{path} ({name})")
             for name, records in by_source.items()]
+
+
+def scoring_task(spec: str) -> EvalTask:
+    """How task ``spec`` is scored, without its records (re-scoring predictions that carry their answers);
+    a file path still reads the file, to infer its answer kind."""
+    task_id = None if Path(spec).is_file() else _test_set_id(spec)
+    return _catalog_task(task_id, [], "predictions") if task_id else resolve_task(spec)
 
 
 def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str | None = None) -> EvalTask:

@@ -1,14 +1,18 @@
 """Adapter files: ``adapter_config.json`` + ``adapter_model.safetensors``.
 
 The config holds the format version, base model, model_type, mode, rank, selection, targets,
-per-module indices, weight shapes and base-weight checksums, and the sha256 of the tensor file
-(a truncated or edited file is caught). The directory is assembled under a temporary name,
+per-module indices, weight shapes and base-weight checksums, the sha256 of the tensor file (a
+truncated or edited file is caught) and ``config_sha256``, a hash of the config itself (an edited
+rank, index or mode is caught too - format 2; format-1 adapters, which lack it, still load). The directory is assembled under a temporary name,
 verified (non-empty, finite, expected shapes) and renamed into place; ``adapter_config.json`` is
 written last, so a directory without it is a partial save.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..architectures import fused_layout
 from ..distributed import is_main
 from ..errors import AdapterError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
@@ -24,10 +29,20 @@ from ..version import __version__
 from .apply import CONFIG_ATTR, RoCoFTConfig, apply_rocoft, rocoft_modules, trainable_parameters
 from .gather import full_tensor_copy, weight_shape
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no config_sha256
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 CHECKSUM_RTOL = 1e-3
+RESAVE = "restore the original adapter directory or save the adapter again"
+log = logging.getLogger("rocoft_llm")
+
+
+def config_hash(data: dict) -> str:
+    """sha256 of the adapter config without its own hash (canonical JSON): covers indices, rank, mode,
+    targets and the tensor file's hash, so neither the config nor the tensors can be edited unnoticed."""
+    body = {k: v for k, v in data.items() if k != "config_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -86,7 +101,7 @@ def save_adapter(model: nn.Module, path: str | Path, base_model: str | None = No
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "rocoft-llm"})
         reread = load_file(str(tmp / WEIGHTS_FILE))
         verify_adapter_tensors(reread, expected, f"adapter written to {path}")
-        atomic_write_json(tmp / CONFIG_FILE, {
+        config_data = {
             "format_version": FORMAT_VERSION,
             "library": "rocoft-llm",
             "library_version": __version__,
@@ -104,7 +119,8 @@ def save_adapter(model: nn.Module, path: str | Path, base_model: str | None = No
             "num_trainable_parameters": sum(t.numel() for t in tensors.values()),
             "modules": module_info,
             "metadata": metadata or {},
-        })
+        }
+        atomic_write_json(tmp / CONFIG_FILE, {**config_data, "config_sha256": config_hash(config_data)})
     return path
 
 
@@ -118,13 +134,41 @@ def read_adapter_config(path: str | Path) -> dict:
         raise AdapterError(f"{path} has no {CONFIG_FILE}: not a rocoft-llm adapter, or a save that did not finish "
                            "(the config is written last). Use a complete adapter directory.")
     data = read_json(cfg_path, "adapter config", "the adapter is corrupt - save it again", AdapterError)
-    if data.get("format_version") != FORMAT_VERSION:
-        raise AdapterError(f"{cfg_path}: format_version {data.get('format_version')!r} is not supported "
-                           f"(this rocoft-llm reads {FORMAT_VERSION}).")
+    if not isinstance(data, dict) or data.get("format_version") not in READABLE_VERSIONS:
+        version = data.get("format_version") if isinstance(data, dict) else None
+        raise AdapterError(f"{cfg_path}: format_version {version!r} is not supported (this rocoft-llm reads "
+                           f"{', '.join(map(str, READABLE_VERSIONS))}); {RESAVE}.")
+    if data["format_version"] >= 2 and data.get("config_sha256") != config_hash(data):
+        raise AdapterError(f"{cfg_path} was edited after it was saved: its config_sha256 does not match its content "
+                           f"(indices, rank, mode or another setting changed). Adapters are not hand-editable; {RESAVE}.")
+    if data["format_version"] == 1:
+        log.warning("%s: format 1 has no config hash, so edits to it cannot be detected; save it again", cfg_path)
     for key in ("model_type", "mode", "rank", "selection", "modules", "tensors_sha256"):
         if key not in data:
-            raise AdapterError(f"{cfg_path} lacks the key {key!r}; the adapter is corrupt - save it again.")
+            raise AdapterError(f"{cfg_path} lacks the key {key!r}; the adapter is corrupt - {RESAVE}.")
+    check_module_indices(data, cfg_path)
     return data
+
+
+def check_module_indices(data: dict, cfg_path: Path) -> None:
+    """Every module's indices agree with the config's mode and rank and its weight shape (count, range,
+    distinct): the checks ``load_adapter`` and ``merge`` both rely on, with the file and fix named."""
+    mode, rank = data["mode"], data["rank"]
+    if mode not in ("row", "column") or isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        raise AdapterError(f"{cfg_path}: mode {mode!r} / rank {rank!r} are not a RoCoFT mode and rank; {RESAVE}.")
+    if not isinstance(data["modules"], dict) or not data["modules"]:
+        raise AdapterError(f"{cfg_path}: 'modules' lists no adapted modules; {RESAVE}.")
+    for name, info in data["modules"].items():
+        idx, shape = info.get("indices"), info.get("weight_shape")
+        layout = fused_layout(data["model_type"], name.rsplit(".", 1)[-1]) if mode == "row" else None
+        want = rank * (len(layout.parts) if layout else 1)
+        if not isinstance(shape, list) or len(shape) != 2 or not isinstance(idx, list) \
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
+            raise AdapterError(f"{cfg_path}: module {name} has malformed indices or weight_shape; {RESAVE}.")
+        n = shape[0] if mode == "row" else shape[1]
+        if len(idx) != want or len(set(idx)) != len(idx) or any(not 0 <= i < n for i in idx):
+            raise AdapterError(f"{cfg_path}: module {name} has {len(idx)} indices {idx[:8]} but mode {mode} rank {rank} "
+                               f"needs {want} distinct ones in [0, {n}); the config was edited or is corrupt - {RESAVE}.")
 
 
 def read_adapter_tensors(path: str | Path, data: dict | None = None) -> dict[str, torch.Tensor]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,47 +20,14 @@ from ..architectures import default_targets, fused_layout, supported_model_types
 from ..distributed import world_size
 from ..errors import RoCoFTError
 from ..io_utils import read_json
+from .config import RoCoFTConfig
 from .gather import full_weight, weight_shape
-from .layer import COLUMN, ROW, RoCoFTLinear
-from .selection import SCORED_SELECTIONS, SELECTIONS, row_groups, run_calibration, select_indices
+from .layer import ROW, RoCoFTLinear
+from .selection import SCORED_SELECTIONS, row_groups, run_calibration, select_indices
 
 log = logging.getLogger("rocoft_llm")
 
-MODES = (ROW, COLUMN)
 CONFIG_ATTR = "rocoft_config"
-
-
-@dataclass
-class RoCoFTConfig:
-    """What to train. ``mode``: ``row`` (r output features) or ``column`` (r input features).
-
-    ``targets``: leaf names (``q_proj``) or dotted suffixes of module paths; None = the
-    architecture table's defaults. ``indices_file``: a file from ``rocoft-llm select``.
-    ``also_train``: regexes of extra parameter names to train in full (e.g. ``norm``); off by default.
-    """
-
-    mode: str = ROW
-    rank: int = 3
-    selection: str = "first"
-    targets: list[str] | None = None
-    train_bias: bool = False
-    seed: int = 0
-    indices_file: str | None = None
-    also_train: list[str] = field(default_factory=list)
-    calibration_batches: int | None = None
-
-    def __post_init__(self):
-        problems = []
-        if self.mode not in MODES:
-            problems.append(f"mode={self.mode!r}: use 'row' or 'column'")
-        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or self.rank < 1:
-            problems.append(f"rank={self.rank!r}: use an integer >= 1 (paper default 3)")
-        if self.selection not in SELECTIONS:
-            problems.append(f"selection={self.selection!r}: use one of {', '.join(SELECTIONS)}")
-        if self.targets is not None and (isinstance(self.targets, str) or not self.targets):
-            problems.append(f"targets={self.targets!r}: use a non-empty list of module names, or None for the defaults")
-        if problems:
-            raise RoCoFTError("invalid RoCoFTConfig: " + "; ".join(problems))
 
 
 def rocoft_modules(model: nn.Module) -> dict[str, RoCoFTLinear]:

@@ -36,3 +36,18 @@ def full_tensor_copy(param: torch.Tensor) -> torch.Tensor:
         return param.detach().full_tensor().cpu().clone()
     with full_weight(param) as p:
         return p.detach().cpu().clone()
+
+
+def gather_on_main(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Full copies of ``named`` for rank 0 (the only writer), gathered one tensor at a time; the other ranks
+    take part in each collective and drop the copy at once, so no rank but the writer ever holds a full model
+    (method: full checkpoints and final saves). Collective: call on every rank."""
+    from ..distributed import is_main
+
+    keep = is_main()
+    out = {}
+    for name, tensor in named.items():
+        full = full_tensor_copy(tensor)
+        if keep:
+            out[name] = full
+    return out

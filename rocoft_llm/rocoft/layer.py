@@ -1,4 +1,5 @@
-"""The RoCoFT linear layer (DESIGN.md section 2).
+"""The RoCoFT linear layer: the design that is both fast and shardable (BENCHMARKS.md has the step
+times and memory against the alternatives).
 
 A wrapped linear keeps its ORIGINAL full-shape ``weight`` as a frozen ``nn.Parameter`` (same HF
 state-dict key, sharded by FSDP2 / ZeRO-3 like any weight, GEMMs stay aligned) plus ONE small

@@ -3,12 +3,15 @@
 The output is a standard HF model directory (the base's config, tokenizer and other files,
 merged shards with the same names and index) that ``AutoModelForCausalLM.from_pretrained`` loads
 with no rocoft-llm code. Peak memory is one shard, so a 13B model merges on a small machine. The
-directory is assembled under a temporary name and appears only when complete.
+directory is assembled under a temporary name and appears only when complete. The adapter is checked
+as `load_adapter` checks it (its hashes, indices, and the base weights at the adapted rows/columns),
+so a different base model of the same shapes or an edited adapter is refused, never merged.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
-from .adapter import CONFIG_FILE, read_adapter_config, read_adapter_tensors
+from .adapter import CHECKSUM_RTOL, CONFIG_FILE, read_adapter_config, read_adapter_tensors
 
 log = logging.getLogger("rocoft_llm")
 
@@ -74,7 +77,8 @@ def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefi
         if key is None:
             missing.append(module + ".weight")
             continue
-        plan[key] = ("slice", adapter["mode"], torch.tensor(info["indices"]), tensors[module + ".rocoft_slice"])
+        plan[key] = ("slice", adapter["mode"], torch.tensor(info["indices"]), tensors[module + ".rocoft_slice"],
+                     info["weight_shape"], info.get("base_checksum"))
     for name, t in tensors.items():
         if name.endswith(".rocoft_slice"):
             continue
@@ -89,13 +93,29 @@ def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefi
     return plan
 
 
+def _check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: Path, adapter: dict) -> None:
+    """The checks ``load_adapter`` makes: the base weight's shape, and its checksum at the adapted rows/columns
+    (a different model of the same shapes is refused, not silently merged)."""
+    _, mode, idx, _, shape, want = change
+    if list(tensor.shape) != list(shape):
+        raise AdapterError(f"{key}: base weight {list(tensor.shape)} in {base_dir} != the adapter's {shape}; pass the "
+                           f"base it was trained on ({adapter.get('base_model')}).")
+    if want is None:
+        return
+    have = float(tensor.index_select(0 if mode == "row" else 1, idx).double().abs().sum())
+    if not math.isclose(have, want, rel_tol=CHECKSUM_RTOL, abs_tol=1e-6):
+        raise AdapterError(f"the base model's weights at the adapted rows/columns differ from the model the adapter was "
+                           f"trained on ({key}: {have:.6g} vs {want:.6g}): {base_dir} is not base "
+                           f"{adapter.get('base_model')!r}. Pass the base model the adapter was trained on.")
+
+
 def _apply(tensor: torch.Tensor, change: tuple, key: str) -> torch.Tensor:
     if change[0] == "full":
         new = change[1]
         if tuple(new.shape) != tuple(tensor.shape):
             raise AdapterError(f"{key}: adapter tensor {tuple(new.shape)} != base {tuple(tensor.shape)}")
         return new.to(tensor.dtype).contiguous()
-    _, mode, idx, slice_ = change
+    _, mode, idx, slice_, _, _ = change
     expected = (len(idx), tensor.shape[1]) if mode == "row" else (tensor.shape[0], len(idx))
     if tuple(slice_.shape) != expected:
         raise AdapterError(f"{key}: adapter slice {tuple(slice_.shape)} does not fit base weight {tuple(tensor.shape)}")
@@ -136,6 +156,8 @@ def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, over
         for shard in iterator:
             state = load_file(str(base_dir / shard))
             for key in shard_keys[shard] & set(plan):
+                if plan[key][0] == "slice":
+                    _check_base_slice(state[key], plan[key], key, base_dir, adapter)
                 state[key] = _apply(state[key], plan[key], key)
                 done += 1
             save_file(state, str(tmp / shard), metadata=shard_metadata[shard])

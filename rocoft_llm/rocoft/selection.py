@@ -22,10 +22,8 @@ import torch
 from torch import nn
 
 from ..errors import RoCoFTError
+from .config import SCORED_SELECTIONS, SELECTIONS  # noqa: F401 - declared with the config
 from .layer import ROW
-
-SELECTIONS = ("first", "random", "max", "min", "mixed")
-SCORED_SELECTIONS = ("max", "min", "mixed")
 
 
 def row_groups(out_features: int, fused_parts: int = 0, num_heads: int = 0) -> list[torch.Tensor]:

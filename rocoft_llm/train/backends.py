@@ -14,7 +14,6 @@ world size: the result is the gradient of (sum of token losses) / (target tokens
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import torch
@@ -104,22 +103,26 @@ class Backend:
         return self.optimizer.param_groups[0]["lr"]
 
     # --- checkpoint state -------------------------------------------------------------------------
-    def optimizer_state(self) -> dict | None:
-        """What rank 0 saves (None: every rank saves its own via ``save_local_state``)."""
+    def optimizer_state(self) -> dict:
+        """What rank 0 saves to ``optimizer.pt``: the schedule (the same on every rank) and, for
+        backends whose optimizer state is replicated (none, DDP), the optimizer."""
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         if self.scaler:
             state["scaler"] = self.scaler.state_dict()
         return state
 
-    def save_local_state(self, directory: Path, rank: int) -> None:
-        pass
+    def save_sharded_state(self, directory: Path) -> None:
+        """Collective: state that every rank holds a part of (FSDP2, DeepSpeed); nothing here."""
 
-    def load_optimizer_state(self, directory: Path, rank: int) -> None:
+    def _load_rank0_state(self, directory: Path) -> dict:
         state = torch.load(directory / "optimizer.pt", map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+        return state
+
+    def load_optimizer_state(self, directory: Path) -> None:
+        self.optimizer.load_state_dict(self._load_rank0_state(directory)["optimizer"])
 
     def load_trainable(self, params: dict, tensors: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -142,6 +145,10 @@ class DDPBackend(Backend):
 
     def micro_context(self, is_last: bool):
         return contextlib.nullcontext() if is_last else self.model.no_sync()
+
+
+#: the FSDP2 optimizer state's torch.distributed.checkpoint directory inside a checkpoint
+FSDP_OPTIMIZER_DIR = "optimizer_dcp"
 
 
 def balanced_slice_placement(model):
@@ -186,31 +193,37 @@ class FSDPBackend(Backend):
         self.model.set_requires_gradient_sync(is_last)
         return contextlib.nullcontext()
 
-    def optimizer_state(self) -> dict | None:
-        return None
+    def optimizer_state(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict()}  # the optimizer's shards go through DCP
 
-    def save_local_state(self, directory: Path, rank: int) -> None:
-        sd = self.optimizer.state_dict()
-        local = {k: {n: v.to_local() if hasattr(v, "to_local") else v for n, v in s.items()} for k, s in sd["state"].items()}
-        torch.save({"optimizer": {"state": local, "param_groups": sd["param_groups"]},
-                    "scheduler": self.scheduler.state_dict(), "world": self.world}, directory / f"optimizer-rank{rank}.pt")
+    def save_sharded_state(self, directory: Path) -> None:
+        """The sharded AdamW state through ``torch.distributed.checkpoint``: saved with each shard's
+        place in the full tensor, so it loads on any number of ranks (DCP reshards on load)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-    def load_optimizer_state(self, directory: Path, rank: int) -> None:
-        from torch.distributed.tensor import DTensor
+        dcp.save({"optimizer": get_optimizer_state_dict(self.model, self.optimizer)},
+                 checkpoint_id=str(directory / FSDP_OPTIMIZER_DIR))
 
-        path = directory / f"optimizer-rank{rank}.pt"
-        if not path.is_file():
-            raise RoCoFTError(f"{path} is missing: the checkpoint was written by a different number of ranks; resume "
-                              "with the same world size.")
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        rebuilt = {}
-        for k, s in state["optimizer"]["state"].items():
-            p = params[int(k)]
-            rebuilt[k] = {n: DTensor.from_local(v, p.device_mesh, p.placements, shape=p.shape, stride=p.stride())
-                          if isinstance(p, DTensor) and torch.is_tensor(v) and v.dim() > 0 else v for n, v in s.items()}
-        self.optimizer.load_state_dict({"state": rebuilt, "param_groups": state["optimizer"]["param_groups"]})
-        self.scheduler.load_state_dict(state["scheduler"])
+    def load_optimizer_state(self, directory: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.api import CheckpointException
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+        path = directory / FSDP_OPTIMIZER_DIR
+        if not (path / ".metadata").is_file():
+            raise RoCoFTError(f"{path} is missing: {directory} holds no FSDP2 optimizer state (written by another "
+                              "backend or an older rocoft-llm); resume with the backend and version that wrote it, "
+                              "or start a new run in another output.dir.")
+        # the current (sharded) layout tells DCP what each rank needs; it reads those pieces from any layout
+        state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
+        try:
+            dcp.load(state, checkpoint_id=str(path))
+        except CheckpointException as e:  # a BaseException: turn it into the one-message error
+            raise RoCoFTError(f"{path}: the FSDP2 optimizer state cannot be read ({str(e)[:300]}); the checkpoint is "
+                              "damaged or belongs to another model. Resume from an earlier checkpoint.") from None
+        set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
+        self._load_rank0_state(directory)
 
     def load_trainable(self, params: dict, tensors: dict[str, torch.Tensor]) -> None:
         from torch.distributed.tensor import DTensor, distribute_tensor
@@ -243,7 +256,13 @@ def deepspeed_config(recipe, accumulation: int) -> dict:
     if d.cpu_offload and stage == 3:
         config["zero_optimization"]["offload_param"] = {"device": "cpu"}
     if d.deepspeed_config:
-        _merge(config, json.loads(Path(d.deepspeed_config).read_text()))
+        from ..io_utils import read_json
+
+        user = read_json(d.deepspeed_config, "DeepSpeed config (dist.deepspeed_config)", "fix it or remove the key")
+        if not isinstance(user, dict):
+            raise RoCoFTError(f"{d.deepspeed_config}: a DeepSpeed config is a JSON object, got {type(user).__name__}; "
+                              "fix it or remove dist.deepspeed_config.")
+        _merge(config, user)
     return config
 
 
@@ -290,12 +309,12 @@ class DeepSpeedBackend(Backend):
         return self.model.get_lr()[0]
 
     def optimizer_state(self) -> dict | None:
-        return None
+        return None  # DeepSpeed's own files hold optimizer and schedule
 
-    def save_local_state(self, directory: Path, rank: int) -> None:
+    def save_sharded_state(self, directory: Path) -> None:
         self.model.save_checkpoint(str(directory / "deepspeed"), tag="state", exclude_frozen_parameters=True)
 
-    def load_optimizer_state(self, directory: Path, rank: int) -> None:
+    def load_optimizer_state(self, directory: Path) -> None:
         path, _ = self.model.load_checkpoint(str(directory / "deepspeed"), tag="state", load_module_strict=False)
         if path is None:
             raise RoCoFTError(f"DeepSpeed could not load {directory / 'deepspeed'}; the checkpoint is incomplete.")

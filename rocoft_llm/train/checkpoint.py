@@ -1,17 +1,30 @@
 """Checkpoints for exact resume.
 
 ``<output>/checkpoints/step-00000012/``: ``trainable.safetensors`` (trainable tensors, gathered
-one at a time - never the whole model), optimizer + scheduler state (rank 0's file, or one file
-per rank for FSDP2 shards, or DeepSpeed's own files without frozen weights), per-rank RNG states,
+one at a time - never the whole model), optimizer + scheduler state (``optimizer.pt`` from rank 0
+for one process and DDP; FSDP2's sharded AdamW state through ``torch.distributed.checkpoint`` in
+``optimizer_dcp/``; DeepSpeed's own files without frozen weights), per-rank RNG states,
 ``trainer_state.json`` (step, epoch, data position, tokens seen; checkpoints are taken at optimizer
 step boundaries, so the accumulation micro-step is always 0), the resolved recipe, and
-``COMPLETE.json`` written LAST. The directory is assembled under a temporary name and renamed; a
-directory without the marker is partial and never resumed from.
+``COMPLETE.json`` written LAST.
+
+Kept on top of the libraries: the directory is assembled under a temporary name and renamed, and
+a directory without the marker is partial and never resumed from (DCP writes its files in place,
+with no marker, so an interrupted save could look loadable); the sha256 of the trainable tensors;
+the list of recipe changes that break resume, and errors that say what to do.
+
+Every optimizer step sees the same global batch whatever the world size (the data plan and the
+loss normalisation are global), so a checkpoint resumes on another number of ranks where its
+state can be resharded: one process, DDP (the state is replicated) and FSDP2 (DCP reshards).
+DeepSpeed ZeRO checkpoints are partitioned for their world size and still need the same one.
+A changed world size cannot reproduce per-rank random draws (dropout): each rank restores its own
+rank's RNG when the checkpoint has it, else rank 0's.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -22,10 +35,11 @@ from safetensors.torch import load_file, save_file
 
 from ..distributed import barrier, is_main, rank
 from ..errors import RoCoFTError
-from ..io_utils import atomic_write_json, atomic_write_text, sha256_file
+from ..io_utils import atomic_write_json, atomic_write_text, read_json, sha256_file
 from ..rocoft.adapter import verify_adapter_tensors
-from ..rocoft.gather import full_tensor_copy
+from ..rocoft.gather import gather_on_main
 
+log = logging.getLogger("rocoft_llm")
 CKPT_ROOT = "checkpoints"
 MARKER = "COMPLETE.json"
 TRAINABLE = "trainable.safetensors"
@@ -62,10 +76,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+#: backends whose checkpoints only load on the world size that wrote them
+WORLD_BOUND_BACKENDS = ("deepspeed",)
+
+
 def resume_signature(recipe_dict: dict, world: int) -> dict:
     sig = {f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items()
            for key in keys}
-    sig["world_size"] = world
+    if recipe_dict["dist"]["backend"] in WORLD_BOUND_BACKENDS:
+        sig["world_size"] = world
     sig["method"] = recipe_dict["method"]
     return sig
 
@@ -79,7 +98,7 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    tensors = {name: full_tensor_copy(p).float().contiguous() for name, p in params.items()}  # collective
+    tensors = {name: t.float().contiguous() for name, t in gather_on_main(params).items()}  # collective, rank 0 keeps
     if is_main():
         # non-empty and finite before anything is written (the file's integrity is the sha256 in MARKER)
         verify_adapter_tensors(tensors, {n: tuple(t.shape) for n, t in tensors.items()}, f"checkpoint {final}")
@@ -92,7 +111,7 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         atomic_write_json(tmp / "trainer_state.json", {**trainer_state, "micro_step": 0})
         atomic_write_text(tmp / "recipe.yaml", recipe_yaml)
         atomic_write_json(tmp / "resume_signature.json", resume_signature(recipe_dict, backend.world))
-    backend.save_local_state(tmp, rank())
+    backend.save_sharded_state(tmp)  # collective
     torch.save(rng_state(), tmp / f"rng-rank{rank()}.pt")
     barrier()
     if is_main():
@@ -122,7 +141,13 @@ def find_resume_point(output_dir: Path, resume: str) -> Path | None:
     """``auto``: the latest complete checkpoint (None when there is none yet); a path: that one."""
     if resume == "auto":
         found = complete_checkpoints(output_dir)
-        return found[-1] if found else None
+        picked = found[-1] if found else None
+        root = Path(output_dir) / CKPT_ROOT
+        for skipped in sorted(root.glob("step-*")) if root.is_dir() else []:
+            if skipped not in found and (picked is None or skipped.name > picked.name):
+                log.warning("train.resume=auto: skipping %s - it has no %s (its save was interrupted, so it is partial); "
+                            "resuming from %s", skipped, MARKER, picked or "the start (no complete checkpoint)")
+        return picked
     path = Path(resume)
     if not path.is_dir():
         raise RoCoFTError(f"train.resume: checkpoint {path} does not exist; use train.resume=auto or a directory "
@@ -133,33 +158,61 @@ def find_resume_point(output_dir: Path, resume: str) -> Path | None:
     return path
 
 
+EARLIER = "resume from an earlier complete checkpoint (train.resume=PATH) or start a new run in another output.dir"
+
+
+def _read(ckpt: Path, name: str, what: str) -> dict:
+    data = read_json(ckpt / name, what, f"the checkpoint is damaged; {EARLIER}")
+    if not isinstance(data, dict):
+        raise RoCoFTError(f"{ckpt / name}: {what} is not a JSON object; the checkpoint is damaged; {EARLIER}.")
+    return data
+
+
+def verify_checkpoint(ckpt: Path, recipe_dict: dict, world: int) -> dict:
+    """Everything about ``ckpt`` that can be checked before a model exists - its marker, the recipe it was
+    written for, and the hash of its trainable tensors - so a refused resume writes nothing. Returns the marker."""
+    marker = _read(ckpt, MARKER, "completion marker")
+    check_signature(ckpt, recipe_dict, world)
+    if not (ckpt / TRAINABLE).is_file() or sha256_file(ckpt / TRAINABLE) != marker.get("trainable_sha256"):
+        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
+                          f"{EARLIER[0].upper() + EARLIER[1:]}.")
+    return marker
+
+
 def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
-    saved = json.loads((ckpt / "resume_signature.json").read_text())
+    saved = _read(ckpt, "resume_signature.json", "resume signature")
     now = resume_signature(recipe_dict, world)
     diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diffs:
+        hint = ("\n(DeepSpeed ZeRO checkpoints are partitioned for the world size that wrote them; FSDP2, DDP and "
+                "one-process checkpoints resume on any number of ranks.)" if "world_size" in now and
+                saved.get("world_size") != now["world_size"] else "")
         raise RoCoFTError(f"refusing to resume from {ckpt}: the run changed in ways that break resume:\n  "
-                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir.")
+                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir."
+                          + hint)
 
 
 def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dict:
     """Restore trainable values, optimizer/scheduler, RNG; returns the trainer state."""
-    marker = json.loads((ckpt / MARKER).read_text())
-    check_signature(ckpt, recipe_dict, backend.world)
-    if sha256_file(ckpt / TRAINABLE) != marker["trainable_sha256"]:
-        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
-                          "Resume from an earlier checkpoint.")
+    verify_checkpoint(ckpt, recipe_dict, backend.world)
     tensors = load_file(str(ckpt / TRAINABLE))
     missing = sorted(set(params) - set(tensors))
     if missing:
         raise RoCoFTError(f"{ckpt}: trainable tensors missing from the checkpoint, e.g. {missing[:3]}.")
     backend.load_trainable(params, tensors)
     try:
-        backend.load_optimizer_state(ckpt, rank())
-    except (RuntimeError, ValueError, KeyError) as e:
-        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {e}).") from None
+        backend.load_optimizer_state(ckpt)
+    except (RuntimeError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {str(e)[:200]}); the "
+                          f"checkpoint is damaged; {EARLIER}.") from None
     rng = ckpt / f"rng-rank{rank()}.pt"
+    if not rng.is_file():  # more ranks than wrote the checkpoint (allowed: see the module docstring)
+        rng = ckpt / "rng-rank0.pt"
     if not rng.is_file():
-        raise RoCoFTError(f"{rng} is missing: the checkpoint was written with another number of ranks.")
-    set_rng_state(torch.load(rng, weights_only=True))
-    return json.loads((ckpt / "trainer_state.json").read_text())
+        raise RoCoFTError(f"{rng} is missing: the checkpoint is incomplete; {EARLIER}.")
+    try:
+        set_rng_state(torch.load(rng, weights_only=True))
+    except (RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as e:
+        raise RoCoFTError(f"{rng}: RNG state cannot be restored ({type(e).__name__}); the checkpoint is damaged; "
+                          f"{EARLIER}.") from None
+    return _read(ckpt, "trainer_state.json", "trainer state")

@@ -14,11 +14,12 @@ import os
 import signal
 import sys
 import time
-
-import torch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from ..distributed import all_sum, any_rank, is_main, rank
-from .batching import collate, target_tokens
+from .batching import BatchPlan, collate, target_tokens
 from .metrics import peak_flops, peak_memory_gib
 from .model_setup import token_loss_sum
 
@@ -47,11 +48,29 @@ class StopFlag:
             signal.signal(sig, old)
 
 
-def run_loop(backend, params, dataset, labels_cache, plan, start_step: int, total_steps: int, pad_id: int,
-             logger, save, flops_per_token: float, state: dict) -> dict:
-    """Train steps ``start_step .. total_steps-1``; ``save(step, state)`` writes a checkpoint."""
+@dataclass(frozen=True)
+class LoopContext:
+    """What the loop reads, resolved once by ``train.run.train`` (the loop never reads the recipe)."""
+
+    backend: Any  #: a ``train.backends.Backend``: forward/backward/step, device, world
+    params: dict[str, torch.nn.Parameter]  #: the trainable parameters as the optimizer sees them
+    dataset: Any  #: the tokenized ``datasets.Dataset`` (input_ids, attention_mask, labels)
+    labels: list  #: ``dataset["labels"]`` read once: target tokens of every global batch
+    plan: BatchPlan  #: which examples each step, rank and micro-batch takes
+    total_steps: int
+    pad_id: int
+    log_steps: int  #: train.log_steps: metrics every N steps (and the last)
+    save_steps: int  #: train.save_steps: a checkpoint every N steps (0: only at the end / on a signal)
+    flops_per_token: float  #: for MFU on known GPUs
+    logger: Any  #: a ``train.metrics.MetricsLogger``
+    save: Callable[[int, dict], None]  #: ``save(step, state)`` writes a checkpoint (collective)
+
+
+def run_loop(ctx: LoopContext, state: dict) -> dict:
+    """Train steps ``state["step"] .. ctx.total_steps-1``; returns the updated trainer state."""
+    backend, plan, logger, save = ctx.backend, ctx.plan, ctx.logger, ctx.save
+    start_step, total_steps = state["step"], ctx.total_steps
     device = backend.device
-    t = backend.recipe.train
     peak = peak_flops(device)
     bar = None
     tty = sys.stderr.isatty()
@@ -67,19 +86,19 @@ def run_loop(backend, params, dataset, labels_cache, plan, start_step: int, tota
         for step in range(start_step, total_steps):
             started = time.perf_counter()
             global_idx = plan.global_indices(step)
-            n_target = sum(target_tokens(labels_cache[i]) for i in global_idx)
+            n_target = sum(target_tokens(ctx.labels[i]) for i in global_idx)
             micro = plan.micro_indices(step, rank())
             loss_sum, tokens_local = 0.0, 0
             for m, idx in enumerate(micro):
                 is_last = m == len(micro) - 1
-                batch = {k: v.to(device) for k, v in collate([dataset[i] for i in idx], pad_id).items()}
+                batch = {k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()}
                 tokens_local += int(batch["attention_mask"].sum())
                 with backend.micro_context(is_last):
                     s = token_loss_sum(backend.forward(batch), batch["labels"])
                     backend.backward(s / max(n_target, 1) * backend.world, is_last)
                 loss_sum += float(s.detach())
             lr = backend.lr
-            grad_norm = backend.step(params)
+            grad_norm = backend.step(ctx.params)
             loss = all_sum(loss_sum, device) / max(n_target, 1)
             tokens = all_sum(float(tokens_local), device)
             elapsed = time.perf_counter() - started
@@ -91,8 +110,8 @@ def run_loop(backend, params, dataset, labels_cache, plan, start_step: int, tota
                       "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed, "step_s": elapsed,
                       "peak_mem_gib": round(peak_memory_gib(device), 3)}
             if peak:
-                record["mfu"] = tokens / elapsed * flops_per_token / (peak * backend.world)
-            if (step + 1) % t.log_steps == 0 or step + 1 == total_steps:
+                record["mfu"] = tokens / elapsed * ctx.flops_per_token / (peak * backend.world)
+            if (step + 1) % ctx.log_steps == 0 or step + 1 == total_steps:
                 logger.log(record)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
@@ -111,7 +130,7 @@ def run_loop(backend, params, dataset, labels_cache, plan, start_step: int, tota
                     bar.close()
                 raise Preempted(f"stopped by a termination signal after step {step + 1}; a checkpoint was saved. "
                                 "Run again with train.resume=auto to continue.")
-            if t.save_steps and (step + 1) % t.save_steps == 0 and not last:
+            if ctx.save_steps and (step + 1) % ctx.save_steps == 0 and not last:
                 save(step + 1, state)
     if bar is not None:
         bar.close()
@@ -124,10 +143,7 @@ def flops_per_token(n_total: int, method: str) -> float:
 
 
 def seed_everything(seed: int) -> None:
-    import random
+    """Python, numpy and torch (all devices) RNGs, via ``transformers.set_seed``."""
+    from transformers import set_seed
 
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    set_seed(seed)

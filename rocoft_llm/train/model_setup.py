@@ -17,10 +17,9 @@ log = logging.getLogger("rocoft_llm")
 
 
 def rocoft_config(recipe) -> RoCoFTConfig:
-    r = recipe.rocoft
-    return RoCoFTConfig(mode=r.mode, rank=r.rank, selection=r.selection, targets=r.targets, train_bias=r.train_bias,
-                        seed=r.seed, indices_file=r.indices_file, also_train=list(r.also_train),
-                        calibration_batches=r.calibration_batches)
+    """The recipe's ``rocoft:`` section is a RoCoFTConfig already (one declaration); a copy, so a model
+    never shares its config object with the recipe."""
+    return RoCoFTConfig.model_validate(recipe.rocoft.model_dump())
 
 
 def build_model(recipe, calibration=None, ds_config: dict | None = None):

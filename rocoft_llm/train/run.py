@@ -22,10 +22,11 @@ from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
-from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint
-from .loop import flops_per_token, run_loop, seed_everything
+from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint, verify_checkpoint
+from .loop import LoopContext, flops_per_token, run_loop, seed_everything
 from .metrics import MetricsLogger, peak_memory_gib
 from .model_setup import build_model, calibration_from
 
@@ -60,16 +61,18 @@ def load_training_data(recipe):
 
 def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
     # config
-    recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size())
+    if overwrite:  # before the checks, so --overwrite meets the same conflict checks as output.overwrite: true
+        overrides = [*(overrides or []), "output.overwrite=true"]
+    recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size(), need_model=True)
     for w in checks.warnings:
         log.warning("recipe: %s", w)
-    if overwrite:
-        recipe.output.overwrite = True
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
     device, world = device_for_rank(), world_size()
     out = Path(recipe.output.dir)
     ckpt = prepare_output_dir(out, recipe.train.resume, recipe.output.overwrite)
     recipe_dict, recipe_yaml = recipe_to_dict(recipe), dump_recipe(recipe)
+    if ckpt is not None:  # a checkpoint that cannot be resumed is refused before this run writes anything
+        verify_checkpoint(ckpt, recipe_dict, world)
     if is_main():
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "recipe.resolved.yaml", recipe_yaml)
@@ -94,7 +97,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     # model
     pad_id = recipe.model.pad_token_id
     calibration = None
-    if recipe.method == "rocoft" and recipe.rocoft.selection in ("max", "min", "mixed") and not recipe.rocoft.indices_file:
+    if recipe.method == "rocoft" and recipe.rocoft.selection in SCORED_SELECTIONS and not recipe.rocoft.indices_file:
         calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
@@ -117,8 +120,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)
 
     # loop
-    state = run_loop(backend, params, dataset, labels_cache, plan, state["step"], total_steps, pad_id, logger, save,
-                     flops_per_token(n_total, recipe.method), state)
+    state = run_loop(LoopContext(backend=backend, params=params, dataset=dataset, labels=labels_cache, plan=plan,
+                                 total_steps=total_steps, pad_id=pad_id, log_steps=t.log_steps, save_steps=t.save_steps,
+                                 flops_per_token=flops_per_token(n_total, recipe.method), logger=logger, save=save),
+                     state)
 
     # save
     save(total_steps, state)
@@ -182,10 +187,9 @@ def save_final(recipe, module, out: Path, manifest: dict) -> None:
 
         save_adapter(module, out / "adapter", base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata)
     else:
-        from ..rocoft.gather import full_tensor_copy
+        from ..rocoft.gather import gather_on_main
 
-        state = {n: full_tensor_copy(p) for n, p in module.state_dict(keep_vars=True).items()} \
-            if recipe.method == "full" else None
+        state = gather_on_main(module.state_dict(keep_vars=True)) if recipe.method == "full" else None
         if is_main():
             from ..modeling import load_tokenizer
 

@@ -1,22 +1,13 @@
-"""Learning-rate schedules: linear warmup, then cosine / linear decay to 0, or constant."""
+"""Learning-rate schedules from ``transformers.get_scheduler``: linear warmup from 0, then cosine or linear
+decay to 0, or constant. (The step-0 learning rate is 0 during warmup, as in the HF Trainer.)"""
 
 from __future__ import annotations
 
-import math
-
-import torch
-
-
-def lr_lambda(kind: str, warmup: int, total: int):
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
-    return fn
+#: recipe train.scheduler -> transformers scheduler name (constant keeps the warmup)
+SCHEDULER_NAMES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 def make_scheduler(optimizer, kind: str, warmup: int, total: int):
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(kind, warmup, total))
+    from transformers import get_scheduler
+
+    return get_scheduler(SCHEDULER_NAMES[kind], optimizer, num_warmup_steps=warmup, num_training_steps=total)

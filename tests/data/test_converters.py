@@ -1,4 +1,5 @@
-"""Converters on rows shaped like the original datasets produce LLM-Adapters records."""
+"""Converters on rows shaped exactly like the original datasets' published schemas (the fields and
+types each catalog entry's ``checked`` note names) produce LLM-Adapters records."""
 
 import json
 import re
@@ -21,8 +22,9 @@ CASES = {
              {"instruction": "Please choose the correct answer to the question: Tracy stayed. Why?\n\nAnswer1: a "
                              "Answer2: b Answer3: c\n\nAnswer format: answer1/answer2/answer3",
               "output": "the correct answer is answer3", "answer": "answer3"}),
-    "hellaswag": ({"activity_label": "Roof shingle removal", "ctx": "A man is on a roof. he",
-                   "endings": ["e1", "e2", "e3", "e4"], "label": "3"},
+    "hellaswag": ({"ind": 4, "activity_label": "Roof shingle removal", "ctx_a": "A man is on a roof.", "ctx_b": "he",
+                   "ctx": "A man is on a roof. he", "endings": ["e1", "e2", "e3", "e4"], "source_id": "activitynet~v_x",
+                   "split": "val", "split_type": "indomain", "label": "3"},
                   {"instruction": "Please choose the correct ending to complete the given sentence: Roof shingle removal: "
                                   "A man is on a roof. he\n\nEnding1: e1 Ending2: e2 Ending3: e3 Ending4: e4\n\n"
                                   "Answer format: ending1/ending2/ending3/ending4",
@@ -31,17 +33,18 @@ CASES = {
                    {"instruction": "Please choose the correct answer to fill in the blank to complete the given sentence: "
                                    "Sarah beat Maria so _ won.\n\nOption1: Sarah Option2: Maria Answer format: "
                                    "option1/option2", "output": "the correct answer is option1", "answer": "option1"}),
-    "arc": ({"question": "Q?", "choices": {"text": ["x", "y", "z"], "label": ["1", "2", "3"]}, "answerKey": "2"},
+    "arc": ({"id": "Mercury_7175875", "question": "Q?", "choices": {"text": ["x", "y", "z"], "label": ["1", "2", "3"]}, "answerKey": "2"},
             {"instruction": "Please choose the correct answer to the question: Q?\n\nAnswer1: x Answer2: y Answer3: z"
                             "\n\nAnswer format: answer1/answer2/answer3",
              "output": "the correct answer is answer2", "answer": "answer2"}),
-    "openbookqa": ({"question_stem": "S", "choices": {"text": list("abcd"), "label": list("ABCD")}, "answerKey": "D"},
+    "openbookqa": ({"id": "7-980", "question_stem": "S", "choices": {"text": list("abcd"), "label": list("ABCD")}, "answerKey": "D"},
                    {"instruction": "Please choose the correct answer to the question: S\n\nAnswer1: a Answer2: b "
                                    "Answer3: c Answer4: d\n\nAnswer format: answer1/answer2/answer3/answer4",
                     "output": "the correct answer is answer4", "answer": "answer4"}),
     "gsm8k": ({"question": "Tom has 2+3?", "answer": "He has 2+3=<<2+3=5>>5 apples.\n#### 1,005"},
               {"instruction": "Tom has 2+3?", "output": "He has 2+3=5 apples.\nThe answer is 1005.", "answer": "1005"}),
-    "svamp": ({"Body": "Jack had 8 pens.", "Question": "How many left after 3?", "Answer": 5.0, "Equation": "( 8.0 - 3.0 )"},
+    "svamp": ({"ID": "chal-1", "Body": "Jack had 8 pens.", "Question": "How many left after 3?", "Equation": "( 8.0 - 3.0 )",
+               "Answer": 5.0, "Type": "Subtraction"},
               {"instruction": "Jack had 8 pens. How many left after 3?", "output": "( 8.0 - 3.0 ) = 5. The answer is 5.",
                "answer": "5"}),
     "aqua": ({"question": "2+2?", "options": ["A)3", "B)4", "C)5", "D)6", "E)7"], "rationale": "2+2=4.", "correct": "B"},
@@ -57,6 +60,32 @@ CASES = {
 def test_converter(converter):
     row, expected = CASES[converter]
     assert convert_rows([row], converter, "src") == [{"input": "", **expected}]
+
+
+#: the number-answer sources that share the mawps_style converter, each with its own field names
+NUMBER_SOURCES = {
+    "multiarith (ChilleD/MultiArith)": ({"question": "Tom had 3 and got 2.", "final_ans": "5"}, ""),
+    "addsub / singleeq (allenai/lila)": ({"input": "Tom had 3 and got 2.", "output_program": "answer = 3 + 2\nprint(answer)",
+                                         "output_answer": "5", "split": "test", "dataset": "addsub.json"}, ""),
+    "mawps (MU-NLPC/Calc-mawps)": ({"id": "mawps_1", "question": "Tom had 3 and got 2.",
+                                   "chain": "<gadget id=\"calculator\">3 + 2</gadget>", "result": "5", "result_float": 5.0,
+                                   "equation": "x=3+2", "expression": "3+2"}, "x=3+2. "),
+}
+
+
+@pytest.mark.parametrize("source", sorted(NUMBER_SOURCES))
+def test_number_sources_use_their_own_field_names(source):
+    row, equation = NUMBER_SOURCES[source]
+    assert convert_rows([row], "mawps_style", source) == [
+        {"instruction": "Tom had 3 and got 2.", "input": "", "output": f"{equation}The answer is 5.", "answer": "5"}]
+
+
+def test_every_catalog_entry_says_what_it_was_checked_against():
+    from rocoft_llm.data.catalog import load_catalog
+
+    datasets, _ = load_catalog()
+    assert all(len(entry.checked) > 20 for entry in datasets.values()), [k for k, e in datasets.items() if not e.checked]
+    assert datasets["singleeq"].hub["config"] == "singleq"  # LILA's config name (there is no "singleeq")
 
 
 def test_bad_row_names_source_row_and_fields():

@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_tokenizer import save_tiny_tokenizer
 
 from rocoft_llm.data.prepare import MANIFEST, PrepareOptions, load_prepared, prepare
 from rocoft_llm.errors import RoCoFTError
+from tests.helpers.tokenizers import save_tiny_tokenizer
 
 MATH = [{"instruction": f"Sam has {i} apples and gets {i} more. How many?", "input": "",
          "output": f"{i} + {i} = {2 * i}. The answer is {2 * i + (i % 3 == 0)}", "answer": str(2 * i)} for i in range(30)]
@@ -106,7 +106,7 @@ def test_hub_sources_from_local_files_make_math_gold(setup, tmp_path):
     for name, data in rows.items():
         (hub / name).mkdir(parents=True)
         (hub / name / "train.jsonl").write_text("\n".join(json.dumps(r) for r in data))
-    _, manifest = prepare(PrepareOptions(datasets=["math"], tokenizer_path=str(tok), origin="hub", hub_dir=str(hub)),
+    _, manifest = prepare(PrepareOptions(datasets=["math"], tokenizer_path=str(tok), source="hub", hub_dir=str(hub)),
                           out=tmp_path / "gold", progress=False)
     assert manifest["sources"][0]["name"] == "math_gold"  # never math_10k's name
     records = [json.loads(line) for line in (tmp_path / "gold" / "records.jsonl").read_text().splitlines()]

@@ -1,12 +1,12 @@
 """Tokenization: loss masks, EOS rules, over-length policies; labels never come from pad ids."""
 
 import pytest
-from tiny_tokenizer import save_tiny_tokenizer
 from transformers import AutoTokenizer
 
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.data.tokenize import IGNORE_INDEX, tokenize_records
 from rocoft_llm.errors import RoCoFTError
+from tests.helpers.tokenizers import save_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def test_error_lists_all_problems_at_once():
 def test_invalid_json_names_line_and_column(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('[\n {"instruction": "x",\n ]')
-    with pytest.raises(RoCoFTError, match=r"bad.json is not valid JSON \(line 3 column 2"):
+    with pytest.raises(RoCoFTError, match=r"bad.json: line 3: data file is not valid JSON \(.* at column 2"):
         read_json_array(path)
     path.write_text('{"instruction": "x"}')
     with pytest.raises(RoCoFTError, match="expected a JSON array"):

@@ -2,13 +2,10 @@
 scores 100%, model identity checks, re-scoring, and 2-rank data-parallel eval == 1 rank."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
-from dist_utils import torchrun
-from tiny_models import tiny_model
 
 from rocoft_llm.cli import main
 from rocoft_llm.data.templates import get_template
@@ -18,8 +15,10 @@ from rocoft_llm.eval.generate import generate, prepare_tokenizer
 from rocoft_llm.eval.identity import load_for_eval
 from rocoft_llm.eval.run import Decoding, evaluate, evaluate_task, rescore
 from rocoft_llm.eval.tasks import resolve_task
+from tests.helpers.models import tiny_model
+from tests.helpers.paths import REPO
+from tests.helpers.torchrun import torchrun
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "recipes" / "tiny"
 TASKS = ["boolq", "piqa", "siqa", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "gsm8k", "svamp", "aqua",
          "multiarith", "addsub", "singleeq", "mawps"]
@@ -88,9 +87,8 @@ OVERFIT = ([{"instruction": f"Please answer the following question with true or 
 @pytest.fixture(scope="module")
 def overfit_run(tmp_path_factory):
     """A tiny model trained to memorise 20 BoolQ-style and 20 GSM8K-style items."""
-    from helpers_eval import overfit_recipe
-
     from rocoft_llm.train.run import train
+    from tests.helpers.recipes import overfit_recipe
 
     tmp = tmp_path_factory.mktemp("overfit")
     data = tmp / "items.json"
@@ -209,6 +207,10 @@ def test_eval_defaults_come_from_the_run_recipe(tmp_path, monkeypatch):
         "eval": {"tasks": ["boolq"], "num_beams": 1, "max_new_tokens": 9, "batch_size": 3}}))
     monkeypatch.setattr("rocoft_llm.eval.run.evaluate", fake_evaluate)
     monkeypatch.setattr("rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (None, None, {"model": "x"}, {}))
+    (tmp_path / "la" / "boolq").mkdir(parents=True)  # eval checks its tasks' files before loading a model
+    (tmp_path / "la" / "boolq" / "test.json").write_text(json.dumps(
+        [{"instruction": "q? Answer format: true/false", "input": "", "output": "true", "answer": "true"}]))
+    monkeypatch.setenv("ROCOFT_LLM_ADAPTERS_DIR", str(tmp_path / "la"))
     result = CliRunner().invoke(main, ["eval", "--run", str(run)])
     assert result.exit_code == 0, result.output
     d = seen["decoding"]

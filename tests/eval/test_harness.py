@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ from rocoft_llm.data.templates import get_template
 from rocoft_llm.eval.generate import generate, prepare_tokenizer
 from rocoft_llm.eval.harness import run_harness
 from rocoft_llm.eval.scoring import protocol_option
-
-TINY = Path(__file__).resolve().parents[2] / "recipes" / "tiny"
+from tests.helpers.paths import TINY
 
 
 @pytest.mark.slow

@@ -5,12 +5,13 @@ import json
 
 import pytest
 import torch
-from dist_utils import torchrun
-from helpers import STEPS, assert_same_run, losses, tiny_recipe
 
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_tensors
+from rocoft_llm.train.backends import FSDP_OPTIMIZER_DIR
 from rocoft_llm.train.run import train
+from tests.helpers.recipes import STEPS, assert_same_run, losses, tiny_recipe
+from tests.helpers.torchrun import torchrun
 
 
 def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0, nproc=2):
@@ -55,24 +56,34 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["fsdp", "deepspeed"])
-def test_resume_under_sharding(reference, tmp_path, backend):
+@pytest.mark.parametrize(("backend", "ranks_before", "ranks_after"),
+                         [("fsdp", 2, 1), ("fsdp", 1, 2), ("deepspeed", 2, 2)])
+def test_resume_under_sharding(reference, tmp_path, backend, ranks_before, ranks_after):
+    """Stopped mid-run and resumed, the run equals the uninterrupted single-process one; FSDP2's
+    optimizer shards go through torch.distributed.checkpoint, so the resume may use another number
+    of ranks (a requeued SLURM job that gets fewer nodes continues)."""
     _, ref = reference
     dist = {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})}
     recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2}, dist=dist)
-    proc = torchrun_train(recipe, env_extra={"ROCOFT_STOP_AT_STEP": str(STEPS // 2)}, expect=1)
+    proc = torchrun_train(recipe, env_extra={"ROCOFT_STOP_AT_STEP": str(STEPS // 2)}, expect=1, nproc=ranks_before)
     assert "train.resume=auto" in proc.stderr
-    assert (tmp_path / backend / "checkpoints" / f"step-{STEPS // 2:08d}" / "COMPLETE.json").is_file()
-    torchrun_train(recipe, "train.resume=auto")
+    ckpt = tmp_path / backend / "checkpoints" / f"step-{STEPS // 2:08d}"
+    assert (ckpt / "COMPLETE.json").is_file()
+    if backend == "fsdp":
+        assert (ckpt / FSDP_OPTIMIZER_DIR / ".metadata").is_file()
+    proc = torchrun_train(recipe, "train.resume=auto", nproc=ranks_after)
+    assert f"at step {STEPS // 2}" in proc.stderr
     assert_same_run(tmp_path / backend, ref)
+    assert json.loads((tmp_path / backend / "summary.json").read_text())["world_size"] == ranks_after
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_zero3_zero_init_loading_matches_single_process(reference, tmp_path):
     """dist.zero_init: the pretrained base is loaded already partitioned (zero.Init via HfDeepSpeedConfig)."""
-    from helpers import TINY
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.helpers.recipes import TINY
 
     _, ref = reference
     base = tmp_path / "base"

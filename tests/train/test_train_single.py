@@ -6,12 +6,13 @@ import shutil
 
 import pytest
 import torch
-from helpers import STEPS, losses, tiny_recipe
 
 from rocoft_llm.errors import RecipeError, RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
+from rocoft_llm.train.checkpoint import RESUME_KEYS, check_signature, resume_signature
 from rocoft_llm.train.loop import Preempted
 from rocoft_llm.train.run import train
+from tests.helpers.recipes import STEPS, losses, tiny_recipe
 
 
 def adapter(run):
@@ -80,6 +81,21 @@ def test_resume_refuses_changed_recipe_and_bad_checkpoints(tmp_path, monkeypatch
         train(str(recipe), ["train.resume=auto"])
 
 
+@pytest.mark.parametrize("backend", ["none", "ddp", "fsdp", "deepspeed"])
+def test_world_size_binds_only_checkpoints_that_cannot_be_resharded(tmp_path, backend):
+    """Every step sees the same global batch on any world size, so only DeepSpeed ZeRO checkpoints
+    (partitioned for their world size) refuse another one; the error says which backends can."""
+    recipe = {section: dict.fromkeys(keys, 0) for section, keys in RESUME_KEYS.items()}
+    recipe["dist"]["backend"], recipe["method"] = backend, "rocoft"
+    (tmp_path / "resume_signature.json").write_text(json.dumps(resume_signature(recipe, world=2)))
+    if backend != "deepspeed":
+        check_signature(tmp_path, recipe, world=1)
+        check_signature(tmp_path, recipe, world=4)
+    else:
+        with pytest.raises(RoCoFTError, match=r"world_size: checkpoint 2 -> now 1(.|\n)*FSDP2, DDP and one-process"):
+            check_signature(tmp_path, recipe, world=1)
+
+
 def test_non_empty_output_is_never_overwritten_silently(tmp_path):
     recipe = tiny_recipe(tmp_path, "o", train={"max_steps": 2})
     train(str(recipe))
@@ -114,8 +130,9 @@ def test_wanda_selection_calibrates_on_training_batches(tmp_path):
 
 
 def test_merged_model_written_when_asked(tmp_path):
-    from helpers import TINY
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tests.helpers.recipes import TINY
 
     base = tmp_path / "base"  # a base with real weights on disk (not random init)
     torch.manual_seed(0)
@@ -131,7 +148,7 @@ def test_merged_model_written_when_asked(tmp_path):
 
 
 def test_tokenizer_larger_than_model_vocab_is_a_clear_error(tmp_path):
-    from helpers import TINY
+    from tests.helpers.recipes import TINY
 
     cfg = json.loads((TINY / "llama" / "config.json").read_text())
     small = tmp_path / "small"

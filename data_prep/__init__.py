@@ -1,1 +1,0 @@
-"""Dataset catalog (data, not code): see catalog.yaml."""

@@ -1,0 +1,59 @@
+"""Command-line options derived from settings classes, so a flag's name, type, choices, default and help
+come from the one declaration of the field (:mod:`rocoft_llm.typed`) instead of a hand-typed copy.
+
+A field may set ``json_schema_extra={"cli": ["--flag", "--alias"], "multiple": True}`` for flag names
+that differ from ``--field-name``; required fields become optional flags (another option, such as
+``--recipe``, may supply them) and the command checks them.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Literal
+
+import click
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from .typed import unwrap
+
+
+def _bounds(info) -> dict:
+    out = {}
+    for meta in info.metadata:
+        for attr, key in (("ge", "min"), ("le", "max")):
+            if getattr(meta, attr, None) is not None:
+                out[key] = getattr(meta, attr)
+    return out
+
+
+def click_option(name: str, info) -> typing.Callable:
+    """One click option for field ``name`` of a settings class."""
+    extra = info.json_schema_extra or {}
+    flags = list(extra.get("cli") or [f"--{name.replace('_', '-')}"])
+    tp = unwrap(info.annotation)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        tp = unwrap(args[0])
+    default = None if info.default is PydanticUndefined else info.default
+    kwargs = {"help": " ".join((info.description or "").split()), "default": default,
+              "show_default": default not in (None, [], "")}
+    if tp is bool:
+        flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
+    elif typing.get_origin(tp) is Literal:
+        kwargs["type"] = click.Choice([str(a) for a in typing.get_args(tp)])
+    elif tp is int:
+        kwargs["type"] = click.IntRange(**_bounds(info)) if _bounds(info) else int
+    elif typing.get_origin(tp) is list or extra.get("multiple"):
+        kwargs.update(multiple=True, default=None, show_default=False)
+    return click.option(*flags, name, **kwargs)
+
+
+def options_from(model: type[BaseModel], names: list[str] | None = None):
+    """A decorator adding a click option for each field of ``model`` (all, or ``names`` in that order)."""
+    def decorate(fn):
+        for name in reversed(names or list(model.model_fields)):
+            fn = click_option(name, model.model_fields[name])(fn)
+        return fn
+    return decorate

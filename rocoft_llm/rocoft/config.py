@@ -1,0 +1,50 @@
+""":class:`RoCoFTConfig`: what to train - declared once, used by the Python API, adapters, ``select``
+and (as the ``rocoft:`` section) by recipes. Each field's docstring is its documentation."""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError
+
+from ..errors import RoCoFTError
+from ..typed import StrictModel, describe_errors
+
+Mode = Literal["row", "column"]
+#: every selection strategy; the Wanda-scored ones need calibration data (or an indices file)
+ScoredSelection = Literal["max", "min", "mixed"]
+Selection = Literal["first", "random", ScoredSelection]
+SCORED_SELECTIONS: tuple[str, ...] = typing.get_args(ScoredSelection)
+SELECTIONS: tuple[str, ...] = typing.get_args(Selection)
+
+
+class RoCoFTConfig(StrictModel):
+    """What to train: r rows (``mode: row``, output features) or r columns (``column``, input features)
+    of every targeted linear. Invalid values raise :class:`RoCoFTError` naming each field."""
+
+    mode: Mode = "row"
+    """row = r output features per weight (slice r x in); column = r input features (slice out x r)."""
+    rank: Annotated[int, Field(ge=1)] = 3
+    """r: rows or columns trained per weight (paper default 3; fused BLOOM query_key_value: r per part)."""
+    selection: Selection = "first"
+    """Which rows/columns: first (paper default), random (seeded per module), or the Wanda-scored max, min, mixed
+    (these need calibration data or an indices_file)."""
+    targets: Annotated[list[str], Field(min_length=1)] | None = None
+    """nn.Linear names (or dotted path suffixes) to adapt; null = the architecture table's q/k/v/o + feed-forward."""
+    train_bias: bool = False
+    """Also train the full bias of every adapted linear (architectures whose linears have one)."""
+    seed: int = 0
+    """Seed of the random selection (combined with each module's name)."""
+    indices_file: str | None = None
+    """Indices computed once by `rocoft-llm select` (overrides selection)."""
+    also_train: list[str] = Field(default_factory=list)
+    """Regexes of extra parameter names to train in full (norms, lm_head); empty = everything else frozen."""
+    calibration_batches: Annotated[int, Field(ge=1)] | None = 32
+    """At most this many calibration batches score the Wanda selections (max/min/mixed); null = all given."""
+
+    def __init__(self, **data):
+        try:
+            super().__init__(**data)
+        except ValidationError as e:  # the Python API raises the library's own error, worded like a recipe's
+            raise RoCoFTError("invalid RoCoFTConfig: " + "; ".join(describe_errors(type(self), e, data))) from None

@@ -1,0 +1,214 @@
+"""Recipes: strict loading, all problems at once, overrides, batch arithmetic, shape checks."""
+
+import json
+
+import pytest
+import yaml
+
+from rocoft_llm.config import gradient_accumulation, load_recipe
+from rocoft_llm.errors import RecipeError
+from tests.helpers.paths import REPO
+
+RECIPES = sorted((REPO / "recipes").rglob("*.yaml"))
+
+
+def write(tmp_path, data, name="r.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def base(tmp_path, **sections):
+    data = {"model": {"name_or_path": "meta-llama/Llama-2-7b-hf"}, "output": {"dir": str(tmp_path / "out")}}
+    for k, v in sections.items():
+        data[k] = v if not isinstance(v, dict) else {**data.get(k, {}), **v}
+    return data
+
+
+def problems(tmp_path, data, overrides=(), **kw):
+    with pytest.raises(RecipeError) as e:
+        load_recipe(write(tmp_path, data), list(overrides), **kw)
+    return e.value.problems
+
+
+def test_shipped_recipes_validate_offline(monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert len(RECIPES) >= 9
+    for path in RECIPES:
+        recipe, result = load_recipe(path)
+        reachable = not any("cannot read the model config" in w for w in result.warnings)
+        counted = result.derived.get("trainable_parameters", 0) > 0
+        assert recipe.output.dir and (counted or not reachable or recipe.method != "rocoft"), path
+    assert sum(1 for p in RECIPES if "tiny" not in p.name) == 8
+
+
+def test_paper_trainable_counts_are_measured_not_copied(monkeypatch):
+    monkeypatch.chdir(REPO)
+    _, rows = load_recipe(REPO / "recipes/llama2-7b-math.yaml")
+    _, cols = load_recipe(REPO / "recipes/llama2-7b-math.yaml", ["rocoft.mode=column"])
+    assert rows.derived["trainable_parameters"] == 3_416_064  # not the paper's 13.47M
+    assert cols.derived["trainable_parameters"] == 4_079_616
+
+
+def test_every_problem_reported_at_once(tmp_path):
+    data = base(tmp_path, model={"dtyp": "bfloat16"}, rocoft={"mode": "rows", "rank": 5000},
+                train={"lr": "fast", "global_batch_size": 10, "micro_batch_size": 4},
+                dist={"backend": "fsdp", "zero_stage": 3})
+    found = problems(tmp_path, data)
+    text = "\n".join(found)
+    assert "model.dtyp: unknown key; did you mean 'dtype'?" in text
+    assert "rocoft.mode: 'rows' is not one of 'row', 'column'; did you mean 'row'?" in text
+    assert "train.lr: 'fast' is not a number" in text
+    assert "dist.zero_stage" in text and "deepspeed" in text
+    assert "train.micro_batch_size=2 or train.global_batch_size=8 or 12" in text
+    assert "rocoft.rank: 5000 exceeds the output rows of q_proj (4096)" in text and "use rank <= 4096" in text
+    assert len(found) == 6
+
+
+def test_unknown_section_and_missing_required(tmp_path):
+    found = problems(tmp_path, {"modle": {"name_or_path": "x"}, "output": {}})
+    text = "\n".join(found)
+    assert "modle: unknown key; did you mean 'model'?" in text
+    assert "model: required section is missing" in text
+    assert "output.dir: required key is missing" in text
+
+
+def test_types_are_strict_but_yaml_floats_work(tmp_path):
+    found = problems(tmp_path, base(tmp_path, train={"global_batch_size": 16.5, "gradient_checkpointing": "yes"},
+                                    rocoft={"targets": "q_proj"}))
+    assert any("train.global_batch_size: 16.5 is not an integer" in p for p in found)
+    assert any("gradient_checkpointing: 'yes' is not true or false" in p for p in found)
+    assert any("rocoft.targets: 'q_proj' is not a list of strings" in p for p in found)
+    recipe, _ = load_recipe(write(tmp_path, base(tmp_path, train={"lr": "1e-4"})))  # PyYAML reads 1e-4 as str
+    assert recipe.train.lr == pytest.approx(1e-4)
+
+
+def test_dotted_overrides(tmp_path):
+    path = write(tmp_path, base(tmp_path))
+    recipe, _ = load_recipe(path, ["train.lr=1e-4", "rocoft.mode=column", "rocoft.targets=[q_proj, v_proj]",
+                                   "train.max_steps=7"])
+    assert recipe.train.lr == pytest.approx(1e-4) and recipe.rocoft.mode == "column"
+    assert recipe.rocoft.targets == ["q_proj", "v_proj"] and recipe.train.max_steps == 7
+    with pytest.raises(RecipeError, match="train has no key 'lrr'; did you mean 'lr'"):
+        load_recipe(path, ["train.lrr=1"])
+    with pytest.raises(RecipeError, match="is not KEY=VALUE"):
+        load_recipe(path, ["train.lr"])
+    with pytest.raises(RecipeError, match="train.lr is a value, not a section"):
+        load_recipe(path, ["train.lr.x=1"])
+
+
+def test_gradient_accumulation_follows_world_size(tmp_path):
+    assert gradient_accumulation(16, 2, 8) == 1
+    assert gradient_accumulation(16, 2, 1) == 8
+    assert gradient_accumulation(16, 2, 4) == 2
+    path = write(tmp_path, base(tmp_path, train={"global_batch_size": 16, "micro_batch_size": 2}))
+    assert load_recipe(path, world_size=4)[1].derived["gradient_accumulation"] == 2
+    with pytest.raises(RecipeError, match="not a multiple of micro_batch_size 2 x world size 3"):
+        load_recipe(path, world_size=3)
+
+
+def test_warmup_longer_than_run_is_an_error_when_data_size_known(tmp_path):
+    data_file = tmp_path / "train.json"
+    data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 100))
+    data = base(tmp_path, data={"train": [str(data_file)]},
+                train={"global_batch_size": 10, "micro_batch_size": 5, "epochs": 2, "warmup_steps": 20})
+    found = problems(tmp_path, data)
+    assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in p for p in found)
+    data["train"]["warmup_steps"] = 2
+    assert load_recipe(write(tmp_path, data))[1].derived["optimizer_steps"] == 20
+
+
+def test_incompatible_combinations(tmp_path):
+    data = base(tmp_path, method="lora", rocoft={"rank": 3}, train={"resume": "auto"},
+                output={"overwrite": True}, rocoft_unused=None)
+    data.pop("rocoft_unused")
+    text = "\n".join(problems(tmp_path, data))
+    assert "rocoft: section given but method is 'lora'" in text
+    assert "train.resume and output.overwrite: true conflict" in text
+    text = "\n".join(problems(tmp_path, base(tmp_path, rocoft={"selection": "max"})))
+    assert "needs calibration data" in text
+    text = "\n".join(problems(tmp_path, base(tmp_path, dist={"backend": "none", "zero_init": True})))
+    assert "zero_init" in text
+
+
+def test_targets_and_fused_bloom_rank_checked_against_real_model(tmp_path):
+    text = "\n".join(problems(tmp_path, base(tmp_path, rocoft={"targets": ["q_proj", "qkv"]})))
+    assert "['qkv'] are not linear layers of meta-llama/Llama-2-7b-hf" in text
+    data = base(tmp_path, rocoft={"rank": 4097})
+    data["model"]["name_or_path"] = "bigscience/bloomz-7b1"
+    text = "\n".join(problems(tmp_path, data))
+    assert "query_key_value (4096 per fused part)" in text
+
+
+def test_local_model_config_is_used(tmp_path):
+    from tests.helpers.models import tiny_config
+
+    tiny_config("gptj").save_pretrained(tmp_path / "m")
+    data = base(tmp_path, rocoft={"mode": "column", "rank": 33})
+    data["model"]["name_or_path"] = str(tmp_path / "m")
+    assert "use rank <= 32" in "\n".join(problems(tmp_path, data))
+
+
+def test_unreachable_model_warns_and_strict_errors(tmp_path):
+    data = base(tmp_path, data={"train": ["data/not_downloaded.json"]})
+    data["model"]["name_or_path"] = "someone/unknown-model"
+    _, result = load_recipe(write(tmp_path, data))
+    assert any("cannot read the model config offline" in w for w in result.warnings)
+    assert any("not_downloaded.json" in w for w in result.warnings)
+    found = problems(tmp_path, data, strict=True)
+    assert len(found) == 2
+
+
+def test_unknown_dataset_id_is_an_error(tmp_path):
+    text = "\n".join(problems(tmp_path, base(tmp_path, data={"train": ["gsm9k"]}, eval={"tasks": ["ARC-Easy", "bolq"]})))
+    assert "data.train: 'gsm9k' is neither a dataset id" in text and "eval.tasks: 'bolq'" in text
+    assert "ARC-Easy" not in text  # aliases are accepted, case-insensitively
+
+
+def test_data_smaller_than_one_global_batch(tmp_path):
+    data_file = tmp_path / "train.json"
+    data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 3))
+    found = problems(tmp_path, base(tmp_path, data={"train": [str(data_file)]}))
+    assert any("3 records do not fill one global batch of 16" in p for p in found)
+
+
+def test_template_is_checked_by_the_rule_prepare_and_eval_use(tmp_path):
+    """A custom template the data layer would refuse (response not last) is refused at validate time."""
+    found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "{output} then {instruction}"}))
+    assert any(p.startswith("data.template: custom template must end with {output}") for p in found), found
+    found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "alpaca"}))
+    assert any("neither built-in (llm_adapters, alpaca_clean)" in p for p in found), found
+
+
+def test_every_recipe_key_is_documented_and_explained():
+    from click.testing import CliRunner
+
+    from rocoft_llm.cli import main
+    from rocoft_llm.config.schema import Recipe
+    from rocoft_llm.typed import is_section, unwrap
+
+    def keys(model, prefix=""):
+        for name, info in model.model_fields.items():
+            assert info.description, f"{prefix}{name} has no docstring"
+            yield prefix + name
+            if is_section(info.annotation):
+                yield from keys(unwrap(info.annotation), f"{prefix}{name}.")
+
+    all_keys = list(keys(Recipe))
+    assert len(all_keys) > 60
+    runner = CliRunner()
+    out = runner.invoke(main, ["validate", "--explain", "train.lr"])
+    assert out.exit_code == 0 and "Peak learning rate" in out.output and "constraint: > 0" in out.output
+    out = runner.invoke(main, ["validate", "--explain", "rocoft"])
+    assert all(f"rocoft.{k}" in out.output for k in ("mode", "rank", "selection", "calibration_batches"))
+    out = runner.invoke(main, ["validate", "--explain", "train.lrr"])
+    assert out.exit_code == 2 and "did you mean 'lr'" in out.output
+
+
+def test_rocoft_section_is_the_api_config():
+    """One declaration: the recipe's rocoft section has RoCoFTConfig's fields, defaults and docs."""
+    from rocoft_llm.config.schema import RoCoFTSection
+    from rocoft_llm.rocoft.config import RoCoFTConfig
+
+    assert issubclass(RoCoFTSection, RoCoFTConfig)
+    assert RoCoFTSection().model_dump() == RoCoFTConfig().model_dump()

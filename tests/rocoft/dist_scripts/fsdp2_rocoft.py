@@ -1,0 +1,47 @@
+"""Run under `torchrun --nproc-per-node 2`: RoCoFT + FSDP2 (fully_shard per block) on CPU/gloo.
+
+Each rank picks random indices with a DIFFERENT seed (apply_rocoft must broadcast rank 0's), the
+frozen weights and slices are sharded, 3 AdamW steps run on each rank's half of a global batch,
+and the adapter is saved (slices gathered one by one). Usage: SCRIPT OUT_DIR STEPS
+"""
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from rocoft_llm.architectures import get_architecture
+from tests.helpers.models import batch, tiny_model
+
+
+def main(out_dir: str, steps: int) -> None:
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    from torch.distributed.fsdp import fully_shard
+
+    model = tiny_model("llama")
+    apply_rocoft(model, RoCoFTConfig(mode=sys.argv[3], rank=3, selection="random", seed=100 + rank))
+    block = get_architecture("llama").block_classes["llama"]
+    for module in model.modules():
+        if type(module).__name__ == block:
+            fully_shard(module)
+    fully_shard(model)
+    frozen = model.model.layers[0].mlp.down_proj.weight
+    assert frozen.__class__.__name__ == "DTensor" and frozen.to_local().shape[0] == frozen.shape[0] // world
+    opt = torch.optim.AdamW(trainable_parameters(model).values(), lr=0.02)
+    for s in range(steps):
+        full = batch(seed=s, bsz=4)
+        local = {k: v[rank * 2:(rank + 1) * 2] for k, v in full.items()}
+        loss = model(**local, labels=local["input_ids"]).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    save_adapter(model, Path(out_dir) / "adapter")
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))
