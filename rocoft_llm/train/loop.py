@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..distributed import all_sum, any_rank, is_main, rank
 from .batching import BatchPlan, collate, target_tokens
 from .metrics import peak_flops, peak_memory_gib
