@@ -248,6 +248,32 @@ def render(family: str, res: dict, cfg: dict) -> str:
     return "\n".join(lines)
 
 
+def render_saved(out: Path) -> None:
+    """The tables of a finished run, from its saved files (top log-likelihood choices included)."""
+    from rocoft_llm.eval.harness import loglik_top_prediction
+
+    saved = json.loads((out / "results.json").read_text())
+    print((out / "results.md").read_text().split("\n### ")[0].rstrip() + "\n")
+    for family, res in saved["results"].items():
+        for name in res["loglik"]:
+            run = out / family / (name if name != "base" else next(iter(res["methods"])))
+            samples_file = run / "eval-loglik" / ("base" if name == "base" else "adapted") / "lm_eval_samples.json"
+            samples = json.loads(samples_file.read_text())
+            for s in res["loglik"][name]:
+                labels = ["true", "false"] if "boolq" in s["harness_task"] else None
+                s["top_prediction"] = loglik_top_prediction(samples[s["harness_task"]], labels)
+        text = render(family, res, saved["config"])
+        if res["loglik"]:
+            first = res["loglik"][next(iter(res["loglik"]))]
+            tops = ["| task | harness task | " + " | ".join(res["loglik"]) + " |", "|---|---|" + "---|" * len(res["loglik"])]
+            for k, s in enumerate(first):
+                if s["metric"].startswith("acc,"):
+                    tops.append(f"| {s['task']} | {s['harness_task']} | " + " | ".join(
+                        top(res["loglik"][m][k]) for m in res["loglik"]) + " |")
+            text += "\n#### log-likelihood: most frequent choice (argmax) per model\n\n" + "\n".join(tops) + "\n"
+        print(text)
+
+
 def versions() -> str:
     import lm_eval
     import peft
@@ -273,7 +299,12 @@ def main() -> None:
                     or str(REPO.parent / "shared" / "data" / "llm_adapters"))
     ap.add_argument("--out", default="bench_out/real_model")
     ap.add_argument("--timeout", type=int, default=3600, help="per command, seconds")
+    ap.add_argument("--render-only", action="store_true", help="print the tables again from OUT/results.json and the "
+                    "runs' files (adds the log-likelihood top predictions from lm_eval_samples.json)")
     args = ap.parse_args()
+    if args.render_only:
+        render_saved(Path(args.out).resolve())
+        return
     cfg = dict(CONFIGS[args.config])
     for key in ("steps", "gen_n", "math_gen_n", "loglik_n"):
         if getattr(args, key) is not None:

@@ -91,6 +91,20 @@ def render_tasks(task_ids: list[str], llm_adapters_dir: str | None, directory: P
     return plan
 
 
+def loglik_top_prediction(samples: list[dict], labels: list[str] | None = None) -> dict | None:
+    """The most frequent choice of a multiple-choice task's samples (argmax log-likelihood), so a
+    model that always picks one option is visible beside its accuracy; ``labels`` name the choices."""
+    from collections import Counter
+
+    picks = Counter()
+    for sample in samples:
+        scores = [r[0] for r in sample.get("filtered_resps", [])]
+        if scores:
+            k = max(range(len(scores)), key=scores.__getitem__)
+            picks[labels[k] if labels and k < len(labels) else f"choice{k + 1}"] += 1
+    return {"pred": picks.most_common(1)[0][0], "count": picks.most_common(1)[0][1]} if picks else None
+
+
 def run_harness(model, tokenizer, task_ids: list[str], out: Path | None, identity: dict,
                 llm_adapters_dir: str | None = None, limit: int | None = None, batch_size: int = 8,
                 contamination: dict | None = None, heldout: HeldoutPolicy | None = None,
@@ -114,7 +128,9 @@ def run_harness(model, tokenizer, task_ids: list[str], out: Path | None, identit
         n = len({s["doc_id"] for s in results["samples"][name]})
         acc = float(res[key])
         lo, hi = wilson(round(acc * n), n)
-        summaries.append({"task": our_id, "n": n, "harness_task": name, "metric": key,
+        top = loglik_top_prediction(results["samples"][name], ["true", "false"] if "boolq" in name else None) \
+            if key.startswith("acc") else None
+        summaries.append({"task": our_id, "n": n, "harness_task": name, "metric": key, "top_prediction": top,
                           "protocol": {"correct": round(acc * n), "accuracy": acc, "ci95": [round(lo, 4), round(hi, 4)]},
                           "protocol_name": f"lm-eval {lm_eval.__version__}: {label}", "model": identity,
                           "contaminated_by": (contamination or {}).get(base_test_id(our_id), []), **mode})
