@@ -74,7 +74,7 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
         loss.backward()
         opt.step()
         opt.zero_grad()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert all(torch.isfinite(torch.tensor(losses))) and losses[1] < losses[0]
     assert all(not torch.equal(before[n], p) for n, p in params.items())
     model.eval()
