@@ -164,14 +164,23 @@ Examples:
               help="Default: bfloat16 on GPU, float32 on CPU.")
 @click.option("--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters).")
 @click.option("--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table.")
+@click.option("--score-all", is_flag=True, help="Score every test item, also those the run trained on (default with "
+              "--run: held-out mode - items whose question is in the run's training data are excluded and counted).")
+@click.option("--loglik-only", is_flag=True, help="With --harness lm-eval: only the log-likelihood tasks.")
 def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num_beams, max_new_tokens, batch_size,
-             limit, out, dtype, template, with_base) -> None:
-    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness."""
+             limit, out, dtype, template, with_base, score_all, loglik_only) -> None:
+    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness.
+
+    Tasks: ids, split parts (boolq:heldout), test files or prepared test dirs. With --run, test
+    items seen in training are excluded when the run's data overlaps the test set (summary says so).
+    """
     from pathlib import Path
 
     from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
+    from .eval.heldout import policy_for_run
     from .eval.identity import load_for_eval, run_recipe
-    from .eval.run import Decoding, evaluate, render_tables
+    from .eval.run import Decoding, evaluate
+    from .eval.tables import render_tables
     from .eval.task_check import check_task_specs
 
     init_distributed("ddp", 60)
@@ -189,6 +198,7 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
                         template=template or recipe["data"].get("template") or "llm_adapters")
     check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
+    heldout = policy_for_run(run_dir, score_all)
     tables = {}
     for base_only in variants:
         model, tok, identity, flags = load_for_eval(model_path, adapter, run_dir, dtype, str(device), base_only)
@@ -197,9 +207,10 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
             from .eval.harness import run_harness
 
             summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size,
-                                    flags)
+                                    flags, heldout, loglik_only)
         else:
-            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit)
+            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit,
+                                 heldout=heldout)
         tables["before" if base_only else "after"] = summaries
         del model, tok  # the base must be gone before the adapted model loads (two 7B copies do not fit)
         gc.collect()
@@ -221,7 +232,8 @@ Examples:
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
-    from .eval.run import markdown_table, rescore
+    from .eval.rescore import rescore
+    from .eval.tables import markdown_table
 
     summary = rescore(task, predictions, test_file, llm_adapters_dir)
     click.echo(markdown_table([summary], f"{predictions}"))
@@ -368,9 +380,10 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
     click.echo(summarize_manifest(path, manifest))
 
 
+from .cli_models import convert_gguf, fetch_model  # noqa: E402  (getting real models)
 from .cli_tools import doctor, merge, recipes  # noqa: E402  (commands that take no recipe options)
 
-for _command in (doctor, merge, recipes):
+for _command in (doctor, merge, recipes, fetch_model, convert_gguf):
     main.add_command(_command)
 
 

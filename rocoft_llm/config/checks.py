@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
+from ..data.heldout_split import parse_split_spec
 from ..errors import RoCoFTError
 from ..rocoft.selection import SCORED_SELECTIONS
 from .schema import Recipe
@@ -99,8 +100,10 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
         p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
-            if canonical_dataset_id(name) is None and not Path(name).exists():
-                msg = (f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}) nor an existing file")
+            split = parse_split_spec(name)  # boolq:train / boolq:heldout - a seeded split of a test file
+            if canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
+                msg = (f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
+                       "(<dataset>:train / <dataset>:heldout), nor an existing file")
                 # a missing JSON file may just not be downloaded yet on this machine: warn (errors with --strict)
                 (res.warnings if name.endswith((".json", ".jsonl")) else p).append(msg)
 

@@ -21,5 +21,7 @@ def prepare_options_from_recipe(recipe: str, overrides: list[str], on_command_li
             local[name] = value
         else:
             extra.append(f"{key}={json.dumps(value)}")
+    from ..models.gguf_import import materialize_recipe_model
+
     r, _ = load_recipe(recipe, overrides + extra, offline_checks=False, training=False, need_model=True)
-    return PrepareOptions.from_recipe(r, **local)
+    return PrepareOptions.from_recipe(materialize_recipe_model(r), **local)  # a .gguf model: its converted dir

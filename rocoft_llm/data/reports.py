@@ -16,17 +16,11 @@ from pathlib import Path
 from ..io_utils import read_json
 from .answers import LETTER_CLASS, is_letter
 from .catalog import load_catalog
+from .heldout_split import normalise_question
 
 log = logging.getLogger("rocoft_llm")
 
-_NON_WORD = re.compile(r"[^\w]+")
 _LAST_NUMBER = re.compile(r"-?\d+\.?\d*")
-
-
-def normalise_question(instruction: str) -> str:
-    """Lowercase, punctuation and whitespace collapsed; the "Answer format" line removed."""
-    text = instruction.split("Answer format:")[0]
-    return _NON_WORD.sub(" ", text.lower()).strip()
 
 
 _LAST_OPTION = re.compile(rf"\(({LETTER_CLASS})\)")

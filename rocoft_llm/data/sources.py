@@ -16,6 +16,7 @@ from ..errors import RoCoFTError
 from ..io_utils import sha256_file
 from .catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from .converters import CONVERTER_VERSION, convert_rows
+from .heldout_split import parse_split_spec, split_fingerprint, split_name, split_records
 from .records import read_json_array
 
 LLM_ADAPTERS_ENV = "ROCOFT_LLM_ADAPTERS_DIR"
@@ -150,12 +151,29 @@ def from_hub(name: str, split: str, hub_dir: str | None = None) -> Source:
     return Source(name=entry.id, records=records, kind="hub", answer_spec=entry.answer, files=files, dataset_id=entry.id)
 
 
+def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
+    """``<dataset>:train`` / ``<dataset>:heldout``: one part of the seeded split of a test file
+    (see :mod:`.heldout_split`)."""
+    dataset, part = parse_split_spec(spec)
+    task_id = canonical_dataset_id(dataset)
+    if task_id is None or mixture_entry(task_id) is not None:
+        raise RoCoFTError(f"{spec!r}: {dataset!r} is not a test set id ({', '.join(load_catalog()[0])}); a split "
+                          "needs one, e.g. boolq:train / boolq:heldout.")
+    src = from_llm_adapters(task_id, "test", llm_adapters_dir)
+    src.records = split_records(src.records, part)
+    src.name = split_name(task_id, part)
+    src.files = {**src.files, "split": split_fingerprint() + f" part={part}"}
+    return src
+
+
 def resolve_source(spec: str, split: str = "train", origin: str = "llm_adapters", llm_adapters_dir: str | None = None,
                    hub_dir: str | None = None) -> Source:
     """A ``--dataset`` value: an existing JSON file, or a dataset/mixture id read from ``origin``."""
     path = Path(spec)
     if path.is_file():
         return from_file(path)
+    if parse_split_spec(spec):
+        return from_split(spec, llm_adapters_dir)
     if canonical_dataset_id(spec) is None:
         raise RoCoFTError(f"--dataset {spec!r} is neither an existing file nor a dataset id; ids: "
                           f"{', '.join(load_catalog()[0])}, mixtures: {', '.join(load_catalog()[1])}.")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..data.answers import SCORER_KIND, is_letter
 from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
-from ..data.sources import from_file, from_llm_adapters
+from ..data.heldout_split import parse_split_spec
+from ..data.sources import from_file, from_llm_adapters, from_split
 from ..data.validate import allowed_labels, is_number
 from ..errors import RoCoFTError
 from ..io_utils import read_jsonl
@@ -81,7 +82,8 @@ def scoring_task(spec: str) -> EvalTask:
 
 
 def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str | None = None) -> EvalTask:
-    """A task id (boolq, ARC-Easy, gsm8k ...) or the path of an LLM-Adapters-format test file.
+    """A task id (boolq, ARC-Easy, gsm8k ...), a split part (boolq:heldout) or the path of an
+    LLM-Adapters-format test file.
     With ``test_file``, a task id takes its records from that file (scored as the id says)."""
     if Path(spec).is_file():
         src = from_file(spec)
@@ -89,6 +91,11 @@ def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str 
         if task_id is None:
             return _infer(Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, src.records, spec)
         return _catalog_task(task_id, src.records, spec)
+    if parse_split_spec(spec):  # boolq:heldout - one part of the seeded split of a test file
+        src = from_split(spec, llm_adapters_dir)
+        task = _catalog_task(src.dataset_id, src.records, f"{next(iter(src.files))} ({src.name})")
+        task.id = src.name
+        return task
     task_id = _test_set_id(spec)
     if task_id is None:
         raise RoCoFTError(f"eval task {spec!r} is not a test set id ({', '.join(load_catalog()[0])}) nor an "

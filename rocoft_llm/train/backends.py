@@ -78,7 +78,8 @@ class Backend:
 
     def forward(self, batch: dict):
         with self.autocast():
-            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              logits_to_keep=batch.get("logits_to_keep", 0)).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -294,7 +295,8 @@ class DeepSpeedBackend(Backend):
         return params
 
     def forward(self, batch: dict):
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          logits_to_keep=batch.get("logits_to_keep", 0)).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         self.model.backward(loss, scale_wrt_gas=False)

@@ -23,7 +23,7 @@ import torch
 from ..distributed import all_sum, any_rank, is_main, rank
 from .batching import BatchPlan, collate, target_tokens
 from .metrics import peak_flops, peak_memory_gib
-from .model_setup import token_loss_sum
+from .model_setup import target_mask, token_loss_sum
 
 log = logging.getLogger("rocoft_llm")
 
@@ -94,9 +94,10 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             for m, idx in enumerate(micro):
                 is_last = m == len(micro) - 1
                 batch = {k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()}
+                batch["logits_to_keep"] = target_mask(batch["labels"])  # vocabulary projection at targets only
                 tokens_local += int(batch["attention_mask"].sum())
                 with backend.micro_context(is_last):
-                    s = token_loss_sum(backend.forward(batch), batch["labels"])
+                    s = token_loss_sum(backend.forward(batch), batch["labels"], batch["logits_to_keep"])
                     backend.backward(s / max(n_target, 1) * backend.world, is_last)
                 loss_sum += float(s.detach())
             lr = backend.lr

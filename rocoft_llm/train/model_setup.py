@@ -71,8 +71,21 @@ def calibration_from(dataset, plan, pad_id: int, n_batches: int):
         yield {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
 
 
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum of next-token cross-entropies over target tokens (fp32)."""
+def target_mask(labels: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) bool: positions whose NEXT token is a target. Passed as ``logits_to_keep`` so the
+    vocabulary projection runs only where the loss needs it - with the loss on responses only, a
+    few tokens per example instead of every position (SmolLM2's 49k-token head was ~2/3 of a forward)."""
+    mask = torch.zeros_like(labels, dtype=torch.bool)
+    mask[:, :-1] = labels[:, 1:] != -100
+    return mask
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of next-token cross-entropies over target tokens (fp32). ``logits``: (batch, seq, vocab), or
+    (targets, vocab) computed only at ``mask`` (:func:`target_mask`) - the same sum either way."""
+    if mask is not None:
+        targets = labels[:, 1:][mask[:, :-1]].to(logits.device)
+        return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
                                              labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100,
                                              reduction="sum")

@@ -22,6 +22,7 @@ from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..models.gguf_import import materialize_recipe_model
 from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
@@ -64,6 +65,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     if overwrite:  # before the checks, so --overwrite meets the same conflict checks as output.overwrite: true
         overrides = [*(overrides or []), "output.overwrite=true"]
     recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size(), need_model=True)
+    recipe = materialize_recipe_model(recipe)  # a .gguf model.name_or_path is converted once (cached)
     for w in checks.warnings:
         log.warning("recipe: %s", w)
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)

