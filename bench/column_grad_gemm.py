@@ -40,8 +40,10 @@ def main():
         "columns: (x[..., idx]^T @ grad_y)^T  (used)": lambda: (xi.t() @ gy).t(),
         "rows: grad_y[..., idx]^T @ x  (used)": lambda: gy.index_select(1, idx).t() @ x,
     }
-    print(f"# {a.tokens} tokens, weight {a.out} x {a.inp}, rank {a.rank}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"# {a.tokens} tokens, weight {a.out} x {a.inp}, rank {a.rank}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print("| product | ms per call |")
     print("|---|---:|")
     for name, fn in rows.items():

@@ -26,9 +26,19 @@ def build_tokenizer(texts: list[str], workdir: Path, vocab: int) -> Path:
 
     corpus = workdir / "corpus.txt"
     corpus.write_text("\n".join(texts))
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(workdir / "sp"), vocab_size=vocab,
-                                   model_type="bpe", byte_fallback=True, character_coverage=1.0,
-                                   bos_id=1, eos_id=2, unk_id=0, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(workdir / "sp"),
+        vocab_size=vocab,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        bos_id=1,
+        eos_id=2,
+        unk_id=0,
+        pad_id=-1,
+        minloglevel=2,
+    )
     tok_dir = workdir / "tokenizer"
     tok_dir.mkdir()
     shutil.copy(workdir / "sp.model", tok_dir / "tokenizer.model")
@@ -38,7 +48,9 @@ def build_tokenizer(texts: list[str], workdir: Path, vocab: int) -> Path:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--llm-adapters-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/llm_adapters"))
+    ap.add_argument(
+        "--llm-adapters-dir", default=str(Path(__file__).resolve().parents[2] / "shared/data/llm_adapters")
+    )
     ap.add_argument("--records", type=int, default=170_000)
     ap.add_argument("--num-proc", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=8000)
@@ -55,13 +67,17 @@ def main():
         data = tmp / "commonsense_170k.json"
         data.write_text(json.dumps(mixture))
         tok = build_tokenizer([r["instruction"] + " " + r["output"] for r in real[:20000]], tmp, args.vocab)
-        opts = PrepareOptions(datasets=[str(data)], tokenizer_path=str(tok), num_proc=args.num_proc, cutoff_len=256)
+        opts = PrepareOptions(
+            datasets=[str(data)], tokenizer_path=str(tok), num_proc=args.num_proc, cutoff_len=256
+        )
         t0 = time.perf_counter()
         _, manifest = prepare(opts, out=tmp / "out", progress=False)
         total = time.perf_counter() - t0
     n = manifest["examples"]
-    print(f"# {n:,} records ({len(real):,} real LLM-Adapters commonsense records repeated), num_proc {args.num_proc}, "
-          f"sentencepiece BPE vocab {args.vocab}")
+    print(
+        f"# {n:,} records ({len(real):,} real LLM-Adapters commonsense records repeated), num_proc {args.num_proc}, "
+        f"sentencepiece BPE vocab {args.vocab}"
+    )
     print("| stage | seconds | records/s |")
     print("|---|---:|---:|")
     print(f"| prepare end to end (read, validate, report, tokenize, save) | {total:.1f} | {n / total:,.0f} |")

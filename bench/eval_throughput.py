@@ -39,14 +39,18 @@ def main():
         t0 = time.perf_counter()
         generate(model, tok, prompts, batch_size=bs, num_beams=1, max_new_tokens=args.max_new_tokens)
         rates[bs] = len(prompts) / (time.perf_counter() - t0)
-    print(f"# tiny Llama (recipes/tiny/llama), {len(prompts)} prompts, greedy, max_new_tokens {args.max_new_tokens}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"# tiny Llama (recipes/tiny/llama), {len(prompts)} prompts, greedy, max_new_tokens {args.max_new_tokens}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print("| batch size | examples/s |")
     print("|---:|---:|")
     for bs, r in rates.items():
         print(f"| {bs} | {r:.1f} |")
     speedup = rates[args.batch_size] / rates[1]
-    print(f"speed-up batched / one at a time: {speedup:.1f}x (target >= 4x: {'met' if speedup >= 4 else 'MISSED'})")
+    print(
+        f"speed-up batched / one at a time: {speedup:.1f}x (target >= 4x: {'met' if speedup >= 4 else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -24,14 +24,63 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = ["transformers", "tokenizers", "huggingface-hub", "safetensors", "peft", "accelerate", "datasets",
-         "deepspeed", "filelock"]
+ROOTS = [
+    "transformers",
+    "tokenizers",
+    "huggingface-hub",
+    "safetensors",
+    "peft",
+    "accelerate",
+    "datasets",
+    "deepspeed",
+    "filelock",
+]
 # provided by the GPU image and tied to its CUDA build or too large to carry: never replaced
-KEEP_IMAGE = {"torch", "triton", "numpy", "pandas", "pyarrow", "sympy", "mpmath", "networkx", "jinja2", "markupsafe",
-              "setuptools", "pillow", "psutil", "ninja", "pyyaml", "packaging", "tqdm", "regex", "requests",
-              "urllib3", "idna", "certifi", "charset-normalizer", "fsspec", "aiohttp", "xxhash", "msgpack",
-              "einops", "py-cpuinfo", "nvidia-ml-py", "python-dateutil", "pytz", "tzdata", "six", "click",
-              "rich", "pygments", "markdown-it-py", "mdurl", "shellingham", "anyio", "sniffio", "h11"}
+KEEP_IMAGE = {
+    "torch",
+    "triton",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "sympy",
+    "mpmath",
+    "networkx",
+    "jinja2",
+    "markupsafe",
+    "setuptools",
+    "pillow",
+    "psutil",
+    "ninja",
+    "pyyaml",
+    "packaging",
+    "tqdm",
+    "regex",
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset-normalizer",
+    "fsspec",
+    "aiohttp",
+    "xxhash",
+    "msgpack",
+    "einops",
+    "py-cpuinfo",
+    "nvidia-ml-py",
+    "python-dateutil",
+    "pytz",
+    "tzdata",
+    "six",
+    "click",
+    "rich",
+    "pygments",
+    "markdown-it-py",
+    "mdurl",
+    "shellingham",
+    "anyio",
+    "sniffio",
+    "h11",
+}
 SOURCE_ONLY = {"deepspeed"}
 
 
@@ -44,9 +93,17 @@ def closure(roots: list[str], python_version: str) -> dict[str, str]:
     (environment markers evaluated for it; extras ignored)."""
     from packaging.requirements import Requirement
 
-    env = {"python_version": python_version, "python_full_version": f"{python_version}.0", "extra": "",
-           "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-           "implementation_name": "cpython", "platform_python_implementation": "CPython", "os_name": "posix"}
+    env = {
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+        "extra": "",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+    }
     seen: dict[str, str] = {}
     todo = list(roots)
     while todo:
@@ -56,7 +113,9 @@ def closure(roots: list[str], python_version: str) -> dict[str, str]:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
-            sys.exit(f"{name} is not installed here; run `make install` first (this script copies its versions)")
+            sys.exit(
+                f"{name} is not installed here; run `make install` first (this script copies its versions)"
+            )
         seen[name] = dist.version
         for text in dist.requires or []:
             req = Requirement(text)
@@ -76,19 +135,56 @@ def main():
     dest.mkdir(parents=True)
     versions = closure(ROOTS, args.python_version)
     binary = [f"{n}=={v}" for n, v in sorted(versions.items()) if n not in SOURCE_ONLY]
-    platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-                                             "manylinux2014_x86_64", "manylinux1_x86_64")]
+    platforms = [
+        f"--platform={p}"
+        for p in (
+            "manylinux_2_28_x86_64",
+            "manylinux_2_17_x86_64",
+            "manylinux2014_x86_64",
+            "manylinux1_x86_64",
+        )
+    ]
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "download", "-q", "--no-deps", "--only-binary=:all:", f"--python-version={args.python_version}",
-                    "--implementation=cp", *platforms, "-d", str(dest), *binary], check=True, timeout=900)
+    subprocess.run(
+        [
+            *pip,
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            f"--python-version={args.python_version}",
+            "--implementation=cp",
+            *platforms,
+            "-d",
+            str(dest),
+            *binary,
+        ],
+        check=True,
+        timeout=900,
+    )
     for name in sorted(SOURCE_ONLY & set(versions)):
-        subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest),
-                        f"{name}=={versions[name]}"], check=True, timeout=900, env={**os.environ, "DS_BUILD_OPS": "0"})
+        subprocess.run(
+            [
+                *pip,
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "-w",
+                str(dest),
+                f"{name}=={versions[name]}",
+            ],
+            check=True,
+            timeout=900,
+            env={**os.environ, "DS_BUILD_OPS": "0"},
+        )
     wheels = sorted(dest.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)
     for w in wheels:
         print(f"{w.stat().st_size / 2**20:7.2f} MiB  {w.name}")
-    print(f"{len(wheels)} wheels, {size / 2**20:.1f} MiB in {dest} (carry it: the device's limit is 64 MiB with the tree)")
+    print(
+        f"{len(wheels)} wheels, {size / 2**20:.1f} MiB in {dest} (carry it: the device's limit is 64 MiB with the tree)"
+    )
 
 
 if __name__ == "__main__":

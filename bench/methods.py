@@ -52,10 +52,34 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CONFIGS = {
-    "cpu": dict(hidden=512, intermediate=1376, layers=4, heads=8, vocab=4096, seq=256, batch=4, rank=3,
-                dtype="float32", device="cpu", rounds=10, steps=2),
-    "gpu": dict(hidden=4096, intermediate=11008, layers=32, heads=32, vocab=32000, seq=1024, batch=4, rank=3,
-                dtype="bfloat16", device="cuda", rounds=3, steps=4),
+    "cpu": dict(
+        hidden=512,
+        intermediate=1376,
+        layers=4,
+        heads=8,
+        vocab=4096,
+        seq=256,
+        batch=4,
+        rank=3,
+        dtype="float32",
+        device="cpu",
+        rounds=10,
+        steps=2,
+    ),
+    "gpu": dict(
+        hidden=4096,
+        intermediate=11008,
+        layers=32,
+        heads=32,
+        vocab=32000,
+        seq=1024,
+        batch=4,
+        rank=3,
+        dtype="bfloat16",
+        device="cuda",
+        rounds=3,
+        steps=4,
+    ),
 }
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -110,8 +134,9 @@ class Method:
         if self.name == "lora-r8":
             from peft import LoraConfig, get_peft_model
 
-            self.peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
-                                                         target_modules=list(TARGETS)))
+            self.peft = get_peft_model(
+                model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=list(TARGETS))
+            )
             return [p for p in self.peft.parameters() if p.requires_grad]
         if self.name == "full":
             for p in model.parameters():
@@ -203,9 +228,13 @@ def train_steps(method, model, embeds, labels, steps, device, warmup=0):
 
 def cpu_peak_gib(method, model, embeds, labels) -> float:
     """One untimed, profiled step of ``method`` (setup and optimizer state included) on CPU."""
-    live_before = tensor_bytes(model.parameters()) + tensor_bytes(model.buffers()) + tensor_bytes([embeds, labels])
+    live_before = (
+        tensor_bytes(model.parameters()) + tensor_bytes(model.buffers()) + tensor_bytes([embeds, labels])
+    )
     gc.collect()
-    return (live_before + profiled_peak_bytes(lambda: train_steps(method, model, embeds, labels, 1, "cpu"))) / 2**30
+    return (
+        live_before + profiled_peak_bytes(lambda: train_steps(method, model, embeds, labels, 1, "cpu"))
+    ) / 2**30
 
 
 def profiled_op_ms(method, model, embeds, labels, device) -> dict[str, float]:
@@ -238,7 +267,9 @@ def print_profile(methods, model, embeds, labels, rounds, device):
 
     ``rounds`` interleaved rounds of one profiled step per method; each op's time is its MINIMUM
     over the rounds (a shared machine only ever adds time), so the totals compare the work."""
-    per_round = [{m.name: profiled_op_ms(m, model, embeds, labels, device) for m in methods} for _ in range(rounds)]
+    per_round = [
+        {m.name: profiled_op_ms(m, model, embeds, labels, device) for m in methods} for _ in range(rounds)
+    ]
     results = {}
     for m in methods:
         ops = {k for r in per_round for k in r[m.name]}
@@ -246,8 +277,10 @@ def print_profile(methods, model, embeds, labels, rounds, device):
         results[m.name] = (sum(best.values()), best)
     base = results.get("floor", next(iter(results.values())))
     kind = "GPU kernel time" if device.startswith("cuda") else "self CPU time"
-    print(f"# torch.profiler, {kind} per op: {rounds} interleaved rounds of one step per method; per op the "
-          "minimum over rounds")
+    print(
+        f"# torch.profiler, {kind} per op: {rounds} interleaved rounds of one step per method; per op the "
+        "minimum over rounds"
+    )
     print("| method | op ms per step | x floor | largest additions over the floor (ms per step) |")
     print("|---|---:|---:|---|")
     for name, (total, ops) in results.items():
@@ -260,7 +293,9 @@ def paired_ratio(blocks: dict, a: str, b: str) -> float:
     """Step time of ``a`` relative to ``b``: the median over rounds of the ratio of their block
     medians IN THE SAME ROUND. Pairing within a round cancels the slow drift of a shared machine's
     load, which otherwise moves whole-run medians by several percent."""
-    return statistics.median(statistics.median(x) / statistics.median(y) for x, y in zip(blocks[a], blocks[b]))
+    return statistics.median(
+        statistics.median(x) / statistics.median(y) for x, y in zip(blocks[a], blocks[b])
+    )
 
 
 def check_targets(config: str, ratio, peaks: dict) -> list[str]:
@@ -281,15 +316,19 @@ def check_targets(config: str, ratio, peaks: dict) -> list[str]:
         if config == "gpu":
             for m, slack in (("rocoft-columns", 0.02), ("rocoft-rows", 0.20)):
                 if m in peaks:
-                    check(f"{m} peak <= floor + {slack:.0%} ({peaks[m] / peaks['floor'] - 1:+.1%})",
-                          peaks[m] <= (1 + slack) * peaks["floor"])
+                    check(
+                        f"{m} peak <= floor + {slack:.0%} ({peaks[m] / peaks['floor'] - 1:+.1%})",
+                        peaks[m] <= (1 + slack) * peaks["floor"],
+                    )
     if "lora-r8" in peaks:
         for m in rocoft:
             x = ratio("lora-r8", m)
             if config == "gpu":
                 check(f"{m} >= 1.5x faster than LoRA ({x:.2f}x)", x >= 1.5)
-                check(f"{m} peak >= 25% below LoRA ({1 - peaks[m] / peaks['lora-r8']:.1%} below)",
-                      peaks[m] <= 0.75 * peaks["lora-r8"])
+                check(
+                    f"{m} peak >= 25% below LoRA ({1 - peaks[m] / peaks['lora-r8']:.1%} below)",
+                    peaks[m] <= 0.75 * peaks["lora-r8"],
+                )
             else:
                 check(f"{m} faster than LoRA ({x:.2f}x)", x > 1)
     if "paper" in peaks and config != "gpu":
@@ -302,25 +341,56 @@ def check_targets(config: str, ratio, peaks: dict) -> list[str]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=list(CONFIGS), default="cpu")
-    for key in ("layers", "seq", "batch", "rank", "rounds", "steps", "hidden", "intermediate", "heads", "vocab"):
+    for key in (
+        "layers",
+        "seq",
+        "batch",
+        "rank",
+        "rounds",
+        "steps",
+        "hidden",
+        "intermediate",
+        "heads",
+        "vocab",
+    ):
         ap.add_argument(f"--{key}", type=int)
-    ap.add_argument("--device", help="override the configuration's device (e.g. the gpu shapes' code path on cpu)")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="override the configuration's dtype")
-    ap.add_argument("--profile", type=int, default=0, metavar="ROUNDS",
-                    help="after the timing, ROUNDS interleaved rounds of one torch.profiler step per method")
+    ap.add_argument(
+        "--device", help="override the configuration's device (e.g. the gpu shapes' code path on cpu)"
+    )
+    ap.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], help="override the configuration's dtype"
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="after the timing, ROUNDS interleaved rounds of one torch.profiler step per method",
+    )
     ap.add_argument("--methods", default="floor,rocoft-rows,rocoft-columns,paper,lora-r8,full")
     args = ap.parse_args()
-    cfg = {**CONFIGS[args.config], **{k: v for k, v in vars(args).items() if v is not None and k in CONFIGS["cpu"]}}
+    cfg = {
+        **CONFIGS[args.config],
+        **{k: v for k, v in vars(args).items() if v is not None and k in CONFIGS["cpu"]},
+    }
     a = argparse.Namespace(**cfg)
     if a.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit(f"--config {args.config} runs on {a.device} but no CUDA device is visible; "
-                 "use a GPU machine, or --device cpu with smaller --layers/--hidden for a smoke run")
+        sys.exit(
+            f"--config {args.config} runs on {a.device} but no CUDA device is visible; "
+            "use a GPU machine, or --device cpu with smaller --layers/--hidden for a smoke run"
+        )
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=a.vocab, hidden_size=a.hidden, intermediate_size=a.intermediate,
-                         num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.heads,
-                         max_position_embeddings=max(a.seq, 128))
+    config = LlamaConfig(
+        vocab_size=a.vocab,
+        hidden_size=a.hidden,
+        intermediate_size=a.intermediate,
+        num_hidden_layers=a.layers,
+        num_attention_heads=a.heads,
+        num_key_value_heads=a.heads,
+        max_position_embeddings=max(a.seq, 128),
+    )
     with torch.device(a.device):
         model = LlamaForCausalLM(config).to(getattr(torch, a.dtype))
     ids = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
@@ -352,21 +422,33 @@ def main():
     import peft
     import transformers
 
-    print(f"# {args.config}: {dev}, torch {torch.__version__}, transformers {transformers.__version__}, peft "
-          f"{peft.__version__}, {a.dtype}, threads {torch.get_num_threads()}")
-    print(f"# Llama hidden {a.hidden}, intermediate {a.intermediate}, {a.layers} layers, batch {a.batch} x {a.seq}, "
-          f"rank {a.rank}; {a.rounds} interleaved rounds x (1 + {a.steps}) steps per method; step ms = median "
-          "of the timed steps; x floor / x LoRA = median over rounds of the same-round ratios")
+    print(
+        f"# {args.config}: {dev}, torch {torch.__version__}, transformers {transformers.__version__}, peft "
+        f"{peft.__version__}, {a.dtype}, threads {torch.get_num_threads()}"
+    )
+    print(
+        f"# Llama hidden {a.hidden}, intermediate {a.intermediate}, {a.layers} layers, batch {a.batch} x {a.seq}, "
+        f"rank {a.rank}; {a.rounds} interleaved rounds x (1 + {a.steps}) steps per method; step ms = median "
+        "of the timed steps; x floor / x LoRA = median over rounds of the same-round ratios"
+    )
     print("| method | trainable params | step ms | tokens/s | x floor | x LoRA | peak GiB | peak x floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in med.items():
         vs_lora = f"{ratio(name, 'lora-r8'):.2f}" if "lora-r8" in med else "-"
         vs_floor = f"{ratio(name, 'floor'):.3f}" if "floor" in med else "-"
         mem_floor = f"{peaks[name] / peaks['floor']:.3f}" if "floor" in peaks else "-"
-        print(f"| {name} | {counts[name]:,} | {t * 1e3:.1f} | {tokens / t:,.0f} | {vs_floor} | {vs_lora} "
-              f"| {peaks[name]:.4g} | {mem_floor} |")
-    print("# peak: " + ("torch.cuda.max_memory_allocated per method (reset between blocks)" if on_cuda else
-                        "CPU allocator bytes in one profiled untimed step per method + weights and batch"))
+        print(
+            f"| {name} | {counts[name]:,} | {t * 1e3:.1f} | {tokens / t:,.0f} | {vs_floor} | {vs_lora} "
+            f"| {peaks[name]:.4g} | {mem_floor} |"
+        )
+    print(
+        "# peak: "
+        + (
+            "torch.cuda.max_memory_allocated per method (reset between blocks)"
+            if on_cuda
+            else "CPU allocator bytes in one profiled untimed step per method + weights and batch"
+        )
+    )
     print(f"# targets ({'gpu' if args.config == 'gpu' and on_cuda else 'cpu'}):")
     for line in check_targets("gpu" if args.config == "gpu" and on_cuda else "cpu", ratio, peaks):
         print(f"#   {line}")

@@ -57,25 +57,58 @@ METHODS = {
 
 CONFIGS = {
     # sized for ~1 hour on 2 CPU cores shared with other work; single-threaded torch (see RESULTS.md)
-    "cpu": dict(families=["commonsense"], steps=12, batch=8, gen_n=16, loglik_n=32, math_gen_n=16,
-                math_max_new_tokens=160, dtype="float32", precision="fp32", threads=1, eval_batch=16, num_beams=1,
-                floor_steps=2),
-    "gpu": dict(families=["commonsense", "math"], steps=300, batch=16, gen_n=None, loglik_n=None, math_gen_n=None,
-                math_max_new_tokens=256, dtype="bfloat16", precision="bf16", threads=None, eval_batch=32, num_beams=1,
-                floor_steps=10),
+    "cpu": dict(
+        families=["commonsense"],
+        steps=12,
+        batch=8,
+        gen_n=16,
+        loglik_n=32,
+        math_gen_n=16,
+        math_max_new_tokens=160,
+        dtype="float32",
+        precision="fp32",
+        threads=1,
+        eval_batch=16,
+        num_beams=1,
+        floor_steps=2,
+    ),
+    "gpu": dict(
+        families=["commonsense", "math"],
+        steps=300,
+        batch=16,
+        gen_n=None,
+        loglik_n=None,
+        math_gen_n=None,
+        math_max_new_tokens=256,
+        dtype="bfloat16",
+        precision="bf16",
+        threads=None,
+        eval_batch=32,
+        num_beams=1,
+        floor_steps=10,
+    ),
 }
 
 
 def family_plan(family: str, cfg: dict, data_dir: str) -> dict:
     """Recipe, extra overrides and evaluation tasks of one family."""
     if family == "commonsense":
-        return {"recipe": REPO / "recipes" / "smollm2-135m-commonsense.yaml", "overrides": [],
-                "gen_tasks": [f"{t}:heldout" for t in CS_TASKS], "gen_n": cfg["gen_n"], "max_new_tokens": None,
-                "loglik_tasks": [f"{t}:heldout" for t in LOGLIK_TASKS]}
-    return {"recipe": REPO / "recipes" / "smollm2-135m-math.yaml",
-            "overrides": [f"data.train=[{data_dir}/ft-training_set/math_data.json]"],
-            "gen_tasks": MATH_TASKS, "gen_n": cfg["math_gen_n"], "max_new_tokens": cfg["math_max_new_tokens"],
-            "loglik_tasks": []}
+        return {
+            "recipe": REPO / "recipes" / "smollm2-135m-commonsense.yaml",
+            "overrides": [],
+            "gen_tasks": [f"{t}:heldout" for t in CS_TASKS],
+            "gen_n": cfg["gen_n"],
+            "max_new_tokens": None,
+            "loglik_tasks": [f"{t}:heldout" for t in LOGLIK_TASKS],
+        }
+    return {
+        "recipe": REPO / "recipes" / "smollm2-135m-math.yaml",
+        "overrides": [f"data.train=[{data_dir}/ft-training_set/math_data.json]"],
+        "gen_tasks": MATH_TASKS,
+        "gen_n": cfg["math_gen_n"],
+        "max_new_tokens": cfg["math_max_new_tokens"],
+        "loglik_tasks": [],
+    }
 
 
 def cli(args: list[str], env: dict, log: Path, timeout: int) -> float:
@@ -84,8 +117,14 @@ def cli(args: list[str], env: dict, log: Path, timeout: int) -> float:
     with open(log, "a") as f:
         f.write(f"\n$ rocoft-llm {' '.join(args)}\n")
         f.flush()
-        proc = subprocess.run([sys.executable, "-m", "rocoft_llm.cli", *args], cwd=REPO, stdout=f,
-                              stderr=subprocess.STDOUT, env=env, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "rocoft_llm.cli", *args],
+            cwd=REPO,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=timeout,
+        )
     if proc.returncode != 0:
         sys.exit(f"`rocoft-llm {' '.join(args[:3])} ...` failed (exit {proc.returncode}); see {log}")
     return time.perf_counter() - started
@@ -117,10 +156,14 @@ def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int |
     for step in range(steps + 1):  # the first step pays the allocations: not timed
         started = time.perf_counter()
         for idx in plan.micro_indices(step, 0):
-            batch = {k: v.to(device) for k, v in collate([dataset[i] for i in idx], r.model.pad_token_id).items()}
+            batch = {
+                k: v.to(device) for k, v in collate([dataset[i] for i in idx], r.model.pad_token_id).items()
+            }
             mask = target_mask(batch["labels"])
             embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
-            logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], logits_to_keep=mask).logits
+            logits = model(
+                inputs_embeds=embeds, attention_mask=batch["attention_mask"], logits_to_keep=mask
+            ).logits
             token_loss_sum(logits, batch["labels"], mask).backward()
         if device == "cuda":
             torch.cuda.synchronize()
@@ -148,21 +191,37 @@ def top(s: dict) -> str:
 def results_table(models: dict[str, list[dict]], title: str, metric_key: str = "protocol") -> str:
     """Rows: task x metric; columns: n, majority, chance, then every model (acc % with 95% CI)."""
     names = list(models)
-    lines = [f"#### {title}", "", "| task | metric | n | majority rate | chance | " + " | ".join(names) + " |",
-             "|---|---|---:|---:|---:|" + "---|" * len(names)]
+    lines = [
+        f"#### {title}",
+        "",
+        "| task | metric | n | majority rate | chance | " + " | ".join(names) + " |",
+        "|---|---|---:|---:|---:|" + "---|" * len(names),
+    ]
     first = models[names[0]]
     for i, s in enumerate(first):
         b = s.get("baselines") or {}
-        majority = f"{100 * b['majority_rate']:.1f} ({b['majority_label']})" if b.get("majority_rate") is not None else "-"
+        majority = (
+            f"{100 * b['majority_rate']:.1f} ({b['majority_label']})"
+            if b.get("majority_rate") is not None
+            else "-"
+        )
         chance = f"{100 * b['chance_rate']:.1f}" if b.get("chance_rate") is not None else "-"
-        metrics = [("protocol", f"{s.get('harness_task', '')} {s.get('metric', '')}".strip())] if "strict" not in s \
+        metrics = (
+            [("protocol", f"{s.get('harness_task', '')} {s.get('metric', '')}".strip())]
+            if "strict" not in s
             else [("protocol", "protocol"), ("strict", "strict")]
+        )
         for key, label in metrics:
             cells = [pct_ci(models[m][i].get(key)) if i < len(models[m]) else "-" for m in names]
-            lines.append(f"| {s['task']} | {label} | {s['n']} | {majority} | {chance} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {s['task']} | {label} | {s['n']} | {majority} | {chance} | " + " | ".join(cells) + " |"
+            )
         if "strict" in s:
-            lines.append(f"| {s['task']} | top prediction | | | | " + " | ".join(
-                top(models[m][i]) if i < len(models[m]) else "-" for m in names) + " |")
+            lines.append(
+                f"| {s['task']} | top prediction | | | | "
+                + " | ".join(top(models[m][i]) if i < len(models[m]) else "-" for m in names)
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -175,80 +234,179 @@ def pooled(models: dict[str, list[dict]], key: str = "protocol") -> str:
         n = sum(s["n"] for s in summaries)
         c = sum(s[key]["correct"] for s in summaries if s.get(key))
         out.append(f"{name} {pct_ci(accuracy_cell(c, n))}")
-    maj = sum(round(s["baselines"]["majority_rate"] * s["n"]) for s in next(iter(models.values()))
-              if (s.get("baselines") or {}).get("majority_rate") is not None)
+    maj = sum(
+        round(s["baselines"]["majority_rate"] * s["n"])
+        for s in next(iter(models.values()))
+        if (s.get("baselines") or {}).get("majority_rate") is not None
+    )
     n = sum(s["n"] for s in next(iter(models.values())))
-    return f"pooled over {n} items ({key}): " + "; ".join(out) + f"; majority-label rate {100 * maj / max(n, 1):.1f}%"
+    return (
+        f"pooled over {n} items ({key}): "
+        + "; ".join(out)
+        + f"; majority-label rate {100 * maj / max(n, 1):.1f}%"
+    )
 
 
 def run_family(family: str, cfg: dict, args, env: dict, out: Path, log: Path) -> dict:
     plan = family_plan(family, cfg, args.llm_adapters_dir)
-    shared = [f"data.llm_adapters_dir={args.llm_adapters_dir}", f"train.max_steps={cfg['steps']}",
-              f"train.global_batch_size={cfg['batch']}", f"train.micro_batch_size={min(cfg['batch'], 8)}",
-              f"model.dtype={cfg['dtype']}", f"train.precision={cfg['precision']}", f"train.warmup_steps={min(2, cfg['steps'] - 1)}",
-              *plan["overrides"]]
+    shared = [
+        f"data.llm_adapters_dir={args.llm_adapters_dir}",
+        f"train.max_steps={cfg['steps']}",
+        f"train.global_batch_size={cfg['batch']}",
+        f"train.micro_batch_size={min(cfg['batch'], 8)}",
+        f"model.dtype={cfg['dtype']}",
+        f"train.precision={cfg['precision']}",
+        f"train.warmup_steps={min(2, cfg['steps'] - 1)}",
+        *plan["overrides"],
+    ]
     methods, runs = {}, {}
     floor = measure_floor(plan["recipe"], shared, cfg["floor_steps"], cfg["threads"])
     for name in args.methods:
         overrides, lr = METHODS[name]
         run = out / family / name
-        wall = cli(["train", str(plan["recipe"]), *shared, *overrides, f"train.lr={lr}", f"output.dir={run}",
-                    "--overwrite"], env, log, args.timeout)
+        wall = cli(
+            [
+                "train",
+                str(plan["recipe"]),
+                *shared,
+                *overrides,
+                f"train.lr={lr}",
+                f"output.dir={run}",
+                "--overwrite",
+            ],
+            env,
+            log,
+            args.timeout,
+        )
         summary = json.loads((run / "summary.json").read_text())
         steps = [json.loads(line)["step_s"] for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
-        methods[name] = {"lr": lr, "trainable": summary["trainable_parameters"], "total": summary["total_parameters"],
-                         "step_s": statistics.median(steps) if steps else None, "step_min_s": min(steps, default=None), "peak_gib": summary["peak_memory_gib_rank0"],
-                         "wall_s": round(wall, 1), "final_loss": summary["final_loss"]}
+        methods[name] = {
+            "lr": lr,
+            "trainable": summary["trainable_parameters"],
+            "total": summary["total_parameters"],
+            "step_s": statistics.median(steps) if steps else None,
+            "step_min_s": min(steps, default=None),
+            "peak_gib": summary["peak_memory_gib_rank0"],
+            "wall_s": round(wall, 1),
+            "final_loss": summary["final_loss"],
+        }
         runs[name] = run
     floor += measure_floor(plan["recipe"], shared, cfg["floor_steps"], cfg["threads"])  # before AND after
     floor_s = statistics.median(floor)  # the floor's min is min(floor): both are shown
     gen, loglik = {}, {}
     for i, (name, run) in enumerate(runs.items()):
-        common = ["eval", "--run", str(run), "--llm-adapters-dir", args.llm_adapters_dir,
-                  "--batch-size", str(cfg["eval_batch"]), "--dtype", cfg["dtype"], *(["--with-base"] if i == 0 else [])]
+        common = [
+            "eval",
+            "--run",
+            str(run),
+            "--llm-adapters-dir",
+            args.llm_adapters_dir,
+            "--batch-size",
+            str(cfg["eval_batch"]),
+            "--dtype",
+            cfg["dtype"],
+            *(["--with-base"] if i == 0 else []),
+        ]
         limit = ["--limit", str(plan["gen_n"])] if plan["gen_n"] else []
         max_new = ["--max-new-tokens", str(plan["max_new_tokens"])] if plan["max_new_tokens"] else []
-        methods[name]["eval_gen_s"] = round(cli([*common, "--tasks", ",".join(plan["gen_tasks"]), "--num-beams",
-                                                 str(cfg["num_beams"]), *limit, *max_new, "--out", str(run / "eval-gen")],
-                                                env, log, args.timeout), 1)
+        methods[name]["eval_gen_s"] = round(
+            cli(
+                [
+                    *common,
+                    "--tasks",
+                    ",".join(plan["gen_tasks"]),
+                    "--num-beams",
+                    str(cfg["num_beams"]),
+                    *limit,
+                    *max_new,
+                    "--out",
+                    str(run / "eval-gen"),
+                ],
+                env,
+                log,
+                args.timeout,
+            ),
+            1,
+        )
         if i == 0:
             gen["base"] = read_summaries(run / "eval-gen" / "base" / "summary.json")
         gen[name] = read_summaries(run / "eval-gen" / "adapted" / "summary.json")
         if plan["loglik_tasks"]:
             limit = ["--limit", str(cfg["loglik_n"])] if cfg["loglik_n"] else []
-            methods[name]["eval_loglik_s"] = round(cli([*common, "--harness", "lm-eval", "--loglik-only", "--tasks",
-                                                        ",".join(plan["loglik_tasks"]), *limit, "--out",
-                                                        str(run / "eval-loglik")], env, log, args.timeout), 1)
+            methods[name]["eval_loglik_s"] = round(
+                cli(
+                    [
+                        *common,
+                        "--harness",
+                        "lm-eval",
+                        "--loglik-only",
+                        "--tasks",
+                        ",".join(plan["loglik_tasks"]),
+                        *limit,
+                        "--out",
+                        str(run / "eval-loglik"),
+                    ],
+                    env,
+                    log,
+                    args.timeout,
+                ),
+                1,
+            )
             if i == 0:
                 loglik["base"] = read_summaries(run / "eval-loglik" / "base" / "lm_eval_summary.json")
             loglik[name] = read_summaries(run / "eval-loglik" / "adapted" / "lm_eval_summary.json")
-    return {"floor_step_s": floor_s, "floor_steps": floor, "methods": methods, "generation": gen, "loglik": loglik,
-            "plan": {k: v for k, v in plan.items() if k != "recipe"} | {"recipe": str(plan["recipe"].relative_to(REPO))},
-            "shared_overrides": shared}
+    return {
+        "floor_step_s": floor_s,
+        "floor_steps": floor,
+        "methods": methods,
+        "generation": gen,
+        "loglik": loglik,
+        "plan": {k: v for k, v in plan.items() if k != "recipe"}
+        | {"recipe": str(plan["recipe"].relative_to(REPO))},
+        "shared_overrides": shared,
+    }
 
 
 def render(family: str, res: dict, cfg: dict) -> str:
-    lines = [f"### {family}", "", f"shared overrides: `{' '.join(res['shared_overrides'])}`", "",
-             "| method | lr | trainable params | % of model | median step s | x frozen floor | min step s | min x floor min "
-             "| peak memory GiB | train wall s | final loss |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-             f"| frozen floor | - | 0 | 0 | {res['floor_step_s']:.2f} | 1.00 | {min(res['floor_steps']):.2f} | 1.00 "
-             "| - | - | - |"]
+    lines = [
+        f"### {family}",
+        "",
+        f"shared overrides: `{' '.join(res['shared_overrides'])}`",
+        "",
+        "| method | lr | trainable params | % of model | median step s | x frozen floor | min step s | min x floor min "
+        "| peak memory GiB | train wall s | final loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| frozen floor | - | 0 | 0 | {res['floor_step_s']:.2f} | 1.00 | {min(res['floor_steps']):.2f} | 1.00 "
+        "| - | - | - |",
+    ]
     for name, m in res["methods"].items():
         ratio = f"{m['step_s'] / res['floor_step_s']:.2f}" if m["step_s"] else "-"
         low = m.get("step_min_s")
         low_cells = f"{low:.2f} | {low / min(res['floor_steps']):.2f}" if low else "- | -"
-        lines.append(f"| {name} | {m['lr']:g} | {m['trainable']:,} | {100 * m['trainable'] / m['total']:.3f} | "
-                     f"{m['step_s']:.2f} | {ratio} | {low_cells} | {m['peak_gib']:.2f} | {m['wall_s']:.0f} | "
-                     f"{m['final_loss']:.3f} |")
+        lines.append(
+            f"| {name} | {m['lr']:g} | {m['trainable']:,} | {100 * m['trainable'] / m['total']:.3f} | "
+            f"{m['step_s']:.2f} | {ratio} | {low_cells} | {m['peak_gib']:.2f} | {m['wall_s']:.0f} | "
+            f"{m['final_loss']:.3f} |"
+        )
     lines.append("")
     if res["generation"]:
         gen_n = res["plan"]["gen_n"]
-        lines.append(results_table(res["generation"], f"generation (greedy, LLM-Adapters prompt; first {gen_n or 'all'} "
-                                   "held-out items per task), accuracy % (95% Wilson CI)"))
+        lines.append(
+            results_table(
+                res["generation"],
+                f"generation (greedy, LLM-Adapters prompt; first {gen_n or 'all'} "
+                "held-out items per task), accuracy % (95% Wilson CI)",
+            )
+        )
         lines.append(pooled(res["generation"]) + "\n")
     if res["loglik"]:
-        lines.append(results_table(res["loglik"], f"lm-eval log-likelihood accuracy (first {cfg['loglik_n'] or 'all'} "
-                                   "held-out items per task), % (95% Wilson CI)"))
+        lines.append(
+            results_table(
+                res["loglik"],
+                f"lm-eval log-likelihood accuracy (first {cfg['loglik_n'] or 'all'} "
+                "held-out items per task), % (95% Wilson CI)",
+            )
+        )
     return "\n".join(lines)
 
 
@@ -260,11 +418,16 @@ def render_saved(out: Path) -> None:
     print((out / "results.md").read_text().split("\n### ")[0].rstrip() + "\n")
     for family, res in saved["results"].items():
         for name, m in res["methods"].items():  # step times of the first step excluded, as in the run
-            steps = [json.loads(line)["step_s"] for line in (out / family / name / "metrics.jsonl").read_text().splitlines()]
+            steps = [
+                json.loads(line)["step_s"]
+                for line in (out / family / name / "metrics.jsonl").read_text().splitlines()
+            ]
             m["step_min_s"] = min(steps[1:], default=None)
         for name in res["loglik"]:
             run = out / family / (name if name != "base" else next(iter(res["methods"])))
-            samples_file = run / "eval-loglik" / ("base" if name == "base" else "adapted") / "lm_eval_samples.json"
+            samples_file = (
+                run / "eval-loglik" / ("base" if name == "base" else "adapted") / "lm_eval_samples.json"
+            )
             samples = json.loads(samples_file.read_text())
             for s in res["loglik"][name]:
                 labels = ["true", "false"] if "boolq" in s["harness_task"] else None
@@ -272,12 +435,20 @@ def render_saved(out: Path) -> None:
         text = render(family, res, saved["config"])
         if res["loglik"]:
             first = res["loglik"][next(iter(res["loglik"]))]
-            tops = ["| task | harness task | " + " | ".join(res["loglik"]) + " |", "|---|---|" + "---|" * len(res["loglik"])]
+            tops = [
+                "| task | harness task | " + " | ".join(res["loglik"]) + " |",
+                "|---|---|" + "---|" * len(res["loglik"]),
+            ]
             for k, s in enumerate(first):
                 if s["metric"].startswith("acc,"):
-                    tops.append(f"| {s['task']} | {s['harness_task']} | " + " | ".join(
-                        top(res["loglik"][m][k]) for m in res["loglik"]) + " |")
-            text += "\n#### log-likelihood: most frequent choice (argmax) per model\n\n" + "\n".join(tops) + "\n"
+                    tops.append(
+                        f"| {s['task']} | {s['harness_task']} | "
+                        + " | ".join(top(res["loglik"][m][k]) for m in res["loglik"])
+                        + " |"
+                    )
+            text += (
+                "\n#### log-likelihood: most frequent choice (argmax) per model\n\n" + "\n".join(tops) + "\n"
+            )
         print(text)
 
 
@@ -289,8 +460,10 @@ def versions() -> str:
 
     from rocoft_llm.version import __version__
 
-    return (f"rocoft-llm {__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
-            f"peft {peft.__version__}, lm-eval {lm_eval.__version__}, python {platform.python_version()}")
+    return (
+        f"rocoft-llm {__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"peft {peft.__version__}, lm-eval {lm_eval.__version__}, python {platform.python_version()}"
+    )
 
 
 def main() -> None:
@@ -302,12 +475,19 @@ def main() -> None:
     ap.add_argument("--gen-n", type=int, help="generation items per commonsense task (0 = all)")
     ap.add_argument("--math-gen-n", type=int, help="generation items per math task (0 = all)")
     ap.add_argument("--loglik-n", type=int, help="log-likelihood items per task (0 = all)")
-    ap.add_argument("--llm-adapters-dir", default=os.environ.get("ROCOFT_LLM_ADAPTERS_DIR")
-                    or str(REPO.parent / "shared" / "data" / "llm_adapters"))
+    ap.add_argument(
+        "--llm-adapters-dir",
+        default=os.environ.get("ROCOFT_LLM_ADAPTERS_DIR")
+        or str(REPO.parent / "shared" / "data" / "llm_adapters"),
+    )
     ap.add_argument("--out", default="bench_out/real_model")
     ap.add_argument("--timeout", type=int, default=3600, help="per command, seconds")
-    ap.add_argument("--render-only", action="store_true", help="print the tables again from OUT/results.json and the "
-                    "runs' files (adds the log-likelihood top predictions from lm_eval_samples.json)")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="print the tables again from OUT/results.json and the "
+        "runs' files (adds the log-likelihood top predictions from lm_eval_samples.json)",
+    )
     args = ap.parse_args()
     if args.render_only:
         render_saved(Path(args.out).resolve())
@@ -321,7 +501,9 @@ def main() -> None:
     args.methods = [m for m in args.methods.split(",") if m]
     args.llm_adapters_dir = str(Path(args.llm_adapters_dir).resolve())
     if not Path(args.llm_adapters_dir, "boolq", "test.json").is_file():
-        sys.exit(f"--llm-adapters-dir {args.llm_adapters_dir} has no boolq/test.json; point it at the LLM-Adapters files.")
+        sys.exit(
+            f"--llm-adapters-dir {args.llm_adapters_dir} has no boolq/test.json; point it at the LLM-Adapters files."
+        )
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "commands.log"
@@ -331,14 +513,18 @@ def main() -> None:
 
     model_dir, _ = fetch_model("smollm2-135m")
     link_model(model_dir, REPO / "models" / "smollm2-135m")  # the recipes' model.name_or_path
-    header = [f"# bench/real_model.py --config {args.config}", "",
-              f"command: `python bench/real_model.py {' '.join(sys.argv[1:])}`",
-              f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; machine: {platform.machine()}, "
-              f"{os.cpu_count()} CPUs, {platform.platform()}; torch threads: {cfg['threads'] or 'default'}",
-              f"versions: {versions()}",
-              f"sizes: steps {cfg['steps']} x batch {cfg['batch']}; generation items per task: commonsense "
-              f"{cfg['gen_n'] or 'all'}, math {cfg['math_gen_n'] or 'all'}; log-likelihood items per task "
-              f"{cfg['loglik_n'] or 'all'}; greedy decoding; dtype {cfg['dtype']}", ""]
+    header = [
+        f"# bench/real_model.py --config {args.config}",
+        "",
+        f"command: `python bench/real_model.py {' '.join(sys.argv[1:])}`",
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {platform.platform()}; torch threads: {cfg['threads'] or 'default'}",
+        f"versions: {versions()}",
+        f"sizes: steps {cfg['steps']} x batch {cfg['batch']}; generation items per task: commonsense "
+        f"{cfg['gen_n'] or 'all'}, math {cfg['math_gen_n'] or 'all'}; log-likelihood items per task "
+        f"{cfg['loglik_n'] or 'all'}; greedy decoding; dtype {cfg['dtype']}",
+        "",
+    ]
     print("\n".join(header), flush=True)
     results, text = {}, list(header)
     for family in cfg["families"]:

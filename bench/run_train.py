@@ -22,20 +22,39 @@ def free_port() -> int:
 def torchrun_command(nproc: int) -> list[str]:
     """``python -m torch.distributed.run`` for ``nproc`` local processes on a free port (the
     benchmarks and the distributed tests launch through this one command)."""
-    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
-            f"--master-port={free_port()}"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={nproc}",
+        "--master-addr=127.0.0.1",
+        f"--master-port={free_port()}",
+    ]
 
 
-def train_run(recipe: str | Path, overrides: list[str], out: Path, nproc: int = 1, timeout: int = 900,
-              torchrun: bool | None = None):
+def train_run(
+    recipe: str | Path,
+    overrides: list[str],
+    out: Path,
+    nproc: int = 1,
+    timeout: int = 900,
+    torchrun: bool | None = None,
+):
     """(summary.json, metrics.jsonl records) of a training run written to ``out``; launched with
     torchrun when ``nproc > 1`` or ``torchrun`` (FSDP2 / ZeRO-3 on one GPU need a process group)."""
     launch = torchrun_command(nproc) if nproc > 1 or torchrun else [sys.executable]
-    proc = subprocess.run([*launch, "-m", "rocoft_llm.cli", "train", str(recipe), *overrides, f"output.dir={out}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [*launch, "-m", "rocoft_llm.cli", "train", str(recipe), *overrides, f"output.dir={out}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     if proc.returncode != 0:
         sys.exit(f"training run for {out} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     metrics_file = Path(out) / "metrics.jsonl"
-    metrics = [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.is_file() else []
+    metrics = (
+        [json.loads(line) for line in metrics_file.read_text().splitlines()] if metrics_file.is_file() else []
+    )
     return json.loads((Path(out) / "summary.json").read_text()), metrics

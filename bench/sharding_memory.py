@@ -38,8 +38,14 @@ def model_dir(tmp: Path, hidden: int, intermediate: int, layers: int, heads: int
     out = tmp / "model"
     out.mkdir()
     cfg = json.loads((TINY / "llama" / "config.json").read_text())
-    cfg.update(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-               num_attention_heads=heads, num_key_value_heads=heads, head_dim=hidden // heads)
+    cfg.update(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=hidden // heads,
+    )
     if vocab:
         cfg["vocab_size"] = vocab  # the tiny tokenizer's ids are a prefix of any larger vocabulary
     (out / "config.json").write_text(json.dumps(cfg))
@@ -69,8 +75,9 @@ def main():
     unknown = sorted(set(backends) - set(names))
     if unknown:
         ap.error(f"--backends: {', '.join(unknown)} not among {', '.join(names)}")
-    runs = [("1 process", "none", 1)] + [(f"{names[b]}, {n} rank{'s' if n > 1 else ''}", b, n)
-                                         for n in ranks for b in backends]
+    runs = [("1 process", "none", 1)] + [
+        (f"{names[b]}, {n} rank{'s' if n > 1 else ''}", b, n) for n in ranks for b in backends
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -78,33 +85,54 @@ def main():
         for label, backend, nproc in runs:
             out = tmp / f"{backend}-{nproc}"
             global_batch = 4 * max(ranks + [1])  # same global batch for every run; micro batch divides it
-            recipe = {"model": {"name_or_path": str(model), "random_init": True,
-                                "dtype": "bfloat16" if args.precision == "bf16" else "float32"},
-                      "rocoft": {"mode": "row", "rank": 3},
-                      "data": {"train": [str(TINY / "data" / "train.json")], "cutoff_len": args.seq,
-                               "cache_dir": str(tmp / "cache")},
-                      "train": {"global_batch_size": global_batch, "micro_batch_size": 1,
-                                "max_steps": args.steps, "warmup_steps": min(1, args.steps - 1), "precision": args.precision},
-                      "dist": {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})},
-                      "output": {"dir": str(out), "report_to": []}}
+            recipe = {
+                "model": {
+                    "name_or_path": str(model),
+                    "random_init": True,
+                    "dtype": "bfloat16" if args.precision == "bf16" else "float32",
+                },
+                "rocoft": {"mode": "row", "rank": 3},
+                "data": {
+                    "train": [str(TINY / "data" / "train.json")],
+                    "cutoff_len": args.seq,
+                    "cache_dir": str(tmp / "cache"),
+                },
+                "train": {
+                    "global_batch_size": global_batch,
+                    "micro_batch_size": 1,
+                    "max_steps": args.steps,
+                    "warmup_steps": min(1, args.steps - 1),
+                    "precision": args.precision,
+                },
+                "dist": {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})},
+                "output": {"dir": str(out), "report_to": []},
+            }
             path = tmp / f"{backend}-{nproc}.yaml"
             path.write_text(yaml.safe_dump(recipe))
             print(f"# running: {label}", flush=True)
-            s, metrics = train_run(path, [], out, nproc=nproc, timeout=args.timeout, torchrun=backend != "none")
+            s, metrics = train_run(
+                path, [], out, nproc=nproc, timeout=args.timeout, torchrun=backend != "none"
+            )
             step_s = statistics.median(m["step_s"] for m in metrics[1:]) if len(metrics) > 1 else None
             rows.append((label, s, step_s))
     single = rows[0][1]
-    print(f"# random Llama ({args.shape}), hidden {hidden}, {layers} layers, {args.precision}, "
-          f"{single['total_parameters']:,} parameters, RoCoFT rows r=3 ({single['trainable_parameters']:,} trainable); "
-          f"global batch {global_batch} x <= {args.seq} tokens, {args.steps} steps")
-    print("| run | frozen on rank 0 (MiB) | x 1-process | slices on rank 0 (KiB) | optimizer state on rank 0 (KiB) "
-          "| peak memory rank 0 (GiB) | median step s |")
+    print(
+        f"# random Llama ({args.shape}), hidden {hidden}, {layers} layers, {args.precision}, "
+        f"{single['total_parameters']:,} parameters, RoCoFT rows r=3 ({single['trainable_parameters']:,} trainable); "
+        f"global batch {global_batch} x <= {args.seq} tokens, {args.steps} steps"
+    )
+    print(
+        "| run | frozen on rank 0 (MiB) | x 1-process | slices on rank 0 (KiB) | optimizer state on rank 0 (KiB) "
+        "| peak memory rank 0 (GiB) | median step s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, s, step_s in rows:
         frozen = s["frozen_param_bytes_rank0"]
-        print(f"| {label} | {frozen / 2**20:.1f} | {frozen / single['frozen_param_bytes_rank0']:.2f} "
-              f"| {s['trainable_param_bytes_rank0'] / 2**10:.1f} | {s['optimizer_state_bytes_rank0'] / 2**10:.1f} "
-              f"| {s['peak_memory_gib_rank0']:.2f} | {step_s if step_s is None else f'{step_s:.3f}'} |")
+        print(
+            f"| {label} | {frozen / 2**20:.1f} | {frozen / single['frozen_param_bytes_rank0']:.2f} "
+            f"| {s['trainable_param_bytes_rank0'] / 2**10:.1f} | {s['optimizer_state_bytes_rank0'] / 2**10:.1f} "
+            f"| {s['peak_memory_gib_rank0']:.2f} | {step_s if step_s is None else f'{step_s:.3f}'} |"
+        )
 
 
 if __name__ == "__main__":

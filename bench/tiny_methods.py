@@ -30,12 +30,24 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in METHODS.items():
             out = Path(tmp) / name
-            summary, metrics = train_run(args.recipe, [*overrides, f"train.max_steps={args.steps}",
-                                                       "train.save_steps=null", "output.report_to=[]"], out)
+            summary, metrics = train_run(
+                args.recipe,
+                [*overrides, f"train.max_steps={args.steps}", "train.save_steps=null", "output.report_to=[]"],
+                out,
+            )
             tps = statistics.median(m["tokens_per_s"] for m in metrics[2:])
-            rows.append((name, summary["trainable_parameters"], tps, summary["peak_memory_gib_rank0"],
-                         summary["final_loss"]))
-    print(f"# tiny recipe ({args.recipe}), {args.steps} steps, CPU, median tokens/s over steps 3..{args.steps}")
+            rows.append(
+                (
+                    name,
+                    summary["trainable_parameters"],
+                    tps,
+                    summary["peak_memory_gib_rank0"],
+                    summary["final_loss"],
+                )
+            )
+    print(
+        f"# tiny recipe ({args.recipe}), {args.steps} steps, CPU, median tokens/s over steps 3..{args.steps}"
+    )
     print("| method | trainable params | tokens/s | peak RSS GiB | final loss |")
     print("|---|---:|---:|---:|---:|")
     for name, n, tps, mem, loss in rows:

@@ -99,7 +99,9 @@ def get_architecture(model_type: str | None) -> Architecture:
     return arch
 
 
-def default_targets(model_type: str | None, user_targets: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+def default_targets(
+    model_type: str | None, user_targets: list[str] | tuple[str, ...] | None
+) -> tuple[str, ...]:
     """User targets win; otherwise the table's; an unknown family without targets is an error."""
     if user_targets:
         return tuple(user_targets)

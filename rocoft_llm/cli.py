@@ -30,7 +30,9 @@ Examples:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
     for noisy in ("transformers", "torch", "datasets", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -58,7 +60,8 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm validate recipes/llama2-13b-math.yaml
@@ -66,16 +69,28 @@ Examples:
   rocoft-llm validate recipes/llama2-7b-math.yaml --world-size 16 --strict
   rocoft-llm validate --explain train.lr          # what a key means, its type, default and range
   rocoft-llm validate --explain rocoft            # every key of a section ("" = the sections)
-""")
+"""
+)
 @click.argument("recipe", type=click.Path(dir_okay=False), required=False)
 @click.argument("overrides", nargs=-1)
-@click.option("--world-size", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).")
+@click.option(
+    "--world-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).",
+)
 @click.option("--strict", is_flag=True, help="Treat unreachable model configs and data files as errors.")
-@click.option("--explain", "explain_key", metavar="KEY", help="Print the documentation of a recipe key or section "
-              "(its type, default and constraints) and exit; no RECIPE needed.")
-def validate(recipe: str | None, overrides: tuple[str, ...], world_size: int, strict: bool,
-             explain_key: str | None) -> None:
+@click.option(
+    "--explain",
+    "explain_key",
+    metavar="KEY",
+    help="Print the documentation of a recipe key or section "
+    "(its type, default and constraints) and exit; no RECIPE needed.",
+)
+def validate(
+    recipe: str | None, overrides: tuple[str, ...], world_size: int, strict: bool, explain_key: str | None
+) -> None:
     """Check RECIPE (with KEY=VALUE OVERRIDES) and print the resolved recipe, or EVERY problem (exit 2).
 
     Rank-versus-dimension checks read the model config from a local directory, the HF cache, or
@@ -106,14 +121,16 @@ def validate(recipe: str | None, overrides: tuple[str, ...], world_size: int, st
     click.echo(dump_recipe(resolved), nl=False)
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm train recipes/tiny-llama-rows.yaml                       # CPU, a couple of minutes
   rocoft-llm train recipes/tiny-llama-rows.yaml train.max_steps=5 rocoft.mode=column --overwrite
   torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-13b-math.yaml
   rocoft-llm train recipes/llama2-7b-math.yaml train.resume=auto      # continue after preemption
-""")
+"""
+)
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
 @click.argument("overrides", nargs=-1)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty output.dir (never done silently).")
@@ -138,7 +155,9 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     click.echo(f"run written to {out} (adapter, metrics.jsonl, loss_curve.png, summary.json)")
 
 
-@main.command("eval", epilog="""
+@main.command(
+    "eval",
+    epilog="""
 \b
 Examples:
   rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp,aqua --llm-adapters-dir ~/LLM-Adapters/dataset
@@ -146,29 +165,80 @@ Examples:
   rocoft-llm eval --run runs/tiny-llama-rows --tasks recipes/tiny/data/arith/test.json --with-base
   torchrun --nproc-per-node 8 -m rocoft_llm.cli eval --run runs/x --tasks boolq   # data-parallel
   rocoft-llm eval --run runs/x --harness lm-eval --tasks boolq,gsm8k,svamp --llm-adapters-dir DIR
-""")
+""",
+)
 @click.option("--model", "model_path", help="Base model: HF directory or Hub id.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="RoCoFT adapter directory.")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False), help="A training output directory.")
-@click.option("--tasks", help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...), test files or prepared test "
-              "dirs. Default with --run: the run recipe's eval.tasks.")
-@click.option("--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR.")
-@click.option("--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True)
-@click.option("--num-beams", type=click.IntRange(min=1), help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), help="Default: the run recipe's eval.max_new_tokens, else "
-              "32 commonsense / 256 math (protocol).")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8.")
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests).")
-@click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out).")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
-              help="Default: bfloat16 on GPU, float32 on CPU.")
-@click.option("--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters).")
-@click.option("--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table.")
-@click.option("--score-all", is_flag=True, help="Score every test item, also those the run trained on (default with "
-              "--run: held-out mode - items whose question is in the run's training data are excluded and counted).")
+@click.option(
+    "--run", "run_dir", type=click.Path(exists=True, file_okay=False), help="A training output directory."
+)
+@click.option(
+    "--tasks",
+    help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...), test files or prepared test "
+    "dirs. Default with --run: the run recipe's eval.tasks.",
+)
+@click.option(
+    "--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR."
+)
+@click.option(
+    "--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True
+)
+@click.option(
+    "--num-beams",
+    type=click.IntRange(min=1),
+    help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(min=1),
+    help="Default: the run recipe's eval.max_new_tokens, else 32 commonsense / 256 math (protocol).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests)."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out)."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Default: bfloat16 on GPU, float32 on CPU.",
+)
+@click.option(
+    "--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters)."
+)
+@click.option(
+    "--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table."
+)
+@click.option(
+    "--score-all",
+    is_flag=True,
+    help="Score every test item, also those the run trained on (default with "
+    "--run: held-out mode - items whose question is in the run's training data are excluded and counted).",
+)
 @click.option("--loglik-only", is_flag=True, help="With --harness lm-eval: only the log-likelihood tasks.")
-def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num_beams, max_new_tokens, batch_size,
-             limit, out, dtype, template, with_base, score_all, loglik_only) -> None:
+def eval_cmd(
+    model_path,
+    adapter,
+    run_dir,
+    tasks,
+    llm_adapters_dir,
+    harness,
+    num_beams,
+    max_new_tokens,
+    batch_size,
+    limit,
+    out,
+    dtype,
+    template,
+    with_base,
+    score_all,
+    loglik_only,
+) -> None:
     """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness.
 
     Tasks: ids, split parts (boolq:heldout), test files or prepared test dirs. With --run, test
@@ -188,29 +258,58 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
     # defaults come from the run's recipe (its eval section and training template), then the protocol
     recipe = run_recipe(Path(run_dir)) if run_dir else {"eval": {}, "data": {}}
-    task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else list(recipe["eval"].get("tasks") or [])
+    task_list = (
+        [t.strip() for t in tasks.split(",") if t.strip()]
+        if tasks
+        else list(recipe["eval"].get("tasks") or [])
+    )
     if not task_list:
         raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
     out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
-    decoding = Decoding(num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
-                        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
-                        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
-                        template=template or recipe["data"].get("template") or "llm_adapters")
+    decoding = Decoding(
+        num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
+        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
+        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
+        template=template or recipe["data"].get("template") or "llm_adapters",
+    )
     check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     heldout = policy_for_run(run_dir, score_all)
     tables = {}
     for base_only in variants:
-        model, tok, identity, flags = load_for_eval(model_path, adapter, run_dir, dtype, str(device), base_only)
+        model, tok, identity, flags = load_for_eval(
+            model_path, adapter, run_dir, dtype, str(device), base_only
+        )
         target = out_dir / ("base" if base_only else "adapted")
         if harness == "lm-eval":
             from .eval.harness import run_harness
 
-            summaries = run_harness(model, tok, task_list, target, identity, llm_adapters_dir, limit, decoding.batch_size,
-                                    flags, heldout, loglik_only)
+            summaries = run_harness(
+                model,
+                tok,
+                task_list,
+                target,
+                identity,
+                llm_adapters_dir,
+                limit,
+                decoding.batch_size,
+                flags,
+                heldout,
+                loglik_only,
+            )
         else:
-            summaries = evaluate(model, tok, task_list, decoding, target, identity, flags, llm_adapters_dir, limit,
-                                 heldout=heldout)
+            summaries = evaluate(
+                model,
+                tok,
+                task_list,
+                decoding,
+                target,
+                identity,
+                flags,
+                llm_adapters_dir,
+                limit,
+                heldout=heldout,
+            )
         tables["before" if base_only else "after"] = summaries
         del model, tok  # the base must be gone before the adapted model loads (two 7B copies do not fit)
         gc.collect()
@@ -219,16 +318,26 @@ def eval_cmd(model_path, adapter, run_dir, tasks, llm_adapters_dir, harness, num
     shutdown_distributed()
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm score --task gsm8k --predictions runs/x/eval/adapted/gsm8k.jsonl
   rocoft-llm score --task gsm8k --predictions other_tool.jsonl --test-file LLM-Adapters/dataset/gsm8k/test.json
-""")
-@click.option("--task", required=True, help="Task id (decides the scorer) or an LLM-Adapters-format test file.")
-@click.option("--predictions", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSONL with 'response' and 'answer', or 'response' and 'index' (joined with the test file).")
-@click.option("--test-file", type=click.Path(exists=True, dir_okay=False), help="Test file for 'index' joins.")
+"""
+)
+@click.option(
+    "--task", required=True, help="Task id (decides the scorer) or an LLM-Adapters-format test file."
+)
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL with 'response' and 'answer', or 'response' and 'index' (joined with the test file).",
+)
+@click.option(
+    "--test-file", type=click.Path(exists=True, dir_okay=False), help="Test file for 'index' joins."
+)
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
@@ -240,88 +349,182 @@ def score(task, predictions, test_file, llm_adapters_dir) -> None:
     click.echo(json.dumps(summary, indent=1))
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm slurm recipes/llama2-13b-math.yaml --nodes 2 --gpus-per-node 8 --partition gpu --time 48:00:00
   rocoft-llm slurm recipes/llama2-13b-math.yaml --nodes 2 --gpus-per-node 8 --backend fsdp --out job.sbatch --submit
   rocoft-llm slurm recipes/bloomz-7b-math.yaml --nodes 4 --gpus-per-node 8 --launcher deepspeed
   rocoft-llm slurm recipes/tiny-llama-rows.yaml --backend fsdp --nodes 2 --gpus-per-node 0 --procs-per-node 1 --submit
-""")
+"""
+)
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
 @click.argument("overrides", nargs=-1)
 @click.option("--nodes", required=True, type=click.IntRange(min=1))
-@click.option("--gpus-per-node", required=True, type=click.IntRange(min=0),
-              help="GPUs per node, one process each; 0 = a CPU job (no GPU request; needs --procs-per-node).")
-@click.option("--procs-per-node", type=click.IntRange(min=1),
-              help="Processes (ranks) per node for CPU jobs; default: one per GPU.")
+@click.option(
+    "--gpus-per-node",
+    required=True,
+    type=click.IntRange(min=0),
+    help="GPUs per node, one process each; 0 = a CPU job (no GPU request; needs --procs-per-node).",
+)
+@click.option(
+    "--procs-per-node",
+    type=click.IntRange(min=1),
+    help="Processes (ranks) per node for CPU jobs; default: one per GPU.",
+)
 @click.option("--partition")
 @click.option("--time", "time_limit", default="24:00:00", show_default=True)
 @click.option("--account")
-@click.option("--cpus-per-task", type=click.IntRange(min=1), help="Default: 8 per GPU; CPU jobs: 1 per process.")
+@click.option(
+    "--cpus-per-task", type=click.IntRange(min=1), help="Default: 8 per GPU; CPU jobs: 1 per process."
+)
 @click.option("--backend", type=click.Choice(["fsdp", "deepspeed", "ddp"]), help="Override dist.backend.")
-@click.option("--launcher", type=click.Choice(["torchrun", "deepspeed"]), default="torchrun", show_default=True,
-              help="deepspeed = the deepspeed launcher with a generated hostfile (needs ssh + pdsh between nodes).")
+@click.option(
+    "--launcher",
+    type=click.Choice(["torchrun", "deepspeed"]),
+    default="torchrun",
+    show_default=True,
+    help="deepspeed = the deepspeed launcher with a generated hostfile (needs ssh + pdsh between nodes).",
+)
 @click.option("--log-dir", help="Default: <output.dir>/slurm-logs.")
-@click.option("--out", type=click.Path(dir_okay=False), help="sbatch file to write (default: <recipe>.sbatch).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="sbatch file to write (default: <recipe>.sbatch)."
+)
 @click.option("--submit", is_flag=True, help="Submit with sbatch after writing.")
-def slurm(recipe, overrides, nodes, gpus_per_node, procs_per_node, partition, time_limit, account, cpus_per_task,
-          backend, launcher, log_dir, out, submit) -> None:
+def slurm(
+    recipe,
+    overrides,
+    nodes,
+    gpus_per_node,
+    procs_per_node,
+    partition,
+    time_limit,
+    account,
+    cpus_per_task,
+    backend,
+    launcher,
+    log_dir,
+    out,
+    submit,
+) -> None:
     """Render a ready SLURM job for RECIPE (validated for nodes x processes ranks); submit only with --submit."""
     from pathlib import Path
 
     from .slurm import Allocation, render, write_and_maybe_submit
 
-    alloc = Allocation(nodes, gpus_per_node, partition, time_limit, account, cpus_per_task, launcher, log_dir,
-                       procs_per_node=procs_per_node)
+    alloc = Allocation(
+        nodes,
+        gpus_per_node,
+        partition,
+        time_limit,
+        account,
+        cpus_per_task,
+        launcher,
+        log_dir,
+        procs_per_node=procs_per_node,
+    )
     text = render(recipe, alloc, list(overrides), backend)
     click.echo(write_and_maybe_submit(text, Path(out or Path(recipe).with_suffix(".sbatch").name), submit))
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm select --model meta-llama/Llama-2-7b-hf --calibration data/math_10k.json \\
       --mode row --rank 3 --selection max --out runs/indices-7b-max.json --dtype bfloat16 --device cuda
   # then in the recipe:  rocoft: {selection: max, indices_file: runs/indices-7b-max.json}
-""")
+"""
+)
 @click.option("--model", "model_path", required=True, help="Hub id or local model directory.")
-@click.option("--calibration", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="LLM-Adapters JSON file (array of {instruction, input, output, answer}) used as calibration text.")
+@click.option(
+    "--calibration",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="LLM-Adapters JSON file (array of {instruction, input, output, answer}) used as calibration text.",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Indices JSON to write.")
 @click.option("--mode", type=click.Choice(typing.get_args(Mode)), default="row", show_default=True)
 @click.option("--rank", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--selection", type=click.Choice(SELECTIONS), default="max",
-              show_default=True, help="Wanda-scored max/min/mixed, or first/random.")
-@click.option("--targets", default=None, help="Comma-separated linear names (default: the architecture table's).")
+@click.option(
+    "--selection",
+    type=click.Choice(SELECTIONS),
+    default="max",
+    show_default=True,
+    help="Wanda-scored max/min/mixed, or first/random.",
+)
+@click.option(
+    "--targets", default=None, help="Comma-separated linear names (default: the architecture table's)."
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--num-batches", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--max-length", default=256, show_default=True, type=click.IntRange(min=8))
 @click.option("--template", default="llm_adapters", show_default=True)
-@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True)
+@click.option(
+    "--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @click.option("--tokenizer", default=None, help="Tokenizer id or path if not the model's.")
-@click.option("--random-init", is_flag=True, help="Build the model from its config with random weights (testing).")
+@click.option(
+    "--random-init", is_flag=True, help="Build the model from its config with random weights (testing)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
-def select(model_path, calibration, out, mode, rank, selection, targets, seed, num_batches, batch_size, max_length,
-           template, dtype, device, tokenizer, random_init, overwrite) -> None:
+def select(
+    model_path,
+    calibration,
+    out,
+    mode,
+    rank,
+    selection,
+    targets,
+    seed,
+    num_batches,
+    batch_size,
+    max_length,
+    template,
+    dtype,
+    device,
+    tokenizer,
+    random_init,
+    overwrite,
+) -> None:
     """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
     from .modeling import load_model, load_tokenizer
     from .rocoft.apply import RoCoFTConfig
     from .select_indices import select_to_file
 
-    cfg = RoCoFTConfig(mode=mode, rank=rank, selection=selection, seed=seed,
-                       targets=[t.strip() for t in targets.split(",")] if targets else None)
+    cfg = RoCoFTConfig(
+        mode=mode,
+        rank=rank,
+        selection=selection,
+        seed=seed,
+        targets=[t.strip() for t in targets.split(",")] if targets else None,
+    )
     tok = load_tokenizer(tokenizer or model_path)
     model = load_model(model_path, dtype=dtype, random_init=random_init, device=device)
-    result = select_to_file(model, tok, calibration, out, cfg, model_name=model_path, num_batches=num_batches,
-                            batch_size=batch_size, max_length=max_length, template=template, overwrite=overwrite)
-    click.echo(f"wrote {out}: {len(result['modules'])} modules, {selection} {mode}s, rank {rank}, "
-               f"{result['calibration']['tokens']:,} calibration tokens")
+    result = select_to_file(
+        model,
+        tok,
+        calibration,
+        out,
+        cfg,
+        model_name=model_path,
+        num_batches=num_batches,
+        batch_size=batch_size,
+        max_length=max_length,
+        template=template,
+        overwrite=overwrite,
+    )
+    click.echo(
+        f"wrote {out}: {len(result['modules'])} modules, {selection} {mode}s, rank {rank}, "
+        f"{result['calibration']['tokens']:,} calibration tokens"
+    )
 
 
-@main.command(epilog="""
+@main.command(
+    epilog="""
 \b
 Examples:
   # LLM-Adapters files (a checkout or a copy with <task>/test.json and ft-training_set/):
@@ -335,16 +538,45 @@ Examples:
       --tokenizer ./llama2 --no-train-on-inputs --preview 3
   # from a recipe's data section:
   rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
-""")
-@click.option("--recipe", type=click.Path(exists=True, dir_okay=False), help="Take the options from this recipe's "
-              "data section and tokenizer; options given here apply on top of it (as data.KEY=VALUE overrides).")
+"""
+)
+@click.option(
+    "--recipe",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Take the options from this recipe's "
+    "data section and tokenizer; options given here apply on top of it (as data.KEY=VALUE overrides).",
+)
 @click.argument("overrides", nargs=-1)
-@options_from(PrepareOptions, ["datasets", "tokenizer_path", "split", "source", "llm_adapters_dir", "hub_dir",
-                               "test_dir", "template", "cutoff_len", "train_on_inputs", "add_eos", "overlength",
-                               "bad_records", "num_proc"])
-@click.option("--out", type=click.Path(file_okay=False), help="Output directory (default: a cache dir keyed by the inputs).")
-@click.option("--preview", default=0, type=click.IntRange(min=0), help="Print N rendered examples with the loss mask "
-              "and exit without writing.")
+@options_from(
+    PrepareOptions,
+    [
+        "datasets",
+        "tokenizer_path",
+        "split",
+        "source",
+        "llm_adapters_dir",
+        "hub_dir",
+        "test_dir",
+        "template",
+        "cutoff_len",
+        "train_on_inputs",
+        "add_eos",
+        "overlength",
+        "bad_records",
+        "num_proc",
+    ],
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Output directory (default: a cache dir keyed by the inputs).",
+)
+@click.option(
+    "--preview",
+    default=0,
+    type=click.IntRange(min=0),
+    help="Print N rendered examples with the loss mask and exit without writing.",
+)
 @click.option("--overwrite", is_flag=True, help="Rebuild even if --out holds a prepared dataset.")
 @click.pass_context
 def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
@@ -353,8 +585,11 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
     from .data.prepare import summarize_manifest
 
     given["datasets"] = list(given["datasets"] or [])
-    on_command_line = {k: v for k, v in given.items()
-                       if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE}
+    on_command_line = {
+        k: v
+        for k, v in given.items()
+        if ctx.get_parameter_source(k) is click.core.ParameterSource.COMMANDLINE
+    }
     if recipe:
         from .config.prepare_options import prepare_options_from_recipe
 
@@ -373,8 +608,17 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
 
         src = resolve_source(opts.datasets[0], opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir)
         records = [{**r, "source": src.name} for r in src.records[:preview]]
-        click.echo(render_preview(records, load_tokenizer(opts.tokenizer_path), get_template(opts.template), preview,
-                                  opts.cutoff_len, opts.train_on_inputs, opts.add_eos))
+        click.echo(
+            render_preview(
+                records,
+                load_tokenizer(opts.tokenizer_path),
+                get_template(opts.template),
+                preview,
+                opts.cutoff_len,
+                opts.train_on_inputs,
+                opts.add_eos,
+            )
+        )
         return
     path, manifest = run_prepare(opts, out=out, overwrite=overwrite)
     click.echo(summarize_manifest(path, manifest))

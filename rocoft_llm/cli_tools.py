@@ -8,14 +8,20 @@ import sys
 import click
 
 
-@click.command(epilog="""
+@click.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm doctor --out-dir runs/x
   torchrun --nproc-per-node 8 -m rocoft_llm.cli doctor --out-dir /shared/runs/x     # every rank
-""")
-@click.option("--out-dir", required=True, help="The run's output directory (checked for sharing and free space).")
-@click.option("--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s).")
+"""
+)
+@click.option(
+    "--out-dir", required=True, help="The run's output directory (checked for sharing and free space)."
+)
+@click.option(
+    "--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s)."
+)
 @click.option("--min-free-gib", default=1.0, show_default=True, type=float)
 def doctor(out_dir, timeout, min_free_gib) -> None:
     """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
@@ -33,16 +39,24 @@ def doctor(out_dir, timeout, min_free_gib) -> None:
         sys.exit(1)
 
 
-@click.command(epilog="""
+@click.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
   python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
-""")
+"""
+)
 @click.option("--base", required=True, help="Base model directory (safetensors) or Hub id.")
-@click.option("--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory.")
-@click.option("--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete.")
+@click.option(
+    "--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory."
+)
+@click.option(
+    "--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist)."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete."
+)
 def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
     """Write BASE + ADAPTER as a plain HF model directory, streaming one safetensors shard at a time."""
     from .rocoft.merge_dir import merge_to_directory
@@ -51,15 +65,21 @@ def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
     click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
 
 
-@click.command(epilog="""
+@click.command(
+    epilog="""
 \b
 Examples:
   rocoft-llm recipes                          # list the shipped recipes
   rocoft-llm recipes --copy .                 # write them (and the tiny demo's assets) to ./recipes
   cd . && rocoft-llm train recipes/tiny-llama-rows.yaml
-""")
-@click.option("--copy", "copy_to", type=click.Path(file_okay=False),
-              help="Copy the shipped recipes and the tiny assets to DIR/recipes (paths in them are relative to DIR).")
+"""
+)
+@click.option(
+    "--copy",
+    "copy_to",
+    type=click.Path(file_okay=False),
+    help="Copy the shipped recipes and the tiny assets to DIR/recipes (paths in them are relative to DIR).",
+)
 @click.option("--overwrite", is_flag=True, help="Let --copy write into an existing non-empty DIR/recipes.")
 def recipes(copy_to, overwrite) -> None:
     """List the recipes shipped with rocoft-llm, or copy them out to edit and run them."""

@@ -84,4 +84,3 @@ def all_sum(value: float, device: torch.device) -> float:
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank if it is true on any rank (a collective: call it on all ranks)."""
     return _reduce(1.0 if flag else 0.0, "MAX", device) > 0
-

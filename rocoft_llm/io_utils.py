@@ -34,13 +34,19 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
     except IsADirectoryError:
         raise InputError(path, f"{what} is a directory, not a file", fix) from None
     except PermissionError:
-        raise InputError(path, f"{what} cannot be read (permission denied)", "make it readable or " + fix) from None
+        raise InputError(
+            path, f"{what} cannot be read (permission denied)", "make it readable or " + fix
+        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise InputError(path, f"bytes {data[e.start:e.end + 3]!r} are not UTF-8 ({what} must be UTF-8 text)",
-                         f"convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {fix}", f"line {line}") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(
+            path,
+            f"bytes {data[e.start : e.end + 3]!r} are not UTF-8 ({what} must be UTF-8 text)",
+            f"convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {fix}",
+            f"line {line}",
+        ) from None
 
 
 def read_json(path: str | Path, what: str, fix: str, error: type[Exception] = InputError):
@@ -52,9 +58,12 @@ def read_json(path: str | Path, what: str, fix: str, error: type[Exception] = In
         try:
             return json.loads(text)
         except json.JSONDecodeError as e:
-            bad = text.splitlines()[e.lineno - 1][max(0, e.colno - 20):e.colno + 20] if text.strip() else ""
-            problem = f"{what} is empty, not JSON" if not text.strip() else \
-                f"{what} is not valid JSON ({e.msg} at column {e.colno}, near {bad!r})"
+            bad = text.splitlines()[e.lineno - 1][max(0, e.colno - 20) : e.colno + 20] if text.strip() else ""
+            problem = (
+                f"{what} is empty, not JSON"
+                if not text.strip()
+                else f"{what} is not valid JSON ({e.msg} at column {e.colno}, near {bad!r})"
+            )
             raise InputError(path, problem, fix, None if not text.strip() else f"line {e.lineno}") from None
     except InputError as e:
         if error is InputError:
@@ -85,7 +94,9 @@ def read_yaml(path: str | Path, what: str, fix: str):
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         problem = getattr(e, "problem", None) or str(e)
-        raise InputError(path, f"invalid YAML ({problem})", fix, f"line {mark.line + 1}" if mark else None) from None
+        raise InputError(
+            path, f"invalid YAML ({problem})", fix, f"line {mark.line + 1}" if mark else None
+        ) from None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -115,8 +126,10 @@ def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "out
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise RoCoFTError(f"{what} directory {path} already exists; choose another path or pass overwrite "
-                          "(--overwrite) to replace it.")
+        raise RoCoFTError(
+            f"{what} directory {path} already exists; choose another path or pass overwrite "
+            "(--overwrite) to replace it."
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:

@@ -19,17 +19,29 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def load_model(name_or_path: str, dtype: str = "bfloat16", random_init: bool = False, device: str | None = None,
-               trust_remote_code: bool = False, dropout: float | None = None, revision: str | None = None,
-               seed: int = 0, attn_implementation: str | None = None):
+def load_model(
+    name_or_path: str,
+    dtype: str = "bfloat16",
+    random_init: bool = False,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    dropout: float | None = None,
+    revision: str | None = None,
+    seed: int = 0,
+    attn_implementation: str | None = None,
+):
     """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, revision=revision)
+        config = AutoConfig.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, revision=revision
+        )
     except OSError as e:
-        raise RoCoFTError(f"cannot load the model config of {name_or_path!r} ({e}); pass a local model directory "
-                          "or make the Hub reachable.") from None
+        raise RoCoFTError(
+            f"cannot load the model config of {name_or_path!r} ({e}); pass a local model directory "
+            "or make the Hub reachable."
+        ) from None
     if attn_implementation:
         config._attn_implementation = attn_implementation
     if dropout is not None:
@@ -39,12 +51,19 @@ def load_model(name_or_path: str, dtype: str = "bfloat16", random_init: bool = F
     if random_init:
         torch.manual_seed(seed)
         # built in the target dtype: a 7B bf16 model takes half the host memory and init time of fp32
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code, dtype=torch_dtype(dtype))
+        model = AutoModelForCausalLM.from_config(
+            config, trust_remote_code=trust_remote_code, dtype=torch_dtype(dtype)
+        )
         model.to(torch_dtype(dtype))  # buffers / modules that ignored the dtype argument
         model.config._name_or_path = str(name_or_path)
     else:
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, config=config, dtype=torch_dtype(dtype),
-                                                     trust_remote_code=trust_remote_code, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(
+            name_or_path,
+            config=config,
+            dtype=torch_dtype(dtype),
+            trust_remote_code=trust_remote_code,
+            revision=revision,
+        )
     if device:
         model.to(device)
     return model
@@ -57,5 +76,7 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
         return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         hint = " (it has no tokenizer files)" if Path(name_or_path).is_dir() else ""
-        raise RoCoFTError(f"cannot load a tokenizer from {name_or_path!r}{hint}: {e}. Pass --tokenizer / "
-                          "model.tokenizer with a tokenizer directory.") from None
+        raise RoCoFTError(
+            f"cannot load a tokenizer from {name_or_path!r}{hint}: {e}. Pass --tokenizer / "
+            "model.tokenizer with a tokenizer directory."
+        ) from None

@@ -27,33 +27,55 @@ log = logging.getLogger("rocoft_llm")
 INDICES_FORMAT_VERSION = 1
 
 
-def calibration_batches(records: list[dict], tokenizer, template: str = "llm_adapters", max_length: int = 256,
-                        batch_size: int = 4, pad_token_id: int = 0) -> Iterator[dict]:
+def calibration_batches(
+    records: list[dict],
+    tokenizer,
+    template: str = "llm_adapters",
+    max_length: int = 256,
+    batch_size: int = 4,
+    pad_token_id: int = 0,
+) -> Iterator[dict]:
     """Right-padded batches (input_ids, attention_mask) of the records' training texts."""
     tmpl = get_template(template)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else pad_token_id
     for start in range(0, len(records), batch_size):
-        texts = [tmpl.render_train(r["instruction"], r["output"], r.get("input", "")) for r in records[start:start + batch_size]]
+        texts = [
+            tmpl.render_train(r["instruction"], r["output"], r.get("input", ""))
+            for r in records[start : start + batch_size]
+        ]
         encoded = [tokenizer(t, truncation=True, max_length=max_length)["input_ids"] for t in texts]
         width = max(len(e) for e in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         mask = torch.zeros((len(encoded), width), dtype=torch.long)
         for i, e in enumerate(encoded):
-            ids[i, :len(e)] = torch.tensor(e, dtype=torch.long)
-            mask[i, :len(e)] = 1
+            ids[i, : len(e)] = torch.tensor(e, dtype=torch.long)
+            mask[i, : len(e)] = 1
         yield {"input_ids": ids, "attention_mask": mask}
 
 
-def select_to_file(model, tokenizer, calibration_file: str | Path, out: str | Path, cfg: RoCoFTConfig,
-                   model_name: str, num_batches: int = 32, batch_size: int = 4, max_length: int = 256,
-                   template: str = "llm_adapters", overwrite: bool = False) -> dict:
+def select_to_file(
+    model,
+    tokenizer,
+    calibration_file: str | Path,
+    out: str | Path,
+    cfg: RoCoFTConfig,
+    model_name: str,
+    num_batches: int = 32,
+    batch_size: int = 4,
+    max_length: int = 256,
+    template: str = "llm_adapters",
+    overwrite: bool = False,
+) -> dict:
     """Compute indices for ``model`` on calibration records and write them to ``out`` (JSON)."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise RoCoFTError(f"{out} already exists; choose another --out or pass --overwrite.")
     records = read_instruction_records(calibration_file)
-    batches = list(itertools.islice(calibration_batches(records, tokenizer, template, max_length, batch_size),
-                                    num_batches))
+    batches = list(
+        itertools.islice(
+            calibration_batches(records, tokenizer, template, max_length, batch_size), num_batches
+        )
+    )
     n_tokens = int(sum(b["attention_mask"].sum() for b in batches))
     linears = find_target_linears(model, resolve_targets(model, cfg))
     indices = compute_indices(model, linears, cfg, calibration=batches, progress=True)
@@ -68,13 +90,24 @@ def select_to_file(model, tokenizer, calibration_file: str | Path, out: str | Pa
         "seed": cfg.seed,
         "targets": list(resolve_targets(model, cfg)),
         "calibration": {
-            "file": str(calibration_file), "sha256": sha256_file(calibration_file), "batches": len(batches),
-            "batch_size": batch_size, "max_length": max_length, "tokens": n_tokens, "template": template,
+            "file": str(calibration_file),
+            "sha256": sha256_file(calibration_file),
+            "batches": len(batches),
+            "batch_size": batch_size,
+            "max_length": max_length,
+            "tokens": n_tokens,
+            "template": template,
         },
         "modules": {name: idx.tolist() for name, idx in indices.items()},
     }
     result["indices_sha256"] = hashlib.sha256(repr(sorted(result["modules"].items())).encode()).hexdigest()
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, result)
-    log.info("wrote %s: %d modules, %s selection on %d calibration tokens", out, len(indices), cfg.selection, n_tokens)
+    log.info(
+        "wrote %s: %d modules, %s selection on %d calibration tokens",
+        out,
+        len(indices),
+        cfg.selection,
+        n_tokens,
+    )
     return result

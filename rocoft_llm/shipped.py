@@ -23,8 +23,10 @@ def shipped(*parts: str) -> Traversable:
     """The packaged file or folder ``rocoft_llm/<parts...>``; missing = a broken install, said so."""
     item = resources.files("rocoft_llm").joinpath(*parts)
     if not item.is_file() and not item.is_dir():
-        raise RoCoFTError(f"rocoft_llm/{'/'.join(parts)} is missing from the installed package; "
-                          "reinstall rocoft-llm (pip install --force-reinstall rocoft-llm).")
+        raise RoCoFTError(
+            f"rocoft_llm/{'/'.join(parts)} is missing from the installed package; "
+            "reinstall rocoft-llm (pip install --force-reinstall rocoft-llm)."
+        )
     return item
 
 
@@ -62,7 +64,9 @@ def copy_recipes(dest: str | Path, overwrite: bool = False) -> Path:
     relative to the working directory, so running from ``dest`` works like running in a checkout)."""
     target = Path(dest) / "recipes"
     if target.exists() and any(target.iterdir()) and not overwrite:
-        raise RoCoFTError(f"{target} already exists and is not empty; pass --overwrite to replace the shipped "
-                          "files in it (your other files there are kept) or choose another directory.")
+        raise RoCoFTError(
+            f"{target} already exists and is not empty; pass --overwrite to replace the shipped "
+            "files in it (your other files there are kept) or choose another directory."
+        )
     _copy_tree(shipped("recipes"), target)
     return target

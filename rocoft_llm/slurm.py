@@ -37,19 +37,25 @@ class Allocation:
     def ranks_per_node(self) -> int:
         """Processes per node, checked against the GPUs asked for."""
         if self.nodes < 1 or self.gpus_per_node < 0:
-            raise RoCoFTError(f"--nodes {self.nodes} --gpus-per-node {self.gpus_per_node}: need >= 1 node and "
-                              ">= 0 GPUs per node (0 = a CPU job).")
+            raise RoCoFTError(
+                f"--nodes {self.nodes} --gpus-per-node {self.gpus_per_node}: need >= 1 node and "
+                ">= 0 GPUs per node (0 = a CPU job)."
+            )
         if self.procs_per_node is not None and self.procs_per_node < 1:
             raise RoCoFTError(f"--procs-per-node {self.procs_per_node}: need >= 1 process per node.")
         if self.gpus_per_node == 0:
             if self.procs_per_node is None:
-                raise RoCoFTError("--gpus-per-node 0 is a CPU job: say how many processes each node runs with "
-                                  "--procs-per-node N.")
+                raise RoCoFTError(
+                    "--gpus-per-node 0 is a CPU job: say how many processes each node runs with "
+                    "--procs-per-node N."
+                )
             return self.procs_per_node
         if self.procs_per_node not in (None, self.gpus_per_node):
-            raise RoCoFTError(f"--procs-per-node {self.procs_per_node} with --gpus-per-node {self.gpus_per_node}: "
-                              "a GPU job runs one process per GPU; leave --procs-per-node out (or use "
-                              "--gpus-per-node 0 for a CPU job).")
+            raise RoCoFTError(
+                f"--procs-per-node {self.procs_per_node} with --gpus-per-node {self.gpus_per_node}: "
+                "a GPU job runs one process per GPU; leave --procs-per-node out (or use "
+                "--gpus-per-node 0 for a CPU job)."
+            )
         return self.gpus_per_node
 
 
@@ -65,8 +71,10 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     # validated exactly as the job runs it: the template always appends train.resume=auto
     recipe, _ = load_recipe(recipe_path, overrides + [JOB_OVERRIDE], world_size=world)
     if recipe.dist.backend == "none" and world > 1:
-        raise RoCoFTError(f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
-                          "fsdp|deepspeed|ddp or set dist.backend in the recipe.")
+        raise RoCoFTError(
+            f"{recipe_path}: dist.backend is none but the job has {world} ranks; pass --backend "
+            "fsdp|deepspeed|ddp or set dist.backend in the recipe."
+        )
     if alloc.launcher == "deepspeed" and recipe.dist.backend != "deepspeed":
         raise RoCoFTError("--launcher deepspeed needs dist.backend deepspeed (pass --backend deepspeed).")
     log_dir = alloc.log_dir or str(Path(recipe.output.dir) / "slurm-logs")
@@ -77,23 +85,34 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     if alloc.account:
         extra.append(f"#SBATCH --account={alloc.account}")
     cpus = alloc.cpus_per_task or (8 * alloc.gpus_per_node if alloc.gpus_per_node else procs)
-    gpus_line = (f"#SBATCH --gpus-per-node={alloc.gpus_per_node}" if alloc.gpus_per_node else
-                 "# CPU job: no GPUs requested (no --gpus-per-node line: clusters without GPUs reject it)")
+    gpus_line = (
+        f"#SBATCH --gpus-per-node={alloc.gpus_per_node}"
+        if alloc.gpus_per_node
+        else "# CPU job: no GPUs requested (no --gpus-per-node line: clusters without GPUs reject it)"
+    )
     values = {
         "JOB_NAME": alloc.job_name or f"rocoft-{Path(recipe_path).stem}",
-        "NODES": str(alloc.nodes), "GPUS_SBATCH": gpus_line, "GPUS_PER_NODE": str(alloc.gpus_per_node),
-        "PROCS_PER_NODE": str(procs), "CPUS_PER_TASK": str(cpus),
-        "TIME": alloc.time, "LOG_DIR": shlex.quote(str(Path(log_dir).resolve())),
-        "EXTRA_SBATCH": "\n".join(extra), "RECIPE": shlex.quote(str(Path(recipe_path).resolve())),
-        "OVERRIDES": " ".join(shlex.quote(o) for o in overrides), "LAUNCHER": alloc.launcher,
-        "PYTHON": shlex.quote(sys.executable), "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
-        "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes), "OMP_THREADS": str(max(1, cpus // procs)),
+        "NODES": str(alloc.nodes),
+        "GPUS_SBATCH": gpus_line,
+        "GPUS_PER_NODE": str(alloc.gpus_per_node),
+        "PROCS_PER_NODE": str(procs),
+        "CPUS_PER_TASK": str(cpus),
+        "TIME": alloc.time,
+        "LOG_DIR": shlex.quote(str(Path(log_dir).resolve())),
+        "EXTRA_SBATCH": "\n".join(extra),
+        "RECIPE": shlex.quote(str(Path(recipe_path).resolve())),
+        "OVERRIDES": " ".join(shlex.quote(o) for o in overrides),
+        "LAUNCHER": alloc.launcher,
+        "PYTHON": shlex.quote(sys.executable),
+        "OUTPUT_DIR": shlex.quote(str(Path(recipe.output.dir).resolve())),
+        "HANG_TIMEOUT_MIN": str(recipe.dist.timeout_minutes),
+        "OMP_THREADS": str(max(1, cpus // procs)),
     }
     text = read_shipped_text(TEMPLATE)
     for key, value in values.items():
         text = text.replace(f"@@{key}@@", value)
     if "@@" in text:
-        raise RoCoFTError(f"{TEMPLATE}: unfilled placeholder near {text[text.index('@@'):][:40]!r}")
+        raise RoCoFTError(f"{TEMPLATE}: unfilled placeholder near {text[text.index('@@') :][:40]!r}")
     return text
 
 
@@ -105,5 +124,7 @@ def write_and_maybe_submit(text: str, out: Path, submit: bool) -> str:
         return f"wrote {out}\nsubmit it with:  sbatch {out}"
     proc = subprocess.run(["sbatch", str(out)], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        raise RoCoFTError(f"sbatch {out} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        raise RoCoFTError(
+            f"sbatch {out} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return f"wrote {out}\n{proc.stdout.strip()}"

@@ -61,7 +61,9 @@ def describe_type(tp) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(describe_type(a) for a in args) + (" (or null)" if type(None) in typing.get_args(tp) else "")
+        return " or ".join(describe_type(a) for a in args) + (
+            " (or null)" if type(None) in typing.get_args(tp) else ""
+        )
     if origin is list:
         inner = unwrap(typing.get_args(tp)[0])
         return f"a list of {PLURALS.get(inner, describe_type(inner))}"
@@ -104,10 +106,19 @@ def _bound_message(err: dict, optional: bool) -> str:
     ctx = err.get("ctx", {})
     for kind, op in _BOUNDS.items():
         if err["type"] == kind:
-            key = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt", "less_than_equal": "le"}[kind]
+            key = {
+                "greater_than": "gt",
+                "greater_than_equal": "ge",
+                "less_than": "lt",
+                "less_than_equal": "le",
+            }[kind]
             return f"must be {op} {ctx.get(key)}" + (" (or null)" if optional else "")
     if err["type"] in ("too_short", "too_long"):
-        return f"must have at least {ctx.get('min_length')} item(s)" if err["type"] == "too_short" else err["msg"]
+        return (
+            f"must have at least {ctx.get('min_length')} item(s)"
+            if err["type"] == "too_short"
+            else err["msg"]
+        )
     return err["msg"]
 
 
@@ -139,28 +150,40 @@ def describe_errors(model: type[BaseModel], error: ValidationError, raw: Any, pr
         if err["type"] == "extra_forbidden":
             names = list(owner.model_fields)
             section = ".".join(path[:-1])
-            problems.append(f"{where}: unknown key; {did_you_mean(path[-1], names)}valid keys"
-                            f"{' of ' + section if section else ''}: {', '.join(names)}")
+            problems.append(
+                f"{where}: unknown key; {did_you_mean(path[-1], names)}valid keys"
+                f"{' of ' + section if section else ''}: {', '.join(names)}"
+            )
             continue
         if info is None:  # the whole mapping is wrong
             value = _raw_at(raw, path)
-            problems.append(f"{where or 'the recipe'}: expected a mapping of keys, got {type(value).__name__} {value!r}")
+            problems.append(
+                f"{where or 'the recipe'}: expected a mapping of keys, got {type(value).__name__} {value!r}"
+            )
             continue
         tp, value = info.annotation, _raw_at(raw, path)
         if err["type"] == "missing":
-            problems.append(f"{where}: required section is missing; add `{path[-1]}:` with its keys" if is_section(tp)
-                            else f"{where}: required key is missing; set it to {describe_type(tp)}")
+            problems.append(
+                f"{where}: required section is missing; add `{path[-1]}:` with its keys"
+                if is_section(tp)
+                else f"{where}: required key is missing; set it to {describe_type(tp)}"
+            )
         elif err["type"] == "literal_error" and isinstance(value, str):
             choices = [str(a) for a in typing.get_args(unwrap(tp))]
             hint = did_you_mean(value, choices).strip()
             problems.append(f"{where}: {value!r} is not {describe_type(tp)}" + (f"; {hint}" if hint else ""))
         elif err["type"] == "finite_number":
-            problems.append(f"{where}: {value!r} is not a finite number; use {describe_type(tp)} such as "
-                            f"{info.default if isinstance(info.default, float) else 1.0}")
+            problems.append(
+                f"{where}: {value!r} is not a finite number; use {describe_type(tp)} such as "
+                f"{info.default if isinstance(info.default, float) else 1.0}"
+            )
         elif err["type"] in _BOUNDS or err["type"] in ("too_short", "too_long"):
             optional = type(None) in typing.get_args(unwrap(tp))
             problems.append(f"{where}: {value!r} {_bound_message(err, optional)}")
-        elif err["type"] in ("value_error", "assertion_error"):  # a field validator's own message names the value
+        elif err["type"] in (
+            "value_error",
+            "assertion_error",
+        ):  # a field validator's own message names the value
             problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(f"{where}: {value!r} is not {describe_type(tp)}")

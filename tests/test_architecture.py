@@ -9,8 +9,14 @@ import rocoft_llm
 PACKAGE = Path(rocoft_llm.__file__).parent
 #: modules below rocoft/ that it may use: leaves that import nothing else of the package but errors
 #: leaf modules the method package may use (typed: the strict pydantic base its RoCoFTConfig is declared with)
-BELOW_ROCOFT = {"rocoft_llm.architectures", "rocoft_llm.distributed", "rocoft_llm.errors", "rocoft_llm.io_utils",
-                "rocoft_llm.typed", "rocoft_llm.version"}
+BELOW_ROCOFT = {
+    "rocoft_llm.architectures",
+    "rocoft_llm.distributed",
+    "rocoft_llm.errors",
+    "rocoft_llm.io_utils",
+    "rocoft_llm.typed",
+    "rocoft_llm.version",
+}
 
 
 def module_name(path: Path) -> str:
@@ -69,6 +75,9 @@ def test_no_import_cycles():
 
 
 def test_no_file_over_400_lines():
-    long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 400}
+    long = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
     assert not long, f"split these files (one job each): {long}"

@@ -44,26 +44,38 @@ def test_targets_read_met_and_missed():
 
     gpu = methods.check_targets("gpu", ratio, peaks)
     assert [line.rsplit(": ", 1)[1] for line in gpu] == [
-        "met", "MISSED",  # step vs floor: rows 1.04 <= 1.05, columns 1.2 > 1.05
-        "MISSED", "met",  # peak: columns +3% > 2%; rows +16% <= 20%
-        "met", "met",  # rows: 1.54x faster than LoRA, 27% less memory
-        "MISSED", "met",  # columns: 1.33x faster, 35% less memory
+        "met",
+        "MISSED",  # step vs floor: rows 1.04 <= 1.05, columns 1.2 > 1.05
+        "MISSED",
+        "met",  # peak: columns +3% > 2%; rows +16% <= 20%
+        "met",
+        "met",  # rows: 1.54x faster than LoRA, 27% less memory
+        "MISSED",
+        "met",  # columns: 1.33x faster, 35% less memory
     ]
     cpu = methods.check_targets("cpu", ratio, peaks)
     assert [line.rsplit(": ", 1)[1] for line in cpu] == ["met", "MISSED", "met", "met", "met", "MISSED"]
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "methods.py"), *args], capture_output=True,
-                          text=True, timeout=240, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "methods.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {}
     timing = proc.stdout.split("# torch.profiler")[0]  # the profile table (if asked for) comes after
     for line in timing.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if line.startswith("| ") and cells[0] != "method":
-            rows[cells[0]] = {"trainable": int(cells[1].replace(",", "")), "ms": float(cells[2]),
-                              "peak": float(cells[6])}
+            rows[cells[0]] = {
+                "trainable": int(cells[1].replace(",", "")),
+                "ms": float(cells[2]),
+                "peak": float(cells[6]),
+            }
     return proc.stdout, rows
 
 
@@ -71,10 +83,36 @@ def _run(*args):
 @pytest.mark.parametrize("config,dtype", [("cpu", "float32"), ("gpu", "bfloat16")])
 def test_small_run_reports_every_method_with_exact_counts(config, dtype):
     h, i, layers, r = 64, 172, 2, 3
-    out, rows = _run("--config", config, "--device", "cpu", "--dtype", dtype, "--layers", str(layers),
-                     "--hidden", str(h), "--intermediate", str(i), "--heads", "4", "--vocab", "512",
-                     "--seq", "32", "--batch", "2", "--rank", str(r), "--rounds", "1", "--steps", "1",
-                     "--profile", "1")
+    out, rows = _run(
+        "--config",
+        config,
+        "--device",
+        "cpu",
+        "--dtype",
+        dtype,
+        "--layers",
+        str(layers),
+        "--hidden",
+        str(h),
+        "--intermediate",
+        str(i),
+        "--heads",
+        "4",
+        "--vocab",
+        "512",
+        "--seq",
+        "32",
+        "--batch",
+        "2",
+        "--rank",
+        str(r),
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--profile",
+        "1",
+    )
     assert list(rows) == ["floor", "rocoft-rows", "rocoft-columns", "paper", "lora-r8", "full"]
     # q,k,v,o,gate,up read h inputs, down reads i; q,k,v,o,down write h outputs, gate/up write i
     assert rows["rocoft-rows"]["trainable"] == layers * r * (6 * h + i)
@@ -88,8 +126,9 @@ def test_small_run_reports_every_method_with_exact_counts(config, dtype):
     assert rows["full"]["peak"] > rows["floor"]["peak"]
     assert "# targets (cpu):" in out and out.count(": met") + out.count(": MISSED") == 6
     profile = out.split("# torch.profiler")[1].splitlines()
-    assert [line.split("|")[1].strip() for line in profile if line.startswith("| ") and "method" not in line] == \
-        list(rows)
+    assert [
+        line.split("|")[1].strip() for line in profile if line.startswith("| ") and "method" not in line
+    ] == list(rows)
 
 
 @pytest.mark.slow
@@ -98,14 +137,39 @@ def test_small_run_reports_every_method_with_exact_counts(config, dtype):
 def test_sharding_benchmark_reports_per_rank_shares():
     """bench/sharding_memory.py end to end (1 process + FSDP2 on 2 CPU ranks): its table says what
     the runs' summaries say - frozen weights halve per rank."""
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "sharding_memory.py"), "--ranks", "2",
-                           "--backends", "fsdp", "--layers", "1", "--steps", "1", "--seq", "64", "--timeout", "300"],
-                          capture_output=True, text=True, timeout=420, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "sharding_memory.py"),
+            "--ranks",
+            "2",
+            "--backends",
+            "fsdp",
+            "--layers",
+            "1",
+            "--steps",
+            "1",
+            "--seq",
+            "64",
+            "--timeout",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=420,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {cells[0]: cells[1:] for line in proc.stdout.splitlines() if line.startswith("| ")
-            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    rows = {
+        cells[0]: cells[1:]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
     assert set(rows) == {"run", "1 process", "FSDP2, 2 ranks"}
-    assert float(rows["1 process"][1]) == 1.0 and float(rows["FSDP2, 2 ranks"][1]) == pytest.approx(0.5, abs=0.02)
+    assert float(rows["1 process"][1]) == 1.0 and float(rows["FSDP2, 2 ranks"][1]) == pytest.approx(
+        0.5, abs=0.02
+    )
     assert float(rows["FSDP2, 2 ranks"][3]) < float(rows["1 process"][3])  # optimizer state sharded too
 
 
@@ -115,8 +179,17 @@ def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
     gpu_wheels = load_bench_script("gpu_wheels")
 
     versions = gpu_wheels.closure(["peft", "datasets"], "3.12")
-    assert {"peft", "transformers", "accelerate", "huggingface-hub", "safetensors", "tokenizers", "datasets",
-            "dill", "multiprocess"} <= set(versions)
+    assert {
+        "peft",
+        "transformers",
+        "accelerate",
+        "huggingface-hub",
+        "safetensors",
+        "tokenizers",
+        "datasets",
+        "dill",
+        "multiprocess",
+    } <= set(versions)
     assert not {"torch", "numpy", "pyarrow", "pandas"} & set(versions)
     assert not any(name.startswith("nvidia-") for name in versions)
     import peft
@@ -128,13 +201,15 @@ def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
 @pytest.mark.slow
 def test_methods_benchmark_needs_only_torch_transformers_peft():
     """The GPU machine may have nothing else: the benchmark must not import the rest of the stack."""
-    code = ("import runpy, sys\n"
-            "for name in ['datasets', 'click', 'deepspeed', 'lm_eval', 'matplotlib', 'tensorboard']:\n"
-            "    sys.modules[name] = None  # importing any of them now raises ImportError\n"
-            "sys.argv = ['methods.py', '--device', 'cpu', '--layers', '1', '--hidden', '64', '--intermediate', '172',"
-            " '--heads', '4', '--vocab', '256', '--seq', '16', '--batch', '2', '--rounds', '1', '--steps', '1',"
-            " '--methods', 'floor,rocoft-rows,lora-r8']\n"
-            f"runpy.run_path({str(REPO / 'bench' / 'methods.py')!r}, run_name='__main__')\n")
+    code = (
+        "import runpy, sys\n"
+        "for name in ['datasets', 'click', 'deepspeed', 'lm_eval', 'matplotlib', 'tensorboard']:\n"
+        "    sys.modules[name] = None  # importing any of them now raises ImportError\n"
+        "sys.argv = ['methods.py', '--device', 'cpu', '--layers', '1', '--hidden', '64', '--intermediate', '172',"
+        " '--heads', '4', '--vocab', '256', '--seq', '16', '--batch', '2', '--rounds', '1', '--steps', '1',"
+        " '--methods', 'floor,rocoft-rows,lora-r8']\n"
+        f"runpy.run_path({str(REPO / 'bench' / 'methods.py')!r}, run_name='__main__')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| rocoft-rows |" in proc.stdout and "| lora-r8 |" in proc.stdout

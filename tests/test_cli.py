@@ -32,18 +32,29 @@ def test_help_has_examples(command):
 
 
 def test_console_script_runs_validate():
-    proc = subprocess.run([sys.executable, "-m", "rocoft_llm.cli", "validate", "recipes/llama2-13b-math.yaml",
-                           "train.lr=2e-4"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rocoft_llm.cli", "validate", "recipes/llama2-13b-math.yaml", "train.lr=2e-4"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.0002" in proc.stdout and "trainable_parameters: 5,345,280" in proc.stdout
 
 
 def test_validate_reports_every_error_with_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("model: {name_or_path: meta-llama/Llama-2-7b-hf, dtyp: x}\nrocoft: {rank: 0}\noutput: {dir: o}\n")
+    bad.write_text(
+        "model: {name_or_path: meta-llama/Llama-2-7b-hf, dtyp: x}\nrocoft: {rank: 0}\noutput: {dir: o}\n"
+    )
     result = run("validate", str(bad))
     assert result.exit_code == 2
-    assert "2 problem(s)" in result.output and "did you mean 'dtype'" in result.output and "rocoft.rank: 0" in result.output
+    assert (
+        "2 problem(s)" in result.output
+        and "did you mean 'dtype'" in result.output
+        and "rocoft.rank: 0" in result.output
+    )
 
 
 @pytest.fixture
@@ -56,8 +67,15 @@ def model_dir(tmp_path):
 
 @pytest.fixture
 def calib_file(tmp_path):
-    records = [{"instruction": f"What is {i} + {i}?", "input": "", "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}",
-                "answer": str(2 * i)} for i in range(12)]
+    records = [
+        {
+            "instruction": f"What is {i} + {i}?",
+            "input": "",
+            "output": f"{i} + {i} = {2 * i}. The answer is {2 * i}",
+            "answer": str(2 * i),
+        }
+        for i in range(12)
+    ]
     path = tmp_path / "calib.json"
     path.write_text(json.dumps(records))
     return path
@@ -66,9 +84,27 @@ def calib_file(tmp_path):
 @pytest.mark.parametrize("selection", ["max", "mixed"])
 def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, selection):
     out = tmp_path / "idx.json"
-    result = run("select", "--model", str(model_dir), "--calibration", str(calib_file), "--out", str(out),
-                 "--mode", "column", "--rank", "3", "--selection", selection, "--dtype", "float32",
-                 "--batch-size", "4", "--num-batches", "3")
+    result = run(
+        "select",
+        "--model",
+        str(model_dir),
+        "--calibration",
+        str(calib_file),
+        "--out",
+        str(out),
+        "--mode",
+        "column",
+        "--rank",
+        "3",
+        "--selection",
+        selection,
+        "--dtype",
+        "float32",
+        "--batch-size",
+        "4",
+        "--num-batches",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["mode"] == "column" and data["rank"] == 3 and len(data["modules"]) == 14
@@ -78,22 +114,41 @@ def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, s
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     records = json.loads(calib_file.read_text())
-    direct = apply_rocoft(tiny_model("llama"), RoCoFTConfig(mode="column", rank=3, selection=selection),
-                          calibration=list(calibration_batches(records, tok, batch_size=4))[:3])
-    from_file = apply_rocoft(tiny_model("llama"), RoCoFTConfig(mode="column", rank=3, selection=selection,
-                                                               indices_file=str(out)))
+    direct = apply_rocoft(
+        tiny_model("llama"),
+        RoCoFTConfig(mode="column", rank=3, selection=selection),
+        calibration=list(calibration_batches(records, tok, batch_size=4))[:3],
+    )
+    from_file = apply_rocoft(
+        tiny_model("llama"), RoCoFTConfig(mode="column", rank=3, selection=selection, indices_file=str(out))
+    )
     for name, m in rocoft_modules(direct).items():
         assert torch.equal(m.rocoft_index, rocoft_modules(from_file)[name].rocoft_index)
     # an existing file is not overwritten
-    again = CliRunner().invoke(main, ["select", "--model", str(model_dir), "--calibration", str(calib_file),
-                                      "--out", str(out)])
+    again = CliRunner().invoke(
+        main, ["select", "--model", str(model_dir), "--calibration", str(calib_file), "--out", str(out)]
+    )
     assert again.exit_code == 2 and "already exists" in again.output
 
 
 def test_indices_file_must_match_mode_and_rank(model_dir, calib_file, tmp_path):
     out = tmp_path / "idx.json"
-    assert run("select", "--model", str(model_dir), "--calibration", str(calib_file), "--out", str(out),
-               "--rank", "2", "--dtype", "float32").exit_code == 0
+    assert (
+        run(
+            "select",
+            "--model",
+            str(model_dir),
+            "--calibration",
+            str(calib_file),
+            "--out",
+            str(out),
+            "--rank",
+            "2",
+            "--dtype",
+            "float32",
+        ).exit_code
+        == 0
+    )
     from rocoft_llm.errors import RoCoFTError
 
     with pytest.raises(RoCoFTError, match="rank=2 but the config asks for 3"):
@@ -108,33 +163,73 @@ def test_merge_command(model_dir, tmp_path):
         for m in rocoft_modules(model).values():
             m.rocoft_slice.mul_(1.5)
     save_adapter(model, tmp_path / "adapter")
-    result = run("merge", "--base", str(model_dir), "--adapter", str(tmp_path / "adapter"), "--out",
-                 str(tmp_path / "merged"))
+    result = run(
+        "merge",
+        "--base",
+        str(model_dir),
+        "--adapter",
+        str(tmp_path / "adapter"),
+        "--out",
+        str(tmp_path / "merged"),
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "merged" / "tokenizer.json").is_file()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     b = batch()
     with torch.no_grad():
         torch.testing.assert_close(merged(**b).logits, model(**b).logits, rtol=1e-5, atol=1e-5)
-    again = CliRunner().invoke(main, ["merge", "--base", str(model_dir), "--adapter", str(tmp_path / "adapter"),
-                                      "--out", str(tmp_path / "merged")])
+    again = CliRunner().invoke(
+        main,
+        [
+            "merge",
+            "--base",
+            str(model_dir),
+            "--adapter",
+            str(tmp_path / "adapter"),
+            "--out",
+            str(tmp_path / "merged"),
+        ],
+    )
     assert again.exit_code == 2 and "already exists" in again.output
 
 
 def test_prepare_preview_and_recipe(tmp_path, monkeypatch):
     tok = save_tiny_tokenizer(tmp_path / "tok")
     data = tmp_path / "train.json"
-    data.write_text(json.dumps([{"instruction": "Is it true?", "input": "", "output": "the correct answer is true",
-                                 "answer": "true"}] * 3))
-    result = run("prepare", "--dataset", str(data), "--tokenizer", str(tok), "--no-train-on-inputs", "--preview", "2",
-                 "--cutoff-len", "512")
+    data.write_text(
+        json.dumps(
+            [
+                {
+                    "instruction": "Is it true?",
+                    "input": "",
+                    "output": "the correct answer is true",
+                    "answer": "true",
+                }
+            ]
+            * 3
+        )
+    )
+    result = run(
+        "prepare",
+        "--dataset",
+        str(data),
+        "--tokenizer",
+        str(tok),
+        "--no-train-on-inputs",
+        "--preview",
+        "2",
+        "--cutoff-len",
+        "512",
+    )
     assert result.exit_code == 0, result.output
     assert "⟦Below is an instruction" in result.output and "the correct answer is true<eos>" in result.output
     assert result.output.count("--- example") == 2
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"model: {{name_or_path: {tok}}}\ndata: {{train: [{data}], cutoff_len: 64}}\n"
-                      "train: {global_batch_size: 2, micro_batch_size: 2}\n"
-                      f"output: {{dir: {tmp_path / 'run'}}}\n")
+    recipe.write_text(
+        f"model: {{name_or_path: {tok}}}\ndata: {{train: [{data}], cutoff_len: 64}}\n"
+        "train: {global_batch_size: 2, micro_batch_size: 2}\n"
+        f"output: {{dir: {tmp_path / 'run'}}}\n"
+    )
     monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
     result = run("prepare", "--recipe", str(recipe), "data.cutoff_len=96", "--out", str(tmp_path / "prep"))
     assert result.exit_code == 0, result.output

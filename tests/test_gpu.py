@@ -34,7 +34,15 @@ def test_tiny_bf16_training_on_one_gpu(tmp_path):
     from rocoft_llm.train.run import train
     from tests.helpers.recipes import losses, tiny_recipe
 
-    out = train(str(tiny_recipe(tmp_path, "gpu", model={"dtype": "bfloat16"}, train={"precision": "bf16",
-                                                                                     "max_steps": 20, "lr": 0.05})))
+    out = train(
+        str(
+            tiny_recipe(
+                tmp_path,
+                "gpu",
+                model={"dtype": "bfloat16"},
+                train={"precision": "bf16", "max_steps": 20, "lr": 0.05},
+            )
+        )
+    )
     curve = losses(out)
     assert curve[-1] < curve[0]

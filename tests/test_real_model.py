@@ -32,18 +32,29 @@ def smollm2() -> Path:
 
 def test_real_tokenizer_facts(smollm2):
     tok = load_tokenizer(str(smollm2))
-    assert tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id == 2 and tok.bos_token_id == 1
-    chat = tok.apply_chat_template([{"role": "user", "content": "3 + 5?"}], tokenize=False, add_generation_prompt=True)
+    assert (
+        tok.eos_token == "<|im_end|>" and tok.pad_token_id == tok.eos_token_id == 2 and tok.bos_token_id == 1
+    )
+    chat = tok.apply_chat_template(
+        [{"role": "user", "content": "3 + 5?"}], tokenize=False, add_generation_prompt=True
+    )
     assert chat.startswith("<|im_start|>") and chat.rstrip().endswith("<|im_start|>assistant")
     assert type(tok.backend_tokenizer.model).__name__ == "BPE"  # byte-level BPE, no sentencepiece model file
     assert not list(smollm2.glob("*.model"))
-    record = {"instruction": "is 3 greater than 2?", "input": "", "output": "the correct answer is true",
-              "answer": "true"}
-    ds, _ = tokenize_records([record], tok, get_template("alpaca_clean"), 256, train_on_inputs=False, add_eos=True,
-                             progress=False)
+    record = {
+        "instruction": "is 3 greater than 2?",
+        "input": "",
+        "output": "the correct answer is true",
+        "answer": "true",
+    }
+    ds, _ = tokenize_records(
+        [record], tok, get_template("alpaca_clean"), 256, train_on_inputs=False, add_eos=True, progress=False
+    )
     ids, labels = ds[0]["input_ids"], ds[0]["labels"]
     assert ids[-1] == labels[-1] == tok.eos_token_id  # EOS is a target although pad == eos
-    assert labels[0] == -100 and tok.decode([t for t in labels if t != -100]).startswith("the correct answer is true")
+    assert labels[0] == -100 and tok.decode([t for t in labels if t != -100]).startswith(
+        "the correct answer is true"
+    )
 
 
 def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
@@ -58,7 +69,9 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
 
     tok = load_tokenizer(str(smollm2))
     records = json.loads((TINY_DATA / "train.json").read_text())[:4]
-    ds, _ = tokenize_records(records, tok, get_template("alpaca_clean"), 128, train_on_inputs=False, progress=False)
+    ds, _ = tokenize_records(
+        records, tok, get_template("alpaca_clean"), 128, train_on_inputs=False, progress=False
+    )
     batch = collate([ds[i] for i in range(len(ds))], tok.pad_token_id)
     model = load_model(str(smollm2), dtype="float32").train()
     apply_rocoft(model, RoCoFTConfig(mode="row", rank=3))
@@ -69,7 +82,9 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
     losses = []
     for _ in range(2):  # two optimizer steps
         mask = target_mask(batch["labels"])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=mask).logits
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=mask
+        ).logits
         loss = token_loss_sum(logits, batch["labels"], mask) / int(mask.sum())
         loss.backward()
         opt.step()
@@ -94,9 +109,17 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(plain(**probe).logits, trained, rtol=1e-5, atol=1e-4)
 
-    summaries = evaluate(plain, tok, [str(TINY_DATA / "truefalse" / "test.json")],
-                         Decoding(num_beams=1, max_new_tokens=8, batch_size=16, template="alpaca_clean"), tmp_path / "ev",
-                         {"model": str(smollm2), "adapter": "adapter"}, {}, limit=16, progress=False)
+    summaries = evaluate(
+        plain,
+        tok,
+        [str(TINY_DATA / "truefalse" / "test.json")],
+        Decoding(num_beams=1, max_new_tokens=8, batch_size=16, template="alpaca_clean"),
+        tmp_path / "ev",
+        {"model": str(smollm2), "adapter": "adapter"},
+        {},
+        limit=16,
+        progress=False,
+    )
     (s,) = summaries
     assert s["n"] == 16 and s["evaluation_mode"] == "all" and 0 <= s["protocol"]["correct"] <= 16
     assert s["baselines"]["chance_rate"] == pytest.approx(0.5)

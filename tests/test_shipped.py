@@ -10,13 +10,20 @@ from tests.helpers.paths import REPO
 
 
 def test_everything_the_commands_read_is_inside_the_package():
-    for parts in [("data", "catalog.yaml"), ("train.sbatch.tmpl",), ("config", "known_models.json"),
-                  ("eval", "lm_eval_tasks", "rocoft_boolq_gen.yaml"), ("recipes", "tiny", "llama", "tokenizer.json")]:
+    for parts in [
+        ("data", "catalog.yaml"),
+        ("train.sbatch.tmpl",),
+        ("config", "known_models.json"),
+        ("eval", "lm_eval_tasks", "rocoft_boolq_gen.yaml"),
+        ("recipes", "tiny", "llama", "tokenizer.json"),
+    ]:
         assert read_shipped_text(*parts), parts
     assert "tiny-llama-rows.yaml" in shipped_recipes() and "llama2-7b-math.yaml" in shipped_recipes()
     # the checkout's recipes/ is the same folder (a link), so editing it edits what ships
     assert (REPO / "recipes").resolve() == (REPO / "rocoft_llm" / "recipes").resolve()
-    with pytest.raises(RoCoFTError, match=r"rocoft_llm/nope.yaml is missing from the installed package; reinstall"):
+    with pytest.raises(
+        RoCoFTError, match=r"rocoft_llm/nope.yaml is missing from the installed package; reinstall"
+    ):
         shipped("nope.yaml")
 
 

@@ -64,7 +64,9 @@ print("WHEEL-OK")
 
 def _run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, (
+        f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
     return proc
 
 
@@ -74,17 +76,30 @@ def build_wheel(dest: Path) -> Path:
     shutil.copytree(REPO / "rocoft_llm", src / "rocoft_llm", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
-    _run([sys.executable, "-c", "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))",
-          str(dest)], cwd=src, timeout=BUILD_TIMEOUT)
+    _run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from setuptools import build_meta as b; print(b.build_wheel(sys.argv[1]))",
+            str(dest),
+        ],
+        cwd=src,
+        timeout=BUILD_TIMEOUT,
+    )
     (wheel,) = dest.glob("rocoft_llm-*.whl")
     return wheel
 
 
 def fresh_venv(path: Path) -> Path:
     """A venv of the base interpreter whose site-packages links every package of this venv except rocoft-llm."""
-    _run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(path)], timeout=60)
+    _run(
+        [getattr(sys, "_base_executable", sys.executable), "-m", "venv", "--without-pip", str(path)],
+        timeout=60,
+    )
     python = path / "bin" / "python"
-    target = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    target = Path(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    )
     ours = Path(sysconfig.get_paths()["purelib"])
     for entry in ours.iterdir():
         name = entry.name.lower()
@@ -98,20 +113,44 @@ def fresh_venv(path: Path) -> Path:
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     wheel = build_wheel(tmp_path / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("rocoft_llm/data/catalog.yaml", "rocoft_llm/train.sbatch.tmpl", "rocoft_llm/config/known_models.json",
-                    "rocoft_llm/eval/lm_eval_tasks/rocoft_boolq_gen.yaml", "rocoft_llm/recipes/tiny-llama-rows.yaml",
-                    "rocoft_llm/recipes/tiny/llama/tokenizer.json", "rocoft_llm/recipes/tiny/data/truefalse/test.json"):
+    for shipped in (
+        "rocoft_llm/data/catalog.yaml",
+        "rocoft_llm/train.sbatch.tmpl",
+        "rocoft_llm/config/known_models.json",
+        "rocoft_llm/eval/lm_eval_tasks/rocoft_boolq_gen.yaml",
+        "rocoft_llm/recipes/tiny-llama-rows.yaml",
+        "rocoft_llm/recipes/tiny/llama/tokenizer.json",
+        "rocoft_llm/recipes/tiny/data/truefalse/test.json",
+    ):
         assert shipped in names, f"{shipped} is not in {wheel.name}"
     assert not any(n.startswith(("data_prep/", "tests/", "bench/")) for n in names), sorted(names)[:20]
 
     python = fresh_venv(tmp_path / "venv")
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
-          "--disable-pip-version-check", str(wheel)], timeout=BUILD_TIMEOUT)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        timeout=BUILD_TIMEOUT,
+    )
     work = tmp_path / "work"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", ROCOFT_CACHE=str(tmp_path / "cache"))
-    help_text = _run([str(tmp_path / "venv" / "bin" / "rocoft-llm"), "--help"], cwd=work, env=env, timeout=60).stdout
+    help_text = _run(
+        [str(tmp_path / "venv" / "bin" / "rocoft-llm"), "--help"], cwd=work, env=env, timeout=60
+    ).stdout
     assert "recipes" in help_text and "train" in help_text
-    proc = _run([str(python), "-c", DRIVER, str(tmp_path / "venv"), str(REPO)], cwd=work, env=env, timeout=RUN_TIMEOUT)
+    proc = _run(
+        [str(python), "-c", DRIVER, str(tmp_path / "venv"), str(REPO)], cwd=work, env=env, timeout=RUN_TIMEOUT
+    )
     assert "WHEEL-OK" in proc.stdout, proc.stdout[-3000:]

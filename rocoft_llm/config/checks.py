@@ -38,8 +38,10 @@ def gradient_accumulation(global_batch: int, micro_batch: int, world_size: int) 
             fixes.append(f"train.micro_batch_size={micros[0]}")
         lower, upper = global_batch // per_step * per_step, (global_batch // per_step + 1) * per_step
         fixes.append("train.global_batch_size=" + (f"{lower} or {upper}" if lower else str(upper)))
-        raise ValueError(f"train.global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} "
-                         f"x world size {world_size} = {per_step}; use {' or '.join(fixes)}.")
+        raise ValueError(
+            f"train.global_batch_size {global_batch} is not a multiple of micro_batch_size {micro_batch} "
+            f"x world size {world_size} = {per_step}; use {' or '.join(fixes)}."
+        )
     return global_batch // per_step
 
 
@@ -51,22 +53,30 @@ def run_steps(num_examples: int, global_batch: int, epochs: float) -> int:
 def warmup_problem(warmup: int, steps: int) -> str | None:
     """The problem when warmup never ends (checked by validate and again by train once data is prepared)."""
     if warmup >= steps:
-        return (f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the learning rate never "
-                f"leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10}) or train longer")
+        return (
+            f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the learning rate never "
+            f"leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10}) or train longer"
+        )
     return None
 
 
 def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     p = res.problems
     if r.method != "rocoft" and raw.get("rocoft"):
-        p.append(f"rocoft: section given but method is {r.method!r}; remove it (or override rocoft=null) or set "
-                 "method: rocoft")
+        p.append(
+            f"rocoft: section given but method is {r.method!r}; remove it (or override rocoft=null) or set "
+            "method: rocoft"
+        )
     if r.method != "lora" and raw.get("lora"):
-        p.append(f"lora: section given but method is {r.method!r}; remove it (or override lora=null) or set method: lora")
+        p.append(
+            f"lora: section given but method is {r.method!r}; remove it (or override lora=null) or set method: lora"
+        )
     if r.dist.backend != "deepspeed":
         for key in ("zero_stage", "deepspeed_config"):
             if getattr(r.dist, key) is not None:
-                p.append(f"dist.{key}: only used with dist.backend: deepspeed (backend is {r.dist.backend!r}); remove it")
+                p.append(
+                    f"dist.{key}: only used with dist.backend: deepspeed (backend is {r.dist.backend!r}); remove it"
+                )
         if r.dist.zero_init:
             p.append("dist.zero_init: true needs dist.backend: deepspeed with zero_stage 3")
     elif r.dist.zero_init and r.dist.zero_stage not in (None, 3):
@@ -75,35 +85,57 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
         from ..io_utils import read_json
 
         try:
-            if not isinstance(read_json(r.dist.deepspeed_config, "DeepSpeed config", "fix the path or the file"), dict):
+            if not isinstance(
+                read_json(r.dist.deepspeed_config, "DeepSpeed config", "fix the path or the file"), dict
+            ):
                 p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
         except RoCoFTError as e:
             p.append(f"dist.deepspeed_config: {e}")
     if r.train.resume is not None and r.output.overwrite:
-        p.append("train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
-                 "from); drop one of them")
-    if r.method == "rocoft" and r.rocoft.selection in SCORED_SELECTIONS and not r.rocoft.indices_file \
-            and not r.data.train:
-        p.append(f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set data.train "
-                 "or rocoft.indices_file (from `rocoft-llm select`)")
+        p.append(
+            "train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
+            "from); drop one of them"
+        )
+    if (
+        r.method == "rocoft"
+        and r.rocoft.selection in SCORED_SELECTIONS
+        and not r.rocoft.indices_file
+        and not r.data.train
+    ):
+        p.append(
+            f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set data.train "
+            "or rocoft.indices_file (from `rocoft-llm select`)"
+        )
     if r.rocoft.indices_file and not Path(r.rocoft.indices_file).is_file():
-        p.append(f"rocoft.indices_file: {r.rocoft.indices_file} does not exist; create it with `rocoft-llm select`")
+        p.append(
+            f"rocoft.indices_file: {r.rocoft.indices_file} does not exist; create it with `rocoft-llm select`"
+        )
     if r.dist.backend == "fsdp" and r.train.precision == "fp16":
-        p.append("train.precision: fp16 with dist.backend: fsdp needs a sharded grad scaler rocoft-llm does not use; "
-                 "use bf16 (or deepspeed for fp16)")
+        p.append(
+            "train.precision: fp16 with dist.backend: fsdp needs a sharded grad scaler rocoft-llm does not use; "
+            "use bf16 (or deepspeed for fp16)"
+        )
     if r.dist.zero_init and r.model.random_init:
-        p.append("dist.zero_init: true loads pretrained weights partitioned; it does not apply to model.random_init")
+        p.append(
+            "dist.zero_init: true loads pretrained weights partitioned; it does not apply to model.random_init"
+        )
     if r.method == "rocoft" and r.train.weight_decay > 0:
-        res.warnings.append(f"train.weight_decay {r.train.weight_decay}: on RoCoFT slices AdamW decays the selected "
-                            "pretrained weights themselves (slice = W0[idx] + update), not just the update")
+        res.warnings.append(
+            f"train.weight_decay {r.train.weight_decay}: on RoCoFT slices AdamW decays the selected "
+            "pretrained weights themselves (slice = W0[idx] + update), not just the update"
+        )
     if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
-        p.append("train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16")
+        p.append(
+            "train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16"
+        )
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
             split = parse_split_spec(name)  # boolq:train / boolq:heldout - a seeded split of a test file
             if canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
-                msg = (f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
-                       "(<dataset>:train / <dataset>:heldout), nor an existing file")
+                msg = (
+                    f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
+                    "(<dataset>:train / <dataset>:heldout), nor an existing file"
+                )
                 # a missing JSON file may just not be downloaded yet on this machine: warn (errors with --strict)
                 (res.warnings if name.endswith((".json", ".jsonl")) else p).append(msg)
 
@@ -125,8 +157,10 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
         try:
             records = read_json_array(path)
             if not records:
-                raise RoCoFTError(f"{path}: the data file holds no records (an empty JSON array); add records or "
-                                  "remove it from data.train")
+                raise RoCoFTError(
+                    f"{path}: the data file holds no records (an empty JSON array); add records or "
+                    "remove it from data.train"
+                )
             kept, _ = validate_records(records, answer_spec_for_file(path), str(path), r.data.bad_records)
             problem = input_problem(kept, get_template(r.data.template), str(path))
             if problem:
@@ -142,7 +176,8 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
 def _run_length(r: Recipe, res: CheckResult, world_size: int, training: bool) -> None:
     try:
         res.derived["gradient_accumulation"] = gradient_accumulation(
-            r.train.global_batch_size, r.train.micro_batch_size, world_size)
+            r.train.global_batch_size, r.train.micro_batch_size, world_size
+        )
     except ValueError as e:
         res.problems.append(str(e))
     res.derived["world_size"] = world_size
@@ -154,8 +189,10 @@ def _run_length(r: Recipe, res: CheckResult, world_size: int, training: bool) ->
         steps = run_steps(n, r.train.global_batch_size, r.train.epochs)
         res.derived["train_records"] = n
         if n < r.train.global_batch_size:
-            res.problems.append(f"data.train: {n} records do not fill one global batch of {r.train.global_batch_size}, so "
-                                "no optimizer step would run; lower train.global_batch_size or add data")
+            res.problems.append(
+                f"data.train: {n} records do not fill one global batch of {r.train.global_batch_size}, so "
+                "no optimizer step would run; lower train.global_batch_size or add data"
+            )
             return
     if steps is not None:
         res.derived["optimizer_steps"] = steps
@@ -184,7 +221,9 @@ def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
                 except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
                     continue
                 if out_dir and Path(name).is_relative_to(Path(out_dir)) and Path(other) != Path(recipe_path):
-                    fix = f"it is written by `rocoft-llm train {other}` (output.dir {out_dir}): run that first"
+                    fix = (
+                        f"it is written by `rocoft-llm train {other}` (output.dir {out_dir}): run that first"
+                    )
                     break
         return f"{key}: the directory {name} does not exist; {fix}"
     return None
@@ -196,8 +235,10 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     unreachable = res.problems if strict else res.warnings
     config, where = resolve_config(r.model.name_or_path, r.model.trust_remote_code)
     if config is None:
-        unreachable.append(f"model.name_or_path: cannot read the model config offline ({where}); rank and target "
-                           "checks skipped")
+        unreachable.append(
+            f"model.name_or_path: cannot read the model config offline ({where}); rank and target "
+            "checks skipped"
+        )
         return
     arch = find_architecture(config.model_type)
     shapes = linear_shapes(config)
@@ -207,33 +248,43 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     targets = section.targets or (arch.targets if arch else None)
     key = "rocoft.targets" if r.method == "rocoft" else "lora.targets"
     if targets is None:
-        res.problems.append(f"{key}: model_type {config.model_type!r} (from {where}) is not in the architecture table "
-                            f"({', '.join(supported_model_types())}); list the nn.Linear names to adapt")
+        res.problems.append(
+            f"{key}: model_type {config.model_type!r} (from {where}) is not in the architecture table "
+            f"({', '.join(supported_model_types())}); list the nn.Linear names to adapt"
+        )
         return
     missing = [t for t in targets if t.rsplit(".", 1)[-1] not in shapes]
     if missing:
-        res.problems.append(f"{key}: {missing} are not linear layers of {r.model.name_or_path} (from {where}); "
-                            f"its linears: {', '.join(sorted(shapes))}")
+        res.problems.append(
+            f"{key}: {missing} are not linear layers of {r.model.name_or_path} (from {where}); "
+            f"its linears: {', '.join(sorted(shapes))}"
+        )
         return
     if r.method != "rocoft":
         return
     if r.rocoft.train_bias and arch is not None and not arch.has_bias:
-        res.warnings.append(f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect")
+        res.warnings.append(
+            f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
+        )
     rank, mode, trainable = r.rocoft.rank, r.rocoft.mode, 0
     n_layers, too_small = {}, []
     for t in targets:
         s = shapes[t.rsplit(".", 1)[-1]]
         limit = s.out_features // s.row_parts if mode == "row" else s.in_features
         if rank > limit:
-            too_small.append((limit, f"{t} ({limit}{' per fused part' if s.row_parts > 1 and mode == 'row' else ''})"))
+            too_small.append(
+                (limit, f"{t} ({limit}{' per fused part' if s.row_parts > 1 and mode == 'row' else ''})")
+            )
         per = rank * s.row_parts * s.in_features if mode == "row" else rank * s.out_features
         if r.rocoft.train_bias and arch is not None and arch.has_bias:
             per += s.out_features
         n_layers[t] = per
     if too_small:
         dim = "output rows" if mode == "row" else "input columns"
-        res.problems.append(f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
-                            f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}")
+        res.problems.append(
+            f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
+            f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}"
+        )
     layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
     if layers:
         trainable = layers * sum(n_layers.values())
@@ -241,8 +292,14 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     res.derived["model_config_from"] = where
 
 
-def check_recipe(recipe: Recipe, raw: dict, world_size: int = 1, strict: bool = False,
-                 offline_checks: bool = True, training: bool = True) -> CheckResult:
+def check_recipe(
+    recipe: Recipe,
+    raw: dict,
+    world_size: int = 1,
+    strict: bool = False,
+    offline_checks: bool = True,
+    training: bool = True,
+) -> CheckResult:
     """Every cross-field and file check; ``training=False`` (prepare) skips the run-length checks."""
     res = CheckResult()
     _combinations(recipe, raw, res)

@@ -39,8 +39,13 @@ def explain(key: str = "") -> str:
     info, owner = field_at(Recipe, path) if path else (None, Recipe)
     if path and info is None:
         names = list(owner.model_fields)
-        raise RecipeError("--explain", [f"{key}: unknown key; {did_you_mean(path[-1], names)}valid keys"
-                                        f"{' of ' + '.'.join(path[:-1]) if len(path) > 1 else ''}: {', '.join(names)}"])
+        raise RecipeError(
+            "--explain",
+            [
+                f"{key}: unknown key; {did_you_mean(path[-1], names)}valid keys"
+                f"{' of ' + '.'.join(path[:-1]) if len(path) > 1 else ''}: {', '.join(names)}"
+            ],
+        )
     if info is not None and not is_section(info.annotation):
         extra = _constraints(info)
         return _line(key, info) + (f"\n    constraint: {extra}" if extra else "") + "\n"

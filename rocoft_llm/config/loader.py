@@ -44,8 +44,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
             names = list(cls.model_fields)
             if part not in names:
                 prefix = ".".join(path[:i]) or "the recipe"
-                problems.append(f"override {text!r}: {prefix} has no key {part!r}; {did_you_mean(part, names)}"
-                                f"valid keys: {', '.join(names)}")
+                problems.append(
+                    f"override {text!r}: {prefix} has no key {part!r}; {did_you_mean(part, names)}"
+                    f"valid keys: {', '.join(names)}"
+                )
                 break
             tp = cls.model_fields[part].annotation
             if i == len(path) - 1:
@@ -55,7 +57,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
                     node[part] = {}
                 cls, node = unwrap(tp), node[part]
             else:
-                problems.append(f"override {text!r}: {'.'.join(path[:i + 1])} is a value, not a section")
+                problems.append(f"override {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
                 break
     return problems
 
@@ -65,7 +67,9 @@ def read_recipe_yaml(path: str | Path) -> dict:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise RecipeError(str(path), [f"the top level must be a mapping of sections, got {type(raw).__name__}"])
+        raise RecipeError(
+            str(path), [f"the top level must be a mapping of sections, got {type(raw).__name__}"]
+        )
     return raw
 
 
@@ -79,8 +83,11 @@ def parse_recipe(raw: dict) -> tuple[Recipe | None, list[str]]:
     """(recipe or None, problems). With bad keys the recipe is rebuilt without them (their defaults), so the
     other checks still run; None only when a required key is missing."""
     # an empty section (`rocoft:` or the override rocoft=null) means its defaults
-    data = {k: v for k, v in raw.items() if not (v is None and k in Recipe.model_fields and is_section(
-        Recipe.model_fields[k].annotation))}
+    data = {
+        k: v
+        for k, v in raw.items()
+        if not (v is None and k in Recipe.model_fields and is_section(Recipe.model_fields[k].annotation))
+    }
     try:
         return Recipe.model_validate(data), []
     except ValidationError as e:
@@ -101,7 +108,9 @@ def parse_recipe(raw: dict) -> tuple[Recipe | None, list[str]]:
         return None, problems
 
 
-def load_recipe_raw(path: str | Path, overrides: list[str] | None = None) -> tuple[Recipe | None, dict, list[str]]:
+def load_recipe_raw(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[Recipe | None, dict, list[str]]:
     """(recipe or None, raw mapping after overrides, problems) without raising: ``validate`` reports."""
     raw = read_recipe_yaml(path)
     problems = apply_overrides(raw, list(overrides or []))

@@ -44,13 +44,16 @@ def resolve_config(name_or_path: str, trust_remote_code: bool = False):
     if path.is_dir():
         if not (path / "config.json").is_file():
             return None, f"{path} is a directory without config.json"
-        return AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code), f"{path}/config.json"
+        return AutoConfig.from_pretrained(
+            str(path), trust_remote_code=trust_remote_code
+        ), f"{path}/config.json"
     cfg = _known_config(name_or_path)
     if cfg is not None:
         return cfg, "rocoft-llm's table of known models"
     try:
-        return AutoConfig.from_pretrained(name_or_path, local_files_only=True,
-                                          trust_remote_code=trust_remote_code), "the local HF cache"
+        return AutoConfig.from_pretrained(
+            name_or_path, local_files_only=True, trust_remote_code=trust_remote_code
+        ), "the local HF cache"
     except Exception:  # noqa: BLE001 - any failure means "not reachable offline"
         return None, f"{name_or_path!r} is neither a local directory, a known model, nor in the HF cache"
 
@@ -69,8 +72,9 @@ def _linear_shapes_cached(config_json: str, model_type: str) -> dict[str, Linear
         if isinstance(module, nn.Linear):
             leaf = name.rsplit(".", 1)[-1]
             layout = fused_layout(model_type, leaf)
-            shapes.setdefault(leaf, LinearShape(module.out_features, module.in_features,
-                                                len(layout.parts) if layout else 1))
+            shapes.setdefault(
+                leaf, LinearShape(module.out_features, module.in_features, len(layout.parts) if layout else 1)
+            )
     return shapes
 
 

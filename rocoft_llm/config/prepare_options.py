@@ -16,7 +16,9 @@ def prepare_options_from_recipe(recipe: str, overrides: list[str], on_command_li
     any override, so a flag is never ignored); --split/--test-dir apply to the preparation itself."""
     extra, local = [], {}
     for name, value in on_command_line.items():
-        key = RECIPE_KEY_OF_PREPARE_OPTION.get(name) or (f"data.{name}" if name in DataOptions.model_fields else None)
+        key = RECIPE_KEY_OF_PREPARE_OPTION.get(name) or (
+            f"data.{name}" if name in DataOptions.model_fields else None
+        )
         if key is None:
             local[name] = value
         else:
@@ -24,4 +26,6 @@ def prepare_options_from_recipe(recipe: str, overrides: list[str], on_command_li
     from ..models.gguf_import import materialize_recipe_model
 
     r, _ = load_recipe(recipe, overrides + extra, offline_checks=False, training=False, need_model=True)
-    return PrepareOptions.from_recipe(materialize_recipe_model(r), **local)  # a .gguf model: its converted dir
+    return PrepareOptions.from_recipe(
+        materialize_recipe_model(r), **local
+    )  # a .gguf model: its converted dir

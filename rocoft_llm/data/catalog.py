@@ -44,11 +44,21 @@ class MixtureEntry:
 def load_catalog() -> tuple[dict[str, DatasetEntry], dict[str, MixtureEntry]]:
     raw = yaml.safe_load(read_shipped_text("data", "catalog.yaml"))
     mixtures_raw = raw.pop("mixtures", {})
-    datasets = {k: DatasetEntry(id=k, **{**v, "aliases": tuple(v.get("aliases", ())),
-                                        "contaminated_by": tuple(v.get("contaminated_by", ()))})
-                for k, v in raw.items()}
-    mixtures = {k: MixtureEntry(id=k, **{**v, "members": tuple(v["members"]), "aliases": tuple(v.get("aliases", ()))})
-                for k, v in mixtures_raw.items()}
+    datasets = {
+        k: DatasetEntry(
+            id=k,
+            **{
+                **v,
+                "aliases": tuple(v.get("aliases", ())),
+                "contaminated_by": tuple(v.get("contaminated_by", ())),
+            },
+        )
+        for k, v in raw.items()
+    }
+    mixtures = {
+        k: MixtureEntry(id=k, **{**v, "members": tuple(v["members"]), "aliases": tuple(v.get("aliases", ()))})
+        for k, v in mixtures_raw.items()
+    }
     return datasets, mixtures
 
 
@@ -76,7 +86,9 @@ def dataset_entry(name: str) -> DatasetEntry:
     datasets, _ = load_catalog()
     canonical = canonical_dataset_id(name)
     if canonical not in datasets:
-        raise RoCoFTError(f"unknown dataset {name!r}; known: {', '.join(datasets)} (aliases accepted, any case).")
+        raise RoCoFTError(
+            f"unknown dataset {name!r}; known: {', '.join(datasets)} (aliases accepted, any case)."
+        )
     return datasets[canonical]
 
 

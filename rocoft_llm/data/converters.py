@@ -27,41 +27,62 @@ def _choice_record(stem: str, options: list[str], gold: int, word: str = "answer
     listed = " ".join(f"{word.capitalize()}{i + 1}: {o}" for i, o in enumerate(options))
     fmt = "/".join(f"{word}{i + 1}" for i in range(len(options)))
     label = f"{word}{gold + 1}"
-    return _record(f"Please choose the correct answer to the question: {stem}\n\n{listed}\n\nAnswer format: {fmt}",
-                   f"the correct answer is {label}", label)
+    return _record(
+        f"Please choose the correct answer to the question: {stem}\n\n{listed}\n\nAnswer format: {fmt}",
+        f"the correct answer is {label}",
+        label,
+    )
 
 
 def boolq(row: dict) -> dict:
     answer = "true" if row["answer"] in (True, "true", "True", 1) else "false"
-    return _record(f"Please answer the following question with true or false, question: {row['question']}?\n\n"
-                   "Answer format: true/false", f"the correct answer is {answer}", answer)
+    return _record(
+        f"Please answer the following question with true or false, question: {row['question']}?\n\n"
+        "Answer format: true/false",
+        f"the correct answer is {answer}",
+        answer,
+    )
 
 
 def piqa(row: dict) -> dict:
     label = f"solution{int(row['label']) + 1}"
-    return _record(f"Please choose the correct solution to the question: {row['goal']}\n\n"
-                   f"Solution1: {row['sol1']}\n\nSolution2: {row['sol2']}\n\nAnswer format: solution1/solution2",
-                   f"the correct answer is {label}", label)
+    return _record(
+        f"Please choose the correct solution to the question: {row['goal']}\n\n"
+        f"Solution1: {row['sol1']}\n\nSolution2: {row['sol2']}\n\nAnswer format: solution1/solution2",
+        f"the correct answer is {label}",
+        label,
+    )
 
 
 def siqa(row: dict) -> dict:
-    return _choice_record(f"{row['context']} {row['question']}", [row["answerA"], row["answerB"], row["answerC"]],
-                          int(row["label"]) - 1)
+    return _choice_record(
+        f"{row['context']} {row['question']}",
+        [row["answerA"], row["answerB"], row["answerC"]],
+        int(row["label"]) - 1,
+    )
 
 
 def hellaswag(row: dict) -> dict:
     endings = " ".join(f"Ending{i + 1}: {e}" for i, e in enumerate(row["endings"]))
     fmt = "/".join(f"ending{i + 1}" for i in range(len(row["endings"])))
     label = f"ending{int(row['label']) + 1}"
-    return _record(f"Please choose the correct ending to complete the given sentence: {row['activity_label']}: "
-                   f"{row['ctx']}\n\n{endings}\n\nAnswer format: {fmt}", f"the correct answer is {label}", label)
+    return _record(
+        f"Please choose the correct ending to complete the given sentence: {row['activity_label']}: "
+        f"{row['ctx']}\n\n{endings}\n\nAnswer format: {fmt}",
+        f"the correct answer is {label}",
+        label,
+    )
 
 
 def winogrande(row: dict) -> dict:
     label = f"option{int(row['answer'])}"
-    return _record("Please choose the correct answer to fill in the blank to complete the given sentence: "
-                   f"{row['sentence']}\n\nOption1: {row['option1']} Option2: {row['option2']} "
-                   "Answer format: option1/option2", f"the correct answer is {label}", label)
+    return _record(
+        "Please choose the correct answer to fill in the blank to complete the given sentence: "
+        f"{row['sentence']}\n\nOption1: {row['option1']} Option2: {row['option2']} "
+        "Answer format: option1/option2",
+        f"the correct answer is {label}",
+        label,
+    )
 
 
 def _keyed_choice(stem: str, choices: dict, key: str) -> dict:
@@ -115,8 +136,11 @@ def aqua(row: dict) -> dict:
             raise ValueError(f"option {opt!r} is not like 'A)21'")
         options.append(f"({m.group(1)}) {m.group(2)}")
     letter = row["correct"].strip()
-    return _record(f"{row['question']} Answer Choices: {' '.join(options)}",
-                   f"{row['rationale'].strip()}\nThe answer is ({letter}).", letter)
+    return _record(
+        f"{row['question']} Answer Choices: {' '.join(options)}",
+        f"{row['rationale'].strip()}\nThe answer is ({letter}).",
+        letter,
+    )
 
 
 #: question / answer / equation field names of the number-answer sources, as their cards name them
@@ -146,7 +170,8 @@ def mawps_style(row: dict) -> dict:
 
 
 CONVERTERS: dict[str, Callable[[dict], dict]] = {
-    f.__name__: f for f in (boolq, piqa, siqa, hellaswag, winogrande, arc, openbookqa, gsm8k, svamp, aqua, mawps_style)
+    f.__name__: f
+    for f in (boolq, piqa, siqa, hellaswag, winogrande, arc, openbookqa, gsm8k, svamp, aqua, mawps_style)
 }
 
 
@@ -158,6 +183,8 @@ def convert_rows(rows, converter: str, source: str) -> list[dict]:
         try:
             out.append(fn(dict(row)))
         except (KeyError, ValueError, TypeError, IndexError) as e:
-            raise RoCoFTError(f"{source}: row {i} does not fit the {converter!r} converter ({type(e).__name__}: {e}); "
-                              f"fields present: {sorted(dict(row))}. Check the source file or --dataset id.") from None
+            raise RoCoFTError(
+                f"{source}: row {i} does not fit the {converter!r} converter ({type(e).__name__}: {e}); "
+                f"fields present: {sorted(dict(row))}. Check the source file or --dataset id."
+            ) from None
     return out

@@ -50,8 +50,9 @@ def in_heldout(record: dict, seed: int = SPLIT_SEED, fraction: float = HELDOUT_F
     return heldout_score(record["instruction"], seed) < fraction
 
 
-def split_records(records: list[dict], part: str, seed: int = SPLIT_SEED,
-                  fraction: float = HELDOUT_FRACTION) -> list[dict]:
+def split_records(
+    records: list[dict], part: str, seed: int = SPLIT_SEED, fraction: float = HELDOUT_FRACTION
+) -> list[dict]:
     """The records of ``part`` ("train" or "heldout"), in their original order."""
     if part not in PARTS:
         raise ValueError(f"part {part!r} is not one of {PARTS}")

@@ -18,7 +18,9 @@ from ..typed import StrictModel
 class DataOptions(StrictModel):
     """Where records come from and how they become training text and tokens."""
 
-    source: Literal["llm_adapters", "hub"] = Field("llm_adapters", json_schema_extra={"cli": ["--from", "--source"]})
+    source: Literal["llm_adapters", "hub"] = Field(
+        "llm_adapters", json_schema_extra={"cli": ["--from", "--source"]}
+    )
     """Where dataset ids are read from: the LLM-Adapters JSON files, or the original datasets (converted)."""
     llm_adapters_dir: str | None = None
     """LLM-Adapters checkout or copy (<task>/test.json, ft-training_set/*.json); default $ROCOFT_LLM_ADAPTERS_DIR."""
@@ -68,5 +70,11 @@ class PrepareOptions(DataOptions):
     def from_recipe(cls, recipe, **changes) -> PrepareOptions:
         """The training data a recipe means (its ``data`` section and tokenizer), with ``changes`` on top."""
         shared = recipe.data.model_dump(include=set(DataOptions.model_fields))
-        return cls.model_validate({**shared, "datasets": list(recipe.data.train),
-                                   "tokenizer_path": recipe.model.tokenizer or recipe.model.name_or_path, **changes})
+        return cls.model_validate(
+            {
+                **shared,
+                "datasets": list(recipe.data.train),
+                "tokenizer_path": recipe.model.tokenizer or recipe.model.name_or_path,
+                **changes,
+            }
+        )

@@ -46,11 +46,19 @@ def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str
     sets it was checked against (which files, with their bytes)."""
     tests = local_test_sets(opts.test_dir or opts.llm_adapters_dir)
     parts = {
-        "contamination_test_sets": {task: [str(path.resolve()), sha256_file(path)] for task, path in tests.items()},
-        "manifest_version": MANIFEST_VERSION, "converter_version": CONVERTER_VERSION,
-        "sources": [s.fingerprint() for s in sources], "template": [template.train, template.prompt],
-        "tokenizer": tok_fp, "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs,
-        "add_eos": opts.add_eos, "overlength": opts.overlength, "bad_records": opts.bad_records,
+        "contamination_test_sets": {
+            task: [str(path.resolve()), sha256_file(path)] for task, path in tests.items()
+        },
+        "manifest_version": MANIFEST_VERSION,
+        "converter_version": CONVERTER_VERSION,
+        "sources": [s.fingerprint() for s in sources],
+        "template": [template.train, template.prompt],
+        "tokenizer": tok_fp,
+        "cutoff_len": opts.cutoff_len,
+        "train_on_inputs": opts.train_on_inputs,
+        "add_eos": opts.add_eos,
+        "overlength": opts.overlength,
+        "bad_records": opts.bad_records,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -61,8 +69,10 @@ def read_manifest(out: Path) -> dict | None:
     if not out.exists():
         return None
     if not path.is_file():
-        raise RoCoFTError(f"{out} exists but has no {MANIFEST}: a partial or foreign directory. Remove it, or pass "
-                          "--overwrite.")
+        raise RoCoFTError(
+            f"{out} exists but has no {MANIFEST}: a partial or foreign directory. Remove it, or pass "
+            "--overwrite."
+        )
     manifest = read_json(path, "manifest", f"remove {out} or pass --overwrite")
     if not manifest.get("complete"):
         raise RoCoFTError(f"{path} lacks its completion marker; remove {out} or pass --overwrite.")
@@ -73,12 +83,19 @@ def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
     specs = opts.datasets
     if progress:
         from tqdm.auto import tqdm
+
         specs = tqdm(specs, desc="loading/converting sources", unit="source")
     return [resolve_source(s, opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
 
 
-def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool = False, tokenizer=None,
-            progress: bool = True, cache_root: str | Path | None = None) -> tuple[Path, dict]:
+def prepare(
+    opts: PrepareOptions,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    tokenizer=None,
+    progress: bool = True,
+    cache_root: str | Path | None = None,
+) -> tuple[Path, dict]:
     """Prepare (or reuse) the dataset described by ``opts``; returns (directory, manifest).
     Without ``out`` the directory is ``cache_root/<key>`` (default: :func:`default_cache_root`)."""
     from filelock import FileLock
@@ -99,14 +116,27 @@ def prepare(opts: PrepareOptions, out: str | Path | None = None, overwrite: bool
     with FileLock(str(lock), timeout=3600):
         existing = None if overwrite else read_manifest(out)
         if existing is not None and existing.get("key") != key:
-            raise RoCoFTError(f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
-                              f"!= {key[:12]}); choose another --out or pass --overwrite.")
+            raise RoCoFTError(
+                f"{out} holds a dataset prepared from different inputs (key {existing.get('key', '?')[:12]} "
+                f"!= {key[:12]}); choose another --out or pass --overwrite."
+            )
         if existing is not None:
             log.info("cache hit: %s already holds this prepared dataset", out)
             manifest = existing
         else:
-            manifest = _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out,
-                              overwrite, progress)
+            manifest = _build(
+                sources,
+                kept_records,
+                source_info,
+                opts,
+                template,
+                tokenizer,
+                tok_fp,
+                key,
+                out,
+                overwrite,
+                progress,
+            )
     # The directory is complete: whoever takes the lock next (on the old file or a new one) finds a cache hit,
     # so the lock file can go instead of lying beside the output forever.
     lock.unlink(missing_ok=True)
@@ -120,18 +150,30 @@ def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[l
     for src in sources:
         where = ", ".join(src.files) or src.name
         if not src.records:
-            raise RoCoFTError(f"{where}: the source holds no records (an empty JSON array); add records or remove it "
-                              "from --dataset / data.train.")
+            raise RoCoFTError(
+                f"{where}: the source holds no records (an empty JSON array); add records or remove it "
+                "from --dataset / data.train."
+            )
         kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records)
-        source_info.append({"name": src.name, "kind": src.kind, "files": src.files, "members": src.members,
-                            "records": len(src.records), "kept": len(kept), "drops": dict(drops),
-                            "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES
-                            else None})
+        source_info.append(
+            {
+                "name": src.name,
+                "kind": src.kind,
+                "files": src.files,
+                "members": src.members,
+                "records": len(src.records),
+                "kept": len(kept),
+                "drops": dict(drops),
+                "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES else None,
+            }
+        )
         src.records = kept
         kept_records.extend({**r, "source": src.name} for r in kept)
     if not kept_records:
-        raise RoCoFTError(f"no records left to prepare: every record of {', '.join(s.name for s in sources)} was bad "
-                          "and dropped (--bad-records drop); fix the files.")
+        raise RoCoFTError(
+            f"no records left to prepare: every record of {', '.join(s.name for s in sources)} was bad "
+            "and dropped (--bad-records drop); fix the files."
+        )
     for src in sources:
         problem = input_problem(src.records, template, ", ".join(src.files) or src.name)
         if problem:
@@ -139,22 +181,45 @@ def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[l
     return kept_records, source_info
 
 
-def _build(sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite,
-           progress) -> dict:
+def _build(
+    sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite, progress
+) -> dict:
     started = time.time()
     report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
-    tokenized, stats = tokenize_records(kept_records, tokenizer, template, opts.cutoff_len, opts.train_on_inputs,
-                                        opts.add_eos, opts.overlength, opts.num_proc, progress)
+    tokenized, stats = tokenize_records(
+        kept_records,
+        tokenizer,
+        template,
+        opts.cutoff_len,
+        opts.train_on_inputs,
+        opts.add_eos,
+        opts.overlength,
+        opts.num_proc,
+        progress,
+    )
     manifest = {
-        "format_version": MANIFEST_VERSION, "library_version": __version__, "key": key,
+        "format_version": MANIFEST_VERSION,
+        "library_version": __version__,
+        "key": key,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "split": opts.split, "origin": opts.source, "sources": source_info,
+        "split": opts.split,
+        "origin": opts.source,
+        "sources": source_info,
         "template": {"name": template.name, "train": template.train, "prompt": template.prompt},
-        "tokenizer": {"name_or_path": str(opts.tokenizer_path), "fingerprint": tok_fp,
-                      "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
-        "cutoff_len": opts.cutoff_len, "train_on_inputs": opts.train_on_inputs, "add_eos": opts.add_eos,
-        "bad_records": opts.bad_records, **stats, "contamination": report,
-        "seconds": round(time.time() - started, 2), "complete": True,
+        "tokenizer": {
+            "name_or_path": str(opts.tokenizer_path),
+            "fingerprint": tok_fp,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        "cutoff_len": opts.cutoff_len,
+        "train_on_inputs": opts.train_on_inputs,
+        "add_eos": opts.add_eos,
+        "bad_records": opts.bad_records,
+        **stats,
+        "contamination": report,
+        "seconds": round(time.time() - started, 2),
+        "complete": True,
     }
     with atomic_directory(out, overwrite=overwrite, what="prepared data") as tmp:
         with open(tmp / "records.jsonl", "w") as f:
@@ -179,15 +244,25 @@ def load_prepared(path: str | Path):
 
 def summarize_manifest(path, manifest: dict) -> str:
     """The human summary `prepare` prints: counts, lengths, drops, the math quirk, contamination."""
-    lines = [f"prepared data: {path}", f"  examples: {manifest['examples']:,}   trained tokens: "
-             f"{manifest['trained_tokens']:,}   token length: {manifest['token_lengths']}",
-             f"  over-length (> {manifest['cutoff_len']} tokens): {manifest['overlength']}"]
+    lines = [
+        f"prepared data: {path}",
+        f"  examples: {manifest['examples']:,}   trained tokens: "
+        f"{manifest['trained_tokens']:,}   token length: {manifest['token_lengths']}",
+        f"  over-length (> {manifest['cutoff_len']} tokens): {manifest['overlength']}",
+    ]
     for s in manifest["sources"]:
         quirk = s.get("math_quirk") or {}
-        lines.append(f"  source {s['name']} ({s['kind']}): {s['records']:,} records, kept {s['kept']:,}, drops "
-                     f"{s['drops'] or 'none'}" + (f", rationale's final answer != gold answer in "
-                                                   f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
-                                                   " (gold = answer, always)" if quirk else ""))
+        lines.append(
+            f"  source {s['name']} ({s['kind']}): {s['records']:,} records, kept {s['kept']:,}, drops "
+            f"{s['drops'] or 'none'}"
+            + (
+                f", rationale's final answer != gold answer in "
+                f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
+                " (gold = answer, always)"
+                if quirk
+                else ""
+            )
+        )
     for w in manifest["contamination"]["warnings"]:
         lines.append(f"  WARNING: {w}")
     return "\n".join(lines)

@@ -26,15 +26,18 @@ def render_masked(tokenizer, input_ids: list[int], labels: list[int]) -> str:
     return "".join(out)
 
 
-def preview(records: list[dict], tokenizer, template, n: int, cutoff_len: int, train_on_inputs: bool,
-            add_eos: bool) -> str:
+def preview(
+    records: list[dict], tokenizer, template, n: int, cutoff_len: int, train_on_inputs: bool, add_eos: bool
+) -> str:
     batch = {key: [r.get(key, "") for r in records[:n]] for key in ("instruction", "input", "output")}
     enc = encode_batch(batch, tokenizer, template, cutoff_len, train_on_inputs, add_eos)
     blocks = []
     for i in range(len(batch["instruction"])):
         trained = sum(1 for t in enc["labels"][i] if t != IGNORE_INDEX)
-        head = (f"--- example {i} ({records[i].get('source', '')}): {enc['length'][i]} tokens, {trained} with loss"
-                f"{', TRUNCATED' if enc['overlength'][i] else ''}; answer {records[i]['answer']!r} ---")
+        head = (
+            f"--- example {i} ({records[i].get('source', '')}): {enc['length'][i]} tokens, {trained} with loss"
+            f"{', TRUNCATED' if enc['overlength'][i] else ''}; answer {records[i]['answer']!r} ---"
+        )
         blocks.append(head + "\n" + render_masked(tokenizer, enc["input_ids"][i], enc["labels"][i]))
     legend = "(⟦...⟧ = masked prompt tokens, no loss; the rest is trained on)"
     return legend + "\n" + "\n\n".join(blocks)

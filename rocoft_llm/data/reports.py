@@ -67,21 +67,31 @@ def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
     test_questions = {}
     for task, path in tests.items():
         records = read_json(path, "test set", "fix or replace it (it is read for the contamination report)")
-        test_questions[task] = {normalise_question(r.get("instruction", "")) for r in records
-                                if isinstance(r, dict) and isinstance(r.get("instruction", ""), str)} \
-            if isinstance(records, list) else set()
+        test_questions[task] = (
+            {
+                normalise_question(r.get("instruction", ""))
+                for r in records
+                if isinstance(r, dict) and isinstance(r.get("instruction", ""), str)
+            }
+            if isinstance(records, list)
+            else set()
+        )
     report["test_sets_checked"] = sorted(tests)
     for src in sources:
         train_q = {normalise_question(r["instruction"]) for r in src.records}
-        report["exact_overlap"][src.name] = {t: len(train_q & q) for t, q in test_questions.items() if train_q & q}
+        report["exact_overlap"][src.name] = {
+            t: len(train_q & q) for t, q in test_questions.items() if train_q & q
+        }
         names = {src.name, *(src.members or [])}
         for task, entry in datasets.items():
             if names & set(entry.contaminated_by):
                 report["flagged_test_sets"].setdefault(task, []).append(src.name)
     if report["flagged_test_sets"]:
-        msg = (f"CONTAMINATION: training data {sorted({s for v in report['flagged_test_sets'].values() for s in v})} "
-               f"(math_10k-style, contains MAWPS) overlaps the test sets {sorted(report['flagged_test_sets'])}; "
-               "accuracy on them is not a clean held-out number - report it as contaminated.")
+        msg = (
+            f"CONTAMINATION: training data {sorted({s for v in report['flagged_test_sets'].values() for s in v})} "
+            f"(math_10k-style, contains MAWPS) overlaps the test sets {sorted(report['flagged_test_sets'])}; "
+            "accuracy on them is not a clean held-out number - report it as contaminated."
+        )
         report["warnings"].append(msg)
         log.warning(msg)
     for name, overlaps in report["exact_overlap"].items():

@@ -81,16 +81,24 @@ def from_file(path: str | Path, name: str | None = None) -> Source:
     path = Path(path)
     guess = name or _guess_dataset_id(path)
     spec = _answer_spec_for(guess) if guess else {}
-    return Source(name=guess or path.stem, records=read_json_array(path), kind="llm_adapters_file",
-                  answer_spec=spec, files={str(path): sha256_file(path)}, dataset_id=guess)
+    return Source(
+        name=guess or path.stem,
+        records=read_json_array(path),
+        kind="llm_adapters_file",
+        answer_spec=spec,
+        files={str(path): sha256_file(path)},
+        dataset_id=guess,
+    )
 
 
 def from_llm_adapters(name: str, split: str, root: str | None) -> Source:
     """A task's ``<split>.json`` or a mixture file from an LLM-Adapters checkout (or flat copy)."""
     base = _llm_adapters_root(root)
     if base is None:
-        raise RoCoFTError(f"dataset {name!r} from LLM-Adapters needs its files: pass --llm-adapters-dir DIR "
-                          f"(data.llm_adapters_dir) or set {LLM_ADAPTERS_ENV}, or give a JSON file path.")
+        raise RoCoFTError(
+            f"dataset {name!r} from LLM-Adapters needs its files: pass --llm-adapters-dir DIR "
+            f"(data.llm_adapters_dir) or set {LLM_ADAPTERS_ENV}, or give a JSON file path."
+        )
     mix = mixture_entry(name)
     if mix is not None:
         if not mix.llm_adapters_file:
@@ -100,8 +108,10 @@ def from_llm_adapters(name: str, split: str, root: str | None) -> Source:
         relative = f"{dataset_entry(name).llm_adapters_dir}/{split}.json"
     path = _find_llm_adapters_file(base, relative)
     if path is None:
-        raise RoCoFTError(f"{name!r}: {relative} not found under {base} (looked in {base}/ and {base}/dataset/). "
-                          "Download it from the LLM-Adapters repository or point --llm-adapters-dir elsewhere.")
+        raise RoCoFTError(
+            f"{name!r}: {relative} not found under {base} (looked in {base}/ and {base}/dataset/). "
+            "Download it from the LLM-Adapters repository or point --llm-adapters-dir elsewhere."
+        )
     src = from_file(path, canonical_dataset_id(name))
     src.name = canonical_dataset_id(name)
     if mix is not None:
@@ -117,20 +127,30 @@ def _load_hub_rows(entry, split: str, hub_dir: str | None):
     local = Path(hub_dir) / entry.id if hub_dir else None
     try:
         if local is not None:
-            files = sorted(p for p in local.glob(f"{split_name}.*") if p.suffix in (".json", ".jsonl", ".parquet", ".csv"))
+            files = sorted(
+                p
+                for p in local.glob(f"{split_name}.*")
+                if p.suffix in (".json", ".jsonl", ".parquet", ".csv")
+            )
             if not files:
-                raise RoCoFTError(f"{local}: no {split_name}.json/.jsonl/.parquet/.csv for {entry.id}; put the "
-                                  f"{split_name} split of {entry.hub.get('path')} there.")
+                raise RoCoFTError(
+                    f"{local}: no {split_name}.json/.jsonl/.parquet/.csv for {entry.id}; put the "
+                    f"{split_name} split of {entry.hub.get('path')} there."
+                )
             fmt = {".jsonl": "json"}.get(files[0].suffix, files[0].suffix.lstrip("."))
-            ds = datasets.load_dataset(fmt, data_files={split_name: [str(f) for f in files]}, split=split_name)
+            ds = datasets.load_dataset(
+                fmt, data_files={split_name: [str(f) for f in files]}, split=split_name
+            )
             return ds, {str(f): sha256_file(f) for f in files}
         ds = datasets.load_dataset(entry.hub["path"], entry.hub.get("config"), split=split_name)
         return ds, {f"hub:{entry.hub['path']}/{entry.hub.get('config')}/{split_name}": ds._fingerprint}
     except RoCoFTError:
         raise
     except Exception as e:  # noqa: BLE001 - offline, unknown id, missing config
-        raise RoCoFTError(f"cannot load {entry.id} ({entry.hub.get('path')}, split {split_name}): {type(e).__name__}: "
-                          f"{e}. Offline, pass --hub-dir DIR with DIR/{entry.id}/{split_name}.jsonl.") from None
+        raise RoCoFTError(
+            f"cannot load {entry.id} ({entry.hub.get('path')}, split {split_name}): {type(e).__name__}: "
+            f"{e}. Offline, pass --hub-dir DIR with DIR/{entry.id}/{split_name}.jsonl."
+        ) from None
 
 
 def from_hub(name: str, split: str, hub_dir: str | None = None) -> Source:
@@ -143,12 +163,21 @@ def from_hub(name: str, split: str, hub_dir: str | None = None) -> Source:
             records.extend(src.records)
             files.update(src.files)
         mixture_name = "math_gold" if mix.id == "math" else mix.id
-        return Source(name=mixture_name, records=records, kind="hub_mixture", answer_spec=mix.answer or {"type": "label"},
-                      files=files, dataset_id=mixture_name, members=list(mix.members))
+        return Source(
+            name=mixture_name,
+            records=records,
+            kind="hub_mixture",
+            answer_spec=mix.answer or {"type": "label"},
+            files=files,
+            dataset_id=mixture_name,
+            members=list(mix.members),
+        )
     entry = dataset_entry(name)
     rows, files = _load_hub_rows(entry, split, hub_dir)
     records = convert_rows(rows, entry.converter, f"{entry.id} ({split})")
-    return Source(name=entry.id, records=records, kind="hub", answer_spec=entry.answer, files=files, dataset_id=entry.id)
+    return Source(
+        name=entry.id, records=records, kind="hub", answer_spec=entry.answer, files=files, dataset_id=entry.id
+    )
 
 
 def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
@@ -157,8 +186,10 @@ def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
     dataset, part = parse_split_spec(spec)
     task_id = canonical_dataset_id(dataset)
     if task_id is None or mixture_entry(task_id) is not None:
-        raise RoCoFTError(f"{spec!r}: {dataset!r} is not a test set id ({', '.join(load_catalog()[0])}); a split "
-                          "needs one, e.g. boolq:train / boolq:heldout.")
+        raise RoCoFTError(
+            f"{spec!r}: {dataset!r} is not a test set id ({', '.join(load_catalog()[0])}); a split "
+            "needs one, e.g. boolq:train / boolq:heldout."
+        )
     src = from_llm_adapters(task_id, "test", llm_adapters_dir)
     src.records = split_records(src.records, part)
     src.name = split_name(task_id, part)
@@ -166,8 +197,13 @@ def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
     return src
 
 
-def resolve_source(spec: str, split: str = "train", origin: str = "llm_adapters", llm_adapters_dir: str | None = None,
-                   hub_dir: str | None = None) -> Source:
+def resolve_source(
+    spec: str,
+    split: str = "train",
+    origin: str = "llm_adapters",
+    llm_adapters_dir: str | None = None,
+    hub_dir: str | None = None,
+) -> Source:
     """A ``--dataset`` value: an existing JSON file, or a dataset/mixture id read from ``origin``."""
     path = Path(spec)
     if path.is_file():
@@ -175,8 +211,10 @@ def resolve_source(spec: str, split: str = "train", origin: str = "llm_adapters"
     if parse_split_spec(spec):
         return from_split(spec, llm_adapters_dir)
     if canonical_dataset_id(spec) is None:
-        raise RoCoFTError(f"--dataset {spec!r} is neither an existing file nor a dataset id; ids: "
-                          f"{', '.join(load_catalog()[0])}, mixtures: {', '.join(load_catalog()[1])}.")
+        raise RoCoFTError(
+            f"--dataset {spec!r} is neither an existing file nor a dataset id; ids: "
+            f"{', '.join(load_catalog()[0])}, mixtures: {', '.join(load_catalog()[1])}."
+        )
     if origin == "hub" or (mixture_entry(spec) and mixture_entry(spec).hub_only):
         return from_hub(spec, split, hub_dir)
     return from_llm_adapters(spec, split, llm_adapters_dir)

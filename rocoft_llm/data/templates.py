@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from ..errors import RoCoFTError
 
 _PREAMBLE = "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-_PREAMBLE_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
-                   "Write a response that appropriately completes the request.")
+_PREAMBLE_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+)
 _INDENT = " " * 16
 _FIELD = re.compile(r"\{(instruction|input|output)\}")
 
@@ -48,12 +50,19 @@ class Template:
         if not input:
             return without
         if with_input is None:
-            raise RoCoFTError(f"template {self.name!r} has no {{input}}, but a record has the input {input[:60]!r}; "
-                              "add {input} to the template, use llm_adapters or alpaca_clean, or remove the input.")
+            raise RoCoFTError(
+                f"template {self.name!r} has no {{input}}, but a record has the input {input[:60]!r}; "
+                "add {input} to the template, use llm_adapters or alpaca_clean, or remove the input."
+            )
         return with_input
 
     def render_train(self, instruction: str, output: str, input: str = "") -> str:
-        return _fill(self._pick(self.train_input, self.train, input), instruction=instruction, input=input, output=output)
+        return _fill(
+            self._pick(self.train_input, self.train, input),
+            instruction=instruction,
+            input=input,
+            output=output,
+        )
 
     def render_prompt(self, instruction: str, input: str = "") -> str:
         return _fill(self._pick(self.prompt_input, self.prompt, input), instruction=instruction, input=input)
@@ -66,16 +75,22 @@ class Template:
 
 LLM_ADAPTERS = Template(
     name="llm_adapters",
-    train=(f"{_PREAMBLE}  \n\n{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
-           f"{_INDENT}### Response:\n{_INDENT}{{output}}"),
+    train=(
+        f"{_PREAMBLE}  \n\n{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
+        f"{_INDENT}### Response:\n{_INDENT}{{output}}"
+    ),
     prompt=f"{_PREAMBLE} \n\n### Instruction:\n{{instruction}}\n\n### Response:\n",
     # upstream: ONE space after "request." in the training text with input, none in the prompt with input
-    train_input=(f"{_PREAMBLE_INPUT} \n\n{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
-                 f"{_INDENT}### Input:\n{_INDENT}{{input}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}{{output}}"),
+    train_input=(
+        f"{_PREAMBLE_INPUT} \n\n{_INDENT}### Instruction:\n{_INDENT}{{instruction}}\n{_INDENT}\n"
+        f"{_INDENT}### Input:\n{_INDENT}{{input}}\n{_INDENT}\n{_INDENT}### Response:\n{_INDENT}{{output}}"
+    ),
     prompt_input=f"{_PREAMBLE_INPUT}\n\n### Instruction:\n{{instruction}}\n\n### Input:\n{{input}}\n\n### Response:\n",
 )
 
-_ALPACA_INPUT = f"{_PREAMBLE_INPUT}\n\n### Instruction:\n{{instruction}}\n\n### Input:\n{{input}}\n\n### Response:\n"
+_ALPACA_INPUT = (
+    f"{_PREAMBLE_INPUT}\n\n### Instruction:\n{{instruction}}\n\n### Input:\n{{input}}\n\n### Response:\n"
+)
 ALPACA_CLEAN = Template(
     name="alpaca_clean",
     train=f"{_PREAMBLE}\n\n### Instruction:\n{{instruction}}\n\n### Response:\n{{output}}",
@@ -93,13 +108,22 @@ def get_template(spec: str) -> Template:
         return BUILTIN[spec]
     if "{instruction}" in spec and "{output}" in spec:
         if not spec.rstrip(" ").endswith("{output}"):
-            raise RoCoFTError(f"custom template must end with {{output}} (the response is generated after it): {spec!r}")
+            raise RoCoFTError(
+                f"custom template must end with {{output}} (the response is generated after it): {spec!r}"
+            )
         prompt = spec.split("{output}", 1)[0]
         with_input = "{input}" in spec
-        return Template(name="custom", train=spec, prompt=prompt, train_input=spec if with_input else None,
-                        prompt_input=prompt if with_input else None)
-    raise RoCoFTError(f"template {spec!r} is neither built-in ({', '.join(BUILTIN)}) nor a string containing "
-                      "{instruction} and {output}.")
+        return Template(
+            name="custom",
+            train=spec,
+            prompt=prompt,
+            train_input=spec if with_input else None,
+            prompt_input=prompt if with_input else None,
+        )
+    raise RoCoFTError(
+        f"template {spec!r} is neither built-in ({', '.join(BUILTIN)}) nor a string containing "
+        "{instruction} and {output}."
+    )
 
 
 def input_problem(records: list, template: Template, source: str) -> str | None:
@@ -109,6 +133,8 @@ def input_problem(records: list, template: Template, source: str) -> str | None:
     bad = [i for i, r in enumerate(records) if isinstance(r, dict) and r.get("input")]
     if not bad:
         return None
-    return (f"{source}: {len(bad)} record(s) have a non-empty 'input' (e.g. record {bad[0]}: "
-            f"{records[bad[0]]['input'][:60]!r}) but the custom template has no {{input}}; add {{input}} to the template "
-            "(data.template / --template), use llm_adapters or alpaca_clean, or remove the input text")
+    return (
+        f"{source}: {len(bad)} record(s) have a non-empty 'input' (e.g. record {bad[0]}: "
+        f"{records[bad[0]]['input'][:60]!r}) but the custom template has no {{input}}; add {{input}} to the template "
+        "(data.template / --template), use llm_adapters or alpaca_clean, or remove the input text"
+    )

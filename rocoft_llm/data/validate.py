@@ -60,7 +60,9 @@ def record_problem(record, spec: dict) -> str | None:
     return None
 
 
-def validate_records(records: list, spec: dict, source: str, policy: str = "error") -> tuple[list[dict], Counter]:
+def validate_records(
+    records: list, spec: dict, source: str, policy: str = "error"
+) -> tuple[list[dict], Counter]:
     """(kept records, drops per reason). ``policy='error'`` raises listing every bad record."""
     kept, drops, problems = [], Counter(), []
     for i, rec in enumerate(records):
@@ -72,7 +74,11 @@ def validate_records(records: list, spec: dict, source: str, policy: str = "erro
         drops[reason] += 1
         problems.append(f"record {i}: {problem}")
     if problems and policy == "error":
-        shown = "; ".join(problems[:10]) + (f"; ... and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise RoCoFTError(f"{source}: {len(problems)} bad record(s): {shown}. Fix the file, or pass "
-                          "--bad-records drop (data.bad_records: drop) to drop them with counts.")
+        shown = "; ".join(problems[:10]) + (
+            f"; ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        )
+        raise RoCoFTError(
+            f"{source}: {len(problems)} bad record(s): {shown}. Fix the file, or pass "
+            "--bad-records drop (data.bad_records: drop) to drop them with counts."
+        )
     return kept, drops

@@ -28,23 +28,38 @@ def prepare_tokenizer(tokenizer, pad_token_id: int = 0):
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: list[str], batch_size: int = 8, num_beams: int = 4, max_new_tokens: int = 32,
-             progress: bool = False) -> list[Generation]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    batch_size: int = 8,
+    num_beams: int = 4,
+    max_new_tokens: int = 32,
+    progress: bool = False,
+) -> list[Generation]:
     """One Generation per prompt, in order. Prompts are batched by length (less padding)."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if progress:
         from tqdm.auto import tqdm
+
         batches = tqdm(batches, desc="generating", unit="batch")
     eos = tokenizer.eos_token_id
     for idx in batches:
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
-        out = model.generate(**enc, do_sample=False, num_beams=num_beams, max_new_tokens=max_new_tokens,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=eos, stop_strings=[STOP],
-                             tokenizer=tokenizer)
-        new = out[:, enc["input_ids"].shape[1]:]
+        out = model.generate(
+            **enc,
+            do_sample=False,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=eos,
+            stop_strings=[STOP],
+            tokenizer=tokenizer,
+        )
+        new = out[:, enc["input_ids"].shape[1] :]
         for row, i in enumerate(idx):
             tokens = new[row].tolist()
             while tokens and tokens[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id != eos:
@@ -52,6 +67,7 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int = 8, num_beam
             ended = bool(tokens) and (tokens[-1] == eos)
             raw = tokenizer.decode(tokens, skip_special_tokens=True)
             response = raw.split(STOP, 1)[0].strip()
-            results[i] = Generation(response, raw, len(tokens), len(tokens) >= max_new_tokens and not ended
-                                    and STOP not in raw)
+            results[i] = Generation(
+                response, raw, len(tokens), len(tokens) >= max_new_tokens and not ended and STOP not in raw
+            )
     return results

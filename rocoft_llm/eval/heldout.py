@@ -55,18 +55,30 @@ def training_questions(recipe: dict, manifest: dict) -> set[str]:
     seen = set()
     for spec in data.get("train", []):
         try:
-            src = resolve_source(spec, "train", data.get("source", "llm_adapters"), data.get("llm_adapters_dir"),
-                                 data.get("hub_dir"))
+            src = resolve_source(
+                spec,
+                "train",
+                data.get("source", "llm_adapters"),
+                data.get("llm_adapters_dir"),
+                data.get("hub_dir"),
+            )
         except RoCoFTError as e:
-            raise RoCoFTError(f"held-out evaluation needs the run's training data to know which test items it saw, "
-                              f"but {spec!r} cannot be read now ({e}). Restore it, or pass --score-all to score every "
-                              "item (the summary then says how many were seen in training is unknown).") from None
+            raise RoCoFTError(
+                f"held-out evaluation needs the run's training data to know which test items it saw, "
+                f"but {spec!r} cannot be read now ({e}). Restore it, or pass --score-all to score every "
+                "item (the summary then says how many were seen in training is unknown)."
+            ) from None
         changed = [p for p, sha in src.files.items() if p in recorded and recorded[p] != sha]
         if changed:
-            raise RoCoFTError(f"held-out evaluation: {changed} changed since the run trained on it (sha256 differs from "
-                              "its data_manifest.json); restore the original file or pass --score-all.")
-        seen.update(normalise_question(r["instruction"]) for r in src.records if isinstance(r, dict)
-                    and isinstance(r.get("instruction"), str))
+            raise RoCoFTError(
+                f"held-out evaluation: {changed} changed since the run trained on it (sha256 differs from "
+                "its data_manifest.json); restore the original file or pass --score-all."
+            )
+        seen.update(
+            normalise_question(r["instruction"])
+            for r in src.records
+            if isinstance(r, dict) and isinstance(r.get("instruction"), str)
+        )
     return seen
 
 
@@ -88,23 +100,36 @@ def policy_for_run(run_dir: str | None, score_all: bool) -> HeldoutPolicy:
         if not score_all:
             raise
         seen = None  # scoring everything anyway; only the count of seen items is unknown
-    return HeldoutPolicy(score_all=score_all, seen=seen, overlapping=overlapping, origin=f"training data of {run}")
+    return HeldoutPolicy(
+        score_all=score_all, seen=seen, overlapping=overlapping, origin=f"training data of {run}"
+    )
 
 
 def select_items(task, policy: HeldoutPolicy) -> tuple[list[int], dict]:
     """(indices of ``task.records`` to score, summary fields saying what was scored and why)."""
     everything = list(range(len(task.records)))
     if policy.seen is None:
-        return everything, {"evaluation_mode": "all", "excluded_seen_in_training": 0, "seen_in_training": None,
-                            "evaluation_mode_reason": f"training data unknown ({policy.origin})"}
+        return everything, {
+            "evaluation_mode": "all",
+            "excluded_seen_in_training": 0,
+            "seen_in_training": None,
+            "evaluation_mode_reason": f"training data unknown ({policy.origin})",
+        }
     seen = [i for i in everything if normalise_question(task.records[i]["instruction"]) in policy.seen]
     overlap = base_test_id(task.id) in policy.overlapping
     if policy.score_all or not overlap:
         reason = "--score-all" if policy.score_all else f"no overlap with the {policy.origin}"
-        return everything, {"evaluation_mode": "all", "excluded_seen_in_training": 0,
-                            "seen_in_training": len(seen) if overlap else 0, "evaluation_mode_reason": reason}
+        return everything, {
+            "evaluation_mode": "all",
+            "excluded_seen_in_training": 0,
+            "seen_in_training": len(seen) if overlap else 0,
+            "evaluation_mode_reason": reason,
+        }
     seen_set = set(seen)
     return [i for i in everything if i not in seen_set], {
-        "evaluation_mode": "held-out", "excluded_seen_in_training": len(seen), "seen_in_training": len(seen),
+        "evaluation_mode": "held-out",
+        "excluded_seen_in_training": len(seen),
+        "seen_in_training": len(seen),
         "evaluation_mode_reason": f"the {policy.origin} shares questions with {base_test_id(task.id)}; "
-                                  "--score-all scores every item"}
+        "--score-all scores every item",
+    }

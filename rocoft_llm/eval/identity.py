@@ -21,16 +21,28 @@ def run_recipe(run: Path) -> dict:
     """The resolved recipe a training run wrote (its model, data template and eval defaults)."""
     path = run / "recipe.resolved.yaml"
     if not path.is_file():
-        raise RoCoFTError(f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory; pass "
-                          "the output.dir of `rocoft-llm train`, or use --model/--adapter.")
-    recipe = read_yaml(path, "the run's resolved recipe", "pass the output.dir of a finished `rocoft-llm train`")
+        raise RoCoFTError(
+            f"--run {run}: no recipe.resolved.yaml - not a rocoft-llm training output directory; pass "
+            "the output.dir of `rocoft-llm train`, or use --model/--adapter."
+        )
+    recipe = read_yaml(
+        path, "the run's resolved recipe", "pass the output.dir of a finished `rocoft-llm train`"
+    )
     if not isinstance(recipe, dict) or not isinstance(recipe.get("model"), dict):
-        raise RoCoFTError(f"{path}: not a resolved recipe (no model section); pass the output.dir of `rocoft-llm train`.")
+        raise RoCoFTError(
+            f"{path}: not a resolved recipe (no model section); pass the output.dir of `rocoft-llm train`."
+        )
     return recipe
 
 
-def load_for_eval(model: str | None = None, adapter: str | None = None, run: str | None = None,
-                  dtype: str = "float32", device: str = "cpu", base_only: bool = False):
+def load_for_eval(
+    model: str | None = None,
+    adapter: str | None = None,
+    run: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    base_only: bool = False,
+):
     """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
     from ..rocoft.adapter import WEIGHTS_FILE, load_adapter, read_adapter_config
     from ..rocoft.apply import merge_rocoft, rocoft_modules
@@ -48,12 +60,20 @@ def load_for_eval(model: str | None = None, adapter: str | None = None, run: str
         random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]
         tokenizer_path = recipe["model"].get("tokenizer")
         if (run_dir / "data_manifest.json").is_file():
-            manifest = read_json(run_dir / "data_manifest.json", "data manifest", "rerun the training or remove it")
+            manifest = read_json(
+                run_dir / "data_manifest.json", "data manifest", "rerun the training or remove it"
+            )
             flags = manifest.get("contamination", {}).get("flagged_test_sets", {})
-        adapter_dir = {"rocoft": run_dir / "adapter", "lora": run_dir / "lora_adapter", "full": run_dir / "model"}[method]
+        adapter_dir = {
+            "rocoft": run_dir / "adapter",
+            "lora": run_dir / "lora_adapter",
+            "full": run_dir / "model",
+        }[method]
         if not adapter_dir.exists():
-            raise RoCoFTError(f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish. Finish it with "
-                              f"`rocoft-llm train {run}/recipe.resolved.yaml train.resume=auto`.")
+            raise RoCoFTError(
+                f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish. Finish it with "
+                f"`rocoft-llm train {run}/recipe.resolved.yaml train.resume=auto`."
+            )
     elif adapter_dir is not None:
         info = read_adapter_config(adapter_dir)
         method = "rocoft"
@@ -61,8 +81,13 @@ def load_for_eval(model: str | None = None, adapter: str | None = None, run: str
         flags = info.get("metadata", {}).get("contamination", {})
     if model is None:
         raise RoCoFTError("pass --model (and optionally --adapter), or --run.")
-    identity = {"model": str(model), "random_init": random_init, "method": method if not base_only else "base",
-                "adapter": None, "adapter_sha256": None}
+    identity = {
+        "model": str(model),
+        "random_init": random_init,
+        "method": method if not base_only else "base",
+        "adapter": None,
+        "adapter_sha256": None,
+    }
     tokenizer = load_tokenizer(tokenizer_path or model)
     if method == "full" and not base_only:
         net = load_model(str(adapter_dir), dtype=dtype, device=device)
@@ -75,11 +100,15 @@ def load_for_eval(model: str | None = None, adapter: str | None = None, run: str
         from peft import PeftModel
 
         net = PeftModel.from_pretrained(net, str(adapter_dir)).merge_and_unload()
-        identity.update(adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / "adapter_model.safetensors"))
+        identity.update(
+            adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / "adapter_model.safetensors")
+        )
         return net.eval(), tokenizer, identity, flags
     load_adapter(net, adapter_dir)
     if not rocoft_modules(net):
-        raise RoCoFTError(f"adapter {adapter_dir} did not apply to {model}; refusing to evaluate the bare base model.")
+        raise RoCoFTError(
+            f"adapter {adapter_dir} did not apply to {model}; refusing to evaluate the bare base model."
+        )
     merge_rocoft(net)
     identity.update(adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / WEIGHTS_FILE))
     return net.eval(), tokenizer, identity, flags

@@ -20,8 +20,14 @@ def parse_options(instruction: str, answer: str) -> dict:
     question, rest = parts[0].strip(), parts[1:]
     numbers, texts = rest[0::2], [t.strip() for t in rest[1::2]]
     digits = re.findall(r"\d+$", answer)
-    if len(texts) < 2 or numbers != [str(i + 1) for i in range(len(texts))] or not digits \
-            or not 1 <= int(digits[0]) <= len(texts):
-        raise RoCoFTError(f"cannot read the options of instruction {instruction[:80]!r}... (answer {answer!r}); "
-                          "log-likelihood scoring of option texts needs 'Answer1: ... Answer2: ...' style options.")
+    if (
+        len(texts) < 2
+        or numbers != [str(i + 1) for i in range(len(texts))]
+        or not digits
+        or not 1 <= int(digits[0]) <= len(texts)
+    ):
+        raise RoCoFTError(
+            f"cannot read the options of instruction {instruction[:80]!r}... (answer {answer!r}); "
+            "log-likelihood scoring of option texts needs 'Answer1: ... Answer2: ...' style options."
+        )
     return {"question": question, "choices": texts, "gold": int(digits[0]) - 1}

@@ -47,8 +47,15 @@ def _gather(rows: list[dict]) -> list[dict]:
     return sorted((r for part in parts for r in part), key=lambda r: r["index"])
 
 
-def evaluate_task(model, tokenizer, task: EvalTask, decoding: Decoding, limit: int | None = None,
-                  progress: bool = True, items: list[int] | None = None) -> tuple[list[dict], dict]:
+def evaluate_task(
+    model,
+    tokenizer,
+    task: EvalTask,
+    decoding: Decoding,
+    limit: int | None = None,
+    progress: bool = True,
+    items: list[int] | None = None,
+) -> tuple[list[dict], dict]:
     """Generate (this rank's shard), gather, score. Gold answers never enter the prompt.
     ``items``: positions in ``task.records`` to score (default all); ``limit`` keeps the first N of them.
     Rows keep the record's position in the task (``index``), so `score` can join them to the file."""
@@ -56,19 +63,45 @@ def evaluate_task(model, tokenizer, task: EvalTask, decoding: Decoding, limit: i
     items = list(range(len(task.records))) if items is None else list(items)
     items = items[:limit] if limit else items
     mine = [i for k, i in enumerate(items) if k % world_size() == rank()]
-    prompts = [tmpl.render_prompt(task.records[i]["instruction"], task.records[i].get("input", "")) for i in mine]
+    prompts = [
+        tmpl.render_prompt(task.records[i]["instruction"], task.records[i].get("input", "")) for i in mine
+    ]
     max_new = decoding.max_new_tokens or task.max_new_tokens
     started = time.perf_counter()
-    gens = generate(model, tokenizer, prompts, decoding.batch_size, decoding.num_beams, max_new,
-                    progress=progress and is_main())
-    rows = [{"task": task.id, "index": i, "prompt_sha256": hashlib.sha256(p.encode()).hexdigest()[:16],
-             "response": g.response, "answer": task.records[i]["answer"], "new_tokens": g.new_tokens,
-             "hit_max_new_tokens": g.hit_max_new_tokens} for i, p, g in zip(mine, prompts, gens)]
+    gens = generate(
+        model,
+        tokenizer,
+        prompts,
+        decoding.batch_size,
+        decoding.num_beams,
+        max_new,
+        progress=progress and is_main(),
+    )
+    rows = [
+        {
+            "task": task.id,
+            "index": i,
+            "prompt_sha256": hashlib.sha256(p.encode()).hexdigest()[:16],
+            "response": g.response,
+            "answer": task.records[i]["answer"],
+            "new_tokens": g.new_tokens,
+            "hit_max_new_tokens": g.hit_max_new_tokens,
+        }
+        for i, p, g in zip(mine, prompts, gens)
+    ]
     rows = _gather(rows)
     summary = score_rows(task, rows)
-    summary.update(decoding={"num_beams": decoding.num_beams, "max_new_tokens": max_new,
-                             "batch_size": decoding.batch_size, "template": decoding.template},
-                   seconds=round(time.perf_counter() - started, 2), world_size=world_size(), protocol_name=PROTOCOL)
+    summary.update(
+        decoding={
+            "num_beams": decoding.num_beams,
+            "max_new_tokens": max_new,
+            "batch_size": decoding.batch_size,
+            "template": decoding.template,
+        },
+        seconds=round(time.perf_counter() - started, 2),
+        world_size=world_size(),
+        protocol_name=PROTOCOL,
+    )
     return rows, summary
 
 
@@ -77,9 +110,19 @@ def task_file_name(task_id: str) -> str:
     return task_id.replace(":", "-")
 
 
-def evaluate(model, tokenizer, tasks: list[str], decoding: Decoding, out: Path | None, identity: dict,
-             contamination: dict, llm_adapters_dir: str | None = None, limit: int | None = None,
-             progress: bool = True, heldout: HeldoutPolicy | None = None) -> list[dict]:
+def evaluate(
+    model,
+    tokenizer,
+    tasks: list[str],
+    decoding: Decoding,
+    out: Path | None,
+    identity: dict,
+    contamination: dict,
+    llm_adapters_dir: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+    heldout: HeldoutPolicy | None = None,
+) -> list[dict]:
     """Evaluate every task; rank 0 writes the outputs (when ``out``) and returns the summaries.
     ``heldout`` decides which items are scored (default: all, training data unknown)."""
     prepare_tokenizer(tokenizer, getattr(model.config, "pad_token_id", None) or 0)
@@ -88,14 +131,23 @@ def evaluate(model, tokenizer, tasks: list[str], decoding: Decoding, out: Path |
     for task in (t for spec in tasks for t in resolve_tasks(spec, llm_adapters_dir)):
         items, mode = select_items(task, heldout)
         rows, summary = evaluate_task(model, tokenizer, task, decoding, limit, progress, items)
-        summary.update(model=identity, contaminated_by=contamination.get(task.id.split(":")[0], []), **mode,
-                       available_items=len(items), limit=limit)
+        summary.update(
+            model=identity,
+            contaminated_by=contamination.get(task.id.split(":")[0], []),
+            **mode,
+            available_items=len(items),
+            limit=limit,
+        )
         summaries.append(summary)
         if out is not None and is_main():
             out.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(out / f"{task_file_name(task.id)}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            atomic_write_text(
+                out / f"{task_file_name(task.id)}.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
+            )
     if out is not None and is_main():
         atomic_write_json(out / "summary.json", summaries)
-        title = f"{identity['model']}" + (f" + {identity['adapter']}" if identity.get("adapter") else " (base)")
+        title = f"{identity['model']}" + (
+            f" + {identity['adapter']}" if identity.get("adapter") else " (base)"
+        )
         atomic_write_text(out / "summary.md", markdown_table(summaries, title))
     return summaries

@@ -113,7 +113,10 @@ def strict_letter(response: str, answer: str) -> Score:
 def score(kind: str, response: str, answer: str, pattern: str | None = None) -> dict[str, Score]:
     """Both scorers for one response. ``kind``: option (with ``pattern``), number or letter."""
     if kind == "option":
-        return {"protocol": protocol_option(response, pattern, answer), "strict": strict_option(response, pattern, answer)}
+        return {
+            "protocol": protocol_option(response, pattern, answer),
+            "strict": strict_option(response, pattern, answer),
+        }
     if kind == "number":
         return {"protocol": protocol_number(response, answer), "strict": strict_number(response, answer)}
     if kind == "letter":
@@ -121,8 +124,10 @@ def score(kind: str, response: str, answer: str, pattern: str | None = None) -> 
     raise ValueError(f"unknown scorer kind {kind!r}")
 
 
-PREDICTIONS_FIX = ("write one JSON object per line with a string 'response' and the gold 'answer' (or the test "
-                   "record's 'index' plus --test-file/--llm-adapters-dir)")
+PREDICTIONS_FIX = (
+    "write one JSON object per line with a string 'response' and the gold 'answer' (or the test "
+    "record's 'index' plus --test-file/--llm-adapters-dir)"
+)
 
 
 def read_predictions(path) -> list[dict]:
@@ -133,16 +138,23 @@ def read_predictions(path) -> list[dict]:
 
     lines = read_jsonl(path, "prediction file", PREDICTIONS_FIX)
     if not lines:
-        raise InputError(path, "the prediction file holds no records (an empty file scores nothing)", PREDICTIONS_FIX)
+        raise InputError(
+            path, "the prediction file holds no records (an empty file scores nothing)", PREDICTIONS_FIX
+        )
     rows = []
     for line, row in lines:
+
         def bad(problem: str, line=line):
             return InputError(path, problem, PREDICTIONS_FIX, f"line {line}")
+
         if not isinstance(row, dict):
             raise bad(f"expected a JSON object, got {type(row).__name__} {row!r:.60}")
         if not isinstance(row.get("response"), str):
-            raise bad(f"'response' is {row.get('response')!r:.60}, not a string" if "response" in row
-                      else "the record has no 'response' field")
+            raise bad(
+                f"'response' is {row.get('response')!r:.60}, not a string"
+                if "response" in row
+                else "the record has no 'response' field"
+            )
         answer = row.get("answer")
         if isinstance(answer, (int, float)) and not isinstance(answer, bool):
             row["answer"] = str(answer)  # other tools write numeric gold answers
@@ -151,7 +163,9 @@ def read_predictions(path) -> list[dict]:
         if "answer" not in row:
             index = row.get("index")
             if "index" not in row:
-                raise bad("the record has neither 'answer' nor 'index' (to join with the test file); add one of them")
+                raise bad(
+                    "the record has neither 'answer' nor 'index' (to join with the test file); add one of them"
+                )
             if isinstance(index, bool) or not isinstance(index, int) or index < 0:
                 raise bad(f"'index' is {index!r:.60}, not a record number (an integer >= 0)")
         rows.append({**row, "_line": line})

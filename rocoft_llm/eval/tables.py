@@ -21,7 +21,11 @@ def acc_ci(cell: dict | None) -> str:
 
 def baseline_cells(s: dict) -> tuple[str, str]:
     b = s.get("baselines") or {}
-    majority = f"{pct(b.get('majority_rate'))} ({b['majority_label']})" if b.get("majority_label") is not None else "-"
+    majority = (
+        f"{pct(b.get('majority_rate'))} ({b['majority_label']})"
+        if b.get("majority_label") is not None
+        else "-"
+    )
     return majority, pct(b.get("chance_rate"))
 
 
@@ -40,28 +44,39 @@ def top_cell(s: dict) -> str:
 
 
 def markdown_table(summaries: list[dict], title: str) -> str:
-    lines = [f"### {title}", "", "| task | protocol | n (items scored) | protocol acc (95% CI) | strict acc (95% CI) "
-             "| majority rate | chance | top prediction | hit max_new_tokens | flags |",
-             "|---|---|---|---|---|---:|---:|---|---:|---|"]
+    lines = [
+        f"### {title}",
+        "",
+        "| task | protocol | n (items scored) | protocol acc (95% CI) | strict acc (95% CI) "
+        "| majority rate | chance | top prediction | hit max_new_tokens | flags |",
+        "|---|---|---|---|---|---:|---:|---|---:|---|",
+    ]
     for s in summaries:
         majority, chance = baseline_cells(s)
         flag = "CONTAMINATED: " + ", ".join(s["contaminated_by"]) if s.get("contaminated_by") else ""
-        lines.append(f"| {s['task']} | {s.get('protocol_name', '')} | {items_cell(s)} | {acc_ci(s.get('protocol'))} | "
-                     f"{acc_ci(s.get('strict'))} | {majority} | {chance} | {top_cell(s)} | "
-                     f"{s.get('hit_max_new_tokens', '-')} | {flag} |")
+        lines.append(
+            f"| {s['task']} | {s.get('protocol_name', '')} | {items_cell(s)} | {acc_ci(s.get('protocol'))} | "
+            f"{acc_ci(s.get('strict'))} | {majority} | {chance} | {top_cell(s)} | "
+            f"{s.get('hit_max_new_tokens', '-')} | {flag} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def before_after_table(before: list[dict], after: list[dict]) -> str:
     """Base vs adapted on the same items, with intervals, n and the baselines of those items."""
-    lines = ["| task | metric | n (items scored) | base (95% CI) | adapted (95% CI) | majority rate | chance "
-             "| top prediction base -> adapted |", "|---|---|---|---|---|---:|---:|---|"]
+    lines = [
+        "| task | metric | n (items scored) | base (95% CI) | adapted (95% CI) | majority rate | chance "
+        "| top prediction base -> adapted |",
+        "|---|---|---|---|---|---:|---:|---|",
+    ]
     for b, a in zip(before, after):
         majority, chance = baseline_cells(a)
         for name in ("protocol", "strict"):
             if name in a:
-                lines.append(f"| {a['task']} | {name} | {items_cell(a)} | {acc_ci(b.get(name))} | {acc_ci(a.get(name))} "
-                             f"| {majority} | {chance} | {top_cell(b)} -> {top_cell(a)} |")
+                lines.append(
+                    f"| {a['task']} | {name} | {items_cell(a)} | {acc_ci(b.get(name))} | {acc_ci(a.get(name))} "
+                    f"| {majority} | {chance} | {top_cell(b)} -> {top_cell(a)} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -39,17 +39,22 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
             if label not in labels:
                 labels.append(label)
     if not labels or not set(answers) <= set(labels):
-        raise RoCoFTError(f"{source}: cannot tell how to score it - answers are neither all numbers, all A-E letters, "
-                          "nor options listed in an 'Answer format: a/b' line. Use a canonical task id instead.")
-    return EvalTask(name, "commonsense", "option", "|".join(sorted(labels, key=len, reverse=True)), records, source, 32)
+        raise RoCoFTError(
+            f"{source}: cannot tell how to score it - answers are neither all numbers, all A-E letters, "
+            "nor options listed in an 'Answer format: a/b' line. Use a canonical task id instead."
+        )
+    return EvalTask(
+        name, "commonsense", "option", "|".join(sorted(labels, key=len, reverse=True)), records, source, 32
+    )
 
 
 def _catalog_task(task_id: str, records: list[dict], source: str) -> EvalTask:
     """A task scored the way the catalog says for ``task_id``."""
     entry = dataset_entry(task_id)
     kind = SCORER_KIND[entry.answer["type"]]
-    return EvalTask(task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source,
-                    entry.max_new_tokens)
+    return EvalTask(
+        task_id, entry.family, kind, COMMONSENSE_PATTERNS.get(task_id), records, source, entry.max_new_tokens
+    )
 
 
 def _test_set_id(name: str) -> str | None:
@@ -67,11 +72,16 @@ def resolve_tasks(spec: str, llm_adapters_dir: str | None = None) -> list[EvalTa
 
     manifest = read_manifest(path)
     by_source: dict[str, list[dict]] = {}
-    for _, rec in read_jsonl(path / "records.jsonl", "prepared records", f"prepare {path} again (--overwrite)"):
+    for _, rec in read_jsonl(
+        path / "records.jsonl", "prepared records", f"prepare {path} again (--overwrite)"
+    ):
         by_source.setdefault(rec.pop("source"), []).append(rec)
-    return [_catalog_task(_test_set_id(name), records, f"{path} ({name}, {manifest['split']} split)")
-            if _test_set_id(name) else _infer(name, records, f"{path} ({name})")
-            for name, records in by_source.items()]
+    return [
+        _catalog_task(_test_set_id(name), records, f"{path} ({name}, {manifest['split']} split)")
+        if _test_set_id(name)
+        else _infer(name, records, f"{path} ({name})")
+        for name, records in by_source.items()
+    ]
 
 
 def scoring_task(spec: str) -> EvalTask:
@@ -89,7 +99,9 @@ def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str 
         src = from_file(spec)
         task_id = _test_set_id(src.name) if src.dataset_id else None
         if task_id is None:
-            return _infer(Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, src.records, spec)
+            return _infer(
+                Path(spec).parent.name if Path(spec).stem == "test" else Path(spec).stem, src.records, spec
+            )
         return _catalog_task(task_id, src.records, spec)
     if parse_split_spec(spec):  # boolq:heldout - one part of the seeded split of a test file
         src = from_split(spec, llm_adapters_dir)
@@ -98,8 +110,10 @@ def resolve_task(spec: str, llm_adapters_dir: str | None = None, test_file: str 
         return task
     task_id = _test_set_id(spec)
     if task_id is None:
-        raise RoCoFTError(f"eval task {spec!r} is not a test set id ({', '.join(load_catalog()[0])}) nor an "
-                          "existing JSON file.")
+        raise RoCoFTError(
+            f"eval task {spec!r} is not a test set id ({', '.join(load_catalog()[0])}) nor an "
+            "existing JSON file."
+        )
     if test_file:
         return _catalog_task(task_id, from_file(test_file).records, test_file)
     src = from_llm_adapters(task_id, "test", llm_adapters_dir)

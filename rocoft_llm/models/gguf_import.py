@@ -36,13 +36,17 @@ def is_gguf_path(name_or_path: str | os.PathLike) -> bool:
 def check_gguf_file(path: Path) -> None:
     """Exists, is a file, starts with the GGUF magic; otherwise a RoCoFTError naming the file."""
     if not path.is_file():
-        raise RoCoFTError(f"GGUF file {path} does not exist; pass the path of a .gguf file (e.g. from "
-                          "`rocoft-llm fetch-model smollm2-135m`).")
+        raise RoCoFTError(
+            f"GGUF file {path} does not exist; pass the path of a .gguf file (e.g. from "
+            "`rocoft-llm fetch-model smollm2-135m`)."
+        )
     with open(path, "rb") as f:
         head = f.read(4)
     if head != GGUF_MAGIC:
-        raise RoCoFTError(f"{path} is not a GGUF file (its first bytes are {head!r}, a GGUF file starts with "
-                          f"{GGUF_MAGIC!r}); pass a .gguf model file.")
+        raise RoCoFTError(
+            f"{path} is not a GGUF file (its first bytes are {head!r}, a GGUF file starts with "
+            f"{GGUF_MAGIC!r}); pass a .gguf model file."
+        )
 
 
 def _explain(path: Path, e: Exception) -> RoCoFTError:
@@ -51,11 +55,15 @@ def _explain(path: Path, e: Exception) -> RoCoFTError:
     if "architecture" in text.lower() and ("not supported" in text.lower() or "unsupported" in text.lower()):
         from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
 
-        return RoCoFTError(f"{path}: transformers cannot read this GGUF model's architecture ({e}). Architectures "
-                           f"transformers' GGUF loader reads: {', '.join(sorted(GGUF_CONFIG_MAPPING))}.")
+        return RoCoFTError(
+            f"{path}: transformers cannot read this GGUF model's architecture ({e}). Architectures "
+            f"transformers' GGUF loader reads: {', '.join(sorted(GGUF_CONFIG_MAPPING))}."
+        )
     size = path.stat().st_size
-    return RoCoFTError(f"{path} ({size:,} bytes) could not be read as a GGUF model - the file is probably truncated "
-                       f"or corrupt ({text[:300]}). Download it again.")
+    return RoCoFTError(
+        f"{path} ({size:,} bytes) could not be read as a GGUF model - the file is probably truncated "
+        f"or corrupt ({text[:300]}). Download it again."
+    )
 
 
 def load_gguf(path: Path, dtype: str = "float32"):
@@ -66,8 +74,9 @@ def load_gguf(path: Path, dtype: str = "float32"):
     check_gguf_file(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                     dtype=getattr(torch, dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=getattr(torch, dtype)
+        )
     except RoCoFTError:
         raise
     except Exception as e:  # noqa: BLE001 - the loader's many failure types become one clear message
@@ -75,8 +84,13 @@ def load_gguf(path: Path, dtype: str = "float32"):
     return model, tokenizer
 
 
-def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike, overwrite: bool = False,
-                 dtype: str = "float32", provenance: dict | None = None) -> Path:
+def convert_gguf(
+    gguf_file: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    overwrite: bool = False,
+    dtype: str = "float32",
+    provenance: dict | None = None,
+) -> Path:
     """Write ``gguf_file`` as a plain HF directory at ``out_dir`` (atomically); returns ``out_dir``."""
     path, out = Path(gguf_file), Path(out_dir)
     if out.exists() and not overwrite:
@@ -90,13 +104,25 @@ def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike, overw
     with atomic_directory(out, overwrite=overwrite, what="converted model") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        atomic_write_json(tmp / MARKER, {"source": str(path), "source_sha256": sha256_file(path),
-                                         "source_bytes": path.stat().st_size, "dtype": dtype,
-                                         "model_type": model.config.model_type,
-                                         "parameters": sum(p.numel() for p in model.parameters()),
-                                         **(provenance or {})})
-    log.info("converted %s -> %s (%s, %s parameters)", path, out, model.config.model_type,
-             f"{sum(p.numel() for p in model.parameters()):,}")
+        atomic_write_json(
+            tmp / MARKER,
+            {
+                "source": str(path),
+                "source_sha256": sha256_file(path),
+                "source_bytes": path.stat().st_size,
+                "dtype": dtype,
+                "model_type": model.config.model_type,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                **(provenance or {}),
+            },
+        )
+    log.info(
+        "converted %s -> %s (%s, %s parameters)",
+        path,
+        out,
+        model.config.model_type,
+        f"{sum(p.numel() for p in model.parameters()):,}",
+    )
     return out
 
 

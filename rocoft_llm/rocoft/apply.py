@@ -54,7 +54,9 @@ def find_target_linears(model: nn.Module, targets: Iterable[str]) -> dict[str, n
 
 
 def _index_groups(model: nn.Module, name: str, out_features: int, mode: str):
-    layout = fused_layout(getattr(getattr(model, "config", None), "model_type", None), name.rsplit(".", 1)[-1])
+    layout = fused_layout(
+        getattr(getattr(model, "config", None), "model_type", None), name.rsplit(".", 1)[-1]
+    )
     if layout is None or mode != ROW:
         return None
     heads = getattr(model.config, layout.heads_attr, None) or model.config.num_attention_heads
@@ -66,10 +68,14 @@ def load_indices_file(path: str | Path, cfg: RoCoFTConfig) -> dict[str, list[int
     data = read_json(path, "indices file", "create it with `rocoft-llm select`")
     for key, want in (("mode", cfg.mode), ("rank", cfg.rank)):
         if data.get(key) != want:
-            raise RoCoFTError(f"indices file {path}: {key}={data.get(key)!r} but the config asks for {want!r}; "
-                              f"set rocoft.{key}: {data.get(key)!r} or recompute the file.")
+            raise RoCoFTError(
+                f"indices file {path}: {key}={data.get(key)!r} but the config asks for {want!r}; "
+                f"set rocoft.{key}: {data.get(key)!r} or recompute the file."
+            )
     if not isinstance(data.get("modules"), dict):
-        raise RoCoFTError(f"indices file {path} has no 'modules' mapping; recreate it with `rocoft-llm select`.")
+        raise RoCoFTError(
+            f"indices file {path} has no 'modules' mapping; recreate it with `rocoft-llm select`."
+        )
     return data["modules"]
 
 
@@ -89,7 +95,11 @@ def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
     if world_size() == 1:
         return indices
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
     out = {}
     for name in sorted(indices):
         t = indices[name].to(device)
@@ -109,17 +119,24 @@ def resolve_targets(model: nn.Module, cfg: RoCoFTConfig) -> tuple[str, ...]:
         ) from None
 
 
-def compute_indices(model: nn.Module, linears: dict[str, nn.Linear], cfg: RoCoFTConfig,
-                    calibration: Iterable[dict] | None = None,
-                    indices: dict[str, Iterable[int]] | None = None, progress: bool = False) -> dict[str, torch.Tensor]:
+def compute_indices(
+    model: nn.Module,
+    linears: dict[str, nn.Linear],
+    cfg: RoCoFTConfig,
+    calibration: Iterable[dict] | None = None,
+    indices: dict[str, Iterable[int]] | None = None,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
     """Sorted indices per targeted linear: explicit > indices_file > selection; same on every rank."""
     if indices is None and cfg.indices_file:
         indices = load_indices_file(cfg.indices_file, cfg)
     norms = None
     if indices is None and cfg.selection in SCORED_SELECTIONS:
         if calibration is None:
-            raise RoCoFTError(f"selection {cfg.selection!r} is Wanda-scored and needs calibration batches "
-                              "(apply_rocoft(..., calibration=batches)) or an indices_file from `rocoft-llm select`.")
+            raise RoCoFTError(
+                f"selection {cfg.selection!r} is Wanda-scored and needs calibration batches "
+                "(apply_rocoft(..., calibration=batches)) or an indices_file from `rocoft-llm select`."
+            )
         norms = run_calibration(model, linears, calibration, cfg.calibration_batches, progress=progress)
     chosen: dict[str, torch.Tensor] = {}
     for name, lin in linears.items():
@@ -129,18 +146,34 @@ def compute_indices(model: nn.Module, linears: dict[str, nn.Linear], cfg: RoCoFT
         n = out_f if cfg.mode == ROW else in_f
         if indices is not None:
             if name not in indices:
-                raise RoCoFTError(f"no indices given for targeted module {name}; the indices come from a "
-                                  "different model or target list.")
-            chosen[name] = _check_indices(name, torch.as_tensor(list(indices[name]), dtype=torch.long), n, per_module)
+                raise RoCoFTError(
+                    f"no indices given for targeted module {name}; the indices come from a "
+                    "different model or target list."
+                )
+            chosen[name] = _check_indices(
+                name, torch.as_tensor(list(indices[name]), dtype=torch.long), n, per_module
+            )
         else:
             with full_weight(lin.weight) as w:
-                chosen[name] = select_indices(w, cfg.mode, cfg.rank, cfg.selection, cfg.seed, name,
-                                              norms.get(name) if norms else None, groups)
+                chosen[name] = select_indices(
+                    w,
+                    cfg.mode,
+                    cfg.rank,
+                    cfg.selection,
+                    cfg.seed,
+                    name,
+                    norms.get(name) if norms else None,
+                    groups,
+                )
     return _broadcast_indices(chosen)
 
 
-def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict] | None = None,
-                 indices: dict[str, Iterable[int]] | None = None) -> nn.Module:
+def apply_rocoft(
+    model: nn.Module,
+    cfg: RoCoFTConfig,
+    calibration: Iterable[dict] | None = None,
+    indices: dict[str, Iterable[int]] | None = None,
+) -> nn.Module:
     """Freeze ``model`` and wrap its targeted linears with RoCoFT, in place; returns ``model``.
 
     ``calibration``: iterable of batches (dicts with ``input_ids`` and optionally
@@ -148,7 +181,9 @@ def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict
     (as stored in an adapter), which override the selection.
     """
     if rocoft_modules(model):
-        raise RoCoFTError("apply_rocoft: this model already has RoCoFT layers; merge_rocoft() it or start from the base.")
+        raise RoCoFTError(
+            "apply_rocoft: this model already has RoCoFT layers; merge_rocoft() it or start from the base."
+        )
     linears = find_target_linears(model, resolve_targets(model, cfg))
     chosen = compute_indices(model, linears, cfg, calibration, indices)
     for p in model.parameters():
@@ -162,8 +197,16 @@ def apply_rocoft(model: nn.Module, cfg: RoCoFTConfig, calibration: Iterable[dict
     setattr(model, CONFIG_ATTR, cfg)
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
     n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
-    log.info("RoCoFT %s r=%d (%s) on %d linears: %s trainable parameters of %s (%.4f%%)", cfg.mode, cfg.rank,
-             cfg.selection, len(linears), f"{n_train:,}", f"{n_total:,}", 100.0 * n_train / max(n_total, 1))
+    log.info(
+        "RoCoFT %s r=%d (%s) on %d linears: %s trainable parameters of %s (%.4f%%)",
+        cfg.mode,
+        cfg.rank,
+        cfg.selection,
+        len(linears),
+        f"{n_train:,}",
+        f"{n_total:,}",
+        100.0 * n_train / max(n_total, 1),
+    )
     return model
 
 
@@ -171,7 +214,11 @@ def _mark_also_train(model: nn.Module, patterns: list[str]) -> None:
     if not patterns:
         return
     regexes = [re.compile(p) for p in patterns]
-    hits = [n for n, p in model.named_parameters() if any(r.search(n) for r in regexes) and "rocoft_slice" not in n]
+    hits = [
+        n
+        for n, p in model.named_parameters()
+        if any(r.search(n) for r in regexes) and "rocoft_slice" not in n
+    ]
     if not hits:
         raise RoCoFTError(f"also_train patterns {patterns} matched no parameter name.")
     params = dict(model.named_parameters())

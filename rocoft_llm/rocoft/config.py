@@ -47,4 +47,6 @@ class RoCoFTConfig(StrictModel):
         try:
             super().__init__(**data)
         except ValidationError as e:  # the Python API raises the library's own error, worded like a recipe's
-            raise RoCoFTError("invalid RoCoFTConfig: " + "; ".join(describe_errors(type(self), e, data))) from None
+            raise RoCoFTError(
+                "invalid RoCoFTConfig: " + "; ".join(describe_errors(type(self), e, data))
+            ) from None

@@ -121,24 +121,34 @@ class RoCoFTLinear(nn.Module):
         self.bias = linear.bias
         if self.bias is not None:
             if train_bias:
-                self.bias = nn.Parameter(self.bias.detach().to(master_dtype(self.bias.dtype)), requires_grad=True)
+                self.bias = nn.Parameter(
+                    self.bias.detach().to(master_dtype(self.bias.dtype)), requires_grad=True
+                )
             else:
                 self.bias.requires_grad_(False)
         self.train_bias = bool(train_bias and self.bias is not None)
         index = torch.sort(index.to(device=self.weight.device, dtype=torch.long).reshape(-1)).values
         n = self.out_features if mode == ROW else self.in_features
-        if index.numel() == 0 or index[0] < 0 or index[-1] >= n or torch.unique(index).numel() != index.numel():
+        if (
+            index.numel() == 0
+            or index[0] < 0
+            or index[-1] >= n
+            or torch.unique(index).numel() != index.numel()
+        ):
             raise ValueError(f"RoCoFTLinear: indices must be distinct and in [0, {n}), got {index.tolist()}")
         self.register_buffer("rocoft_index", index, persistent=False)
         with torch.no_grad():
             initial = self.weight.index_select(0 if mode == ROW else 1, index)
-        self.rocoft_slice = nn.Parameter(initial.detach().to(master_dtype(initial.dtype)).clone(), requires_grad=True)
+        self.rocoft_slice = nn.Parameter(
+            initial.detach().to(master_dtype(initial.dtype)).clone(), requires_grad=True
+        )
         #: float64 sum of |W0[idx]| at wrap time: the adapter stores it to recognise its base model.
         self.base_checksum = float(initial.double().abs().sum())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return RowColumnLinearFunction.apply(x, self.weight, self.rocoft_slice, self.rocoft_index,
-                                             self.bias, self.mode)
+        return RowColumnLinearFunction.apply(
+            x, self.weight, self.rocoft_slice, self.rocoft_index, self.bias, self.mode
+        )
 
     def trainable_parameters(self) -> dict[str, nn.Parameter]:
         params = {SLICE_NAME: self.rocoft_slice}
@@ -149,13 +159,14 @@ class RoCoFTLinear(nn.Module):
     def merged_linear(self) -> nn.Linear:
         """A plain ``nn.Linear`` sharing this module's weight with the slice written into it."""
         write_slice(self.weight, self.rocoft_slice.detach(), self.rocoft_index, self.mode)
-        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                           device="meta")
+        linear = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, device="meta")
         linear.weight = nn.Parameter(self.weight.detach(), requires_grad=False)
         if self.bias is not None:
             linear.bias = nn.Parameter(self.bias.detach().to(self.weight.dtype), requires_grad=False)
         return linear
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}, "
-                f"rank={self.rocoft_index.numel()}, train_bias={self.train_bias}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}, "
+            f"rank={self.rocoft_index.numel()}, train_bias={self.train_bias}"
+        )

@@ -39,23 +39,31 @@ def resolve_model_dir(name_or_path: str) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+        return Path(
+            snapshot_download(name_or_path, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+        )
     except Exception as e:  # noqa: BLE001 - offline, unknown id, auth: all mean "not available"
-        raise RoCoFTError(f"base model {name_or_path!r} is not a local directory and could not be fetched from the Hub "
-                          f"({type(e).__name__}: {e}). Pass the path of a downloaded model directory.") from None
+        raise RoCoFTError(
+            f"base model {name_or_path!r} is not a local directory and could not be fetched from the Hub "
+            f"({type(e).__name__}: {e}). Pass the path of a downloaded model directory."
+        ) from None
 
 
 def list_shards(model_dir: Path) -> list[str]:
     if (model_dir / INDEX_FILE).is_file():
         index = read_json(model_dir / INDEX_FILE, "base model index", "re-download or re-save the base model")
         if not isinstance(index.get("weight_map"), dict):
-            raise RoCoFTError(f"{model_dir / INDEX_FILE} has no 'weight_map'; re-download or re-save the base model.")
+            raise RoCoFTError(
+                f"{model_dir / INDEX_FILE} has no 'weight_map'; re-download or re-save the base model."
+            )
         return sorted(set(index["weight_map"].values()))
     if (model_dir / SINGLE_FILE).is_file():
         return [SINGLE_FILE]
-    raise RoCoFTError(f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}; merging streams safetensors only "
-                      "(pickled .bin checkpoints are not loaded for safety). Convert the base with "
-                      "`model.save_pretrained(dir)` first.")
+    raise RoCoFTError(
+        f"{model_dir} has no {SINGLE_FILE} or {INDEX_FILE}; merging streams safetensors only "
+        "(pickled .bin checkpoints are not loaded for safety). Convert the base with "
+        "`model.save_pretrained(dir)` first."
+    )
 
 
 def _checkpoint_key(param_name: str, keys: set[str], prefix: str | None) -> str | None:
@@ -63,13 +71,15 @@ def _checkpoint_key(param_name: str, keys: set[str], prefix: str | None) -> str 
     candidates = [param_name]
     if prefix:
         if param_name.startswith(prefix + "."):
-            candidates.append(param_name[len(prefix) + 1:])
+            candidates.append(param_name[len(prefix) + 1 :])
         else:
             candidates.append(f"{prefix}.{param_name}")
     return next((c for c in candidates if c in keys), None)
 
 
-def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefix: str | None) -> dict[str, tuple]:
+def _plan(
+    adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefix: str | None
+) -> dict[str, tuple]:
     """checkpoint key -> (kind, payload): how each affected tensor changes."""
     plan, missing = {}, []
     for module, info in adapter["modules"].items():
@@ -77,8 +87,14 @@ def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefi
         if key is None:
             missing.append(module + ".weight")
             continue
-        plan[key] = ("slice", adapter["mode"], torch.tensor(info["indices"]), tensors[module + ".rocoft_slice"],
-                     info["weight_shape"], info.get("base_checksum"))
+        plan[key] = (
+            "slice",
+            adapter["mode"],
+            torch.tensor(info["indices"]),
+            tensors[module + ".rocoft_slice"],
+            info["weight_shape"],
+            info.get("base_checksum"),
+        )
     for name, t in tensors.items():
         if name.endswith(".rocoft_slice"):
             continue
@@ -88,8 +104,10 @@ def _plan(adapter: dict, tensors: dict[str, torch.Tensor], keys: set[str], prefi
         else:
             plan[key] = ("full", t)
     if missing:
-        raise AdapterError(f"the base checkpoint lacks {len(missing)} tensor(s) the adapter changes, e.g. {missing[:3]}; "
-                           f"it is not the model the adapter was trained on ({adapter.get('base_model')}).")
+        raise AdapterError(
+            f"the base checkpoint lacks {len(missing)} tensor(s) the adapter changes, e.g. {missing[:3]}; "
+            f"it is not the model the adapter was trained on ({adapter.get('base_model')})."
+        )
     return plan
 
 
@@ -98,15 +116,19 @@ def _check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: P
     (a different model of the same shapes is refused, not silently merged)."""
     _, mode, idx, _, shape, want = change
     if list(tensor.shape) != list(shape):
-        raise AdapterError(f"{key}: base weight {list(tensor.shape)} in {base_dir} != the adapter's {shape}; pass the "
-                           f"base it was trained on ({adapter.get('base_model')}).")
+        raise AdapterError(
+            f"{key}: base weight {list(tensor.shape)} in {base_dir} != the adapter's {shape}; pass the "
+            f"base it was trained on ({adapter.get('base_model')})."
+        )
     if want is None:
         return
     have = float(tensor.index_select(0 if mode == "row" else 1, idx).double().abs().sum())
     if not math.isclose(have, want, rel_tol=CHECKSUM_RTOL, abs_tol=1e-6):
-        raise AdapterError(f"the base model's weights at the adapted rows/columns differ from the model the adapter was "
-                           f"trained on ({key}: {have:.6g} vs {want:.6g}): {base_dir} is not base "
-                           f"{adapter.get('base_model')!r}. Pass the base model the adapter was trained on.")
+        raise AdapterError(
+            f"the base model's weights at the adapted rows/columns differ from the model the adapter was "
+            f"trained on ({key}: {have:.6g} vs {want:.6g}): {base_dir} is not base "
+            f"{adapter.get('base_model')!r}. Pass the base model the adapter was trained on."
+        )
 
 
 def _apply(tensor: torch.Tensor, change: tuple, key: str) -> torch.Tensor:
@@ -118,24 +140,32 @@ def _apply(tensor: torch.Tensor, change: tuple, key: str) -> torch.Tensor:
     _, mode, idx, slice_, _, _ = change
     expected = (len(idx), tensor.shape[1]) if mode == "row" else (tensor.shape[0], len(idx))
     if tuple(slice_.shape) != expected:
-        raise AdapterError(f"{key}: adapter slice {tuple(slice_.shape)} does not fit base weight {tuple(tensor.shape)}")
+        raise AdapterError(
+            f"{key}: adapter slice {tuple(slice_.shape)} does not fit base weight {tuple(tensor.shape)}"
+        )
     tensor = tensor.clone()
     tensor.index_copy_(0 if mode == "row" else 1, idx, slice_.to(tensor.dtype))
     return tensor
 
 
-def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, overwrite: bool = False,
-                       progress: bool = True) -> Path:
+def merge_to_directory(
+    base: str, adapter_dir: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True
+) -> Path:
     """Write ``base`` + adapter as a plain HF model directory at ``out``; returns ``out``."""
     adapter_dir = Path(adapter_dir)
     adapter = read_adapter_config(adapter_dir)
     tensors = read_adapter_tensors(adapter_dir, adapter)
     base_dir = resolve_model_dir(base)
-    config = read_json(base_dir / "config.json", "base model config", "re-download or re-save the base model") \
-        if (base_dir / "config.json").is_file() else {}
+    config = (
+        read_json(base_dir / "config.json", "base model config", "re-download or re-save the base model")
+        if (base_dir / "config.json").is_file()
+        else {}
+    )
     if config.get("model_type") != adapter["model_type"]:
-        raise AdapterError(f"adapter {adapter_dir} is for model_type {adapter['model_type']!r} but {base_dir} is "
-                           f"{config.get('model_type')!r}; pass the base it was trained on ({adapter.get('base_model')}).")
+        raise AdapterError(
+            f"adapter {adapter_dir} is for model_type {adapter['model_type']!r} but {base_dir} is "
+            f"{config.get('model_type')!r}; pass the base it was trained on ({adapter.get('base_model')})."
+        )
     arch = find_architecture(adapter["model_type"])
     shards = list_shards(base_dir)
     shard_keys, shard_metadata = {}, {}
@@ -143,10 +173,13 @@ def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, over
         with safe_open(str(base_dir / shard), framework="pt") as f:
             shard_keys[shard] = set(f.keys())
             shard_metadata[shard] = f.metadata() or {"format": "pt"}
-    plan = _plan(adapter, tensors, set().union(*shard_keys.values()), arch.base_model_prefix if arch else None)
+    plan = _plan(
+        adapter, tensors, set().union(*shard_keys.values()), arch.base_model_prefix if arch else None
+    )
     iterator = shards
     if progress:
         from tqdm.auto import tqdm
+
         iterator = tqdm(shards, desc="merging shards", unit="shard")
     with atomic_directory(out, overwrite=overwrite, what="merged model") as tmp:
         for item in base_dir.iterdir():
@@ -163,13 +196,21 @@ def merge_to_directory(base: str, adapter_dir: str | Path, out: str | Path, over
             save_file(state, str(tmp / shard), metadata=shard_metadata[shard])
             del state
         if done != len(plan):
-            raise AdapterError(f"merged {done} of {len(plan)} tensors: the shards of {base_dir} do not hold every "
-                               "tensor their index names; re-download or re-save the base model.")
-        atomic_write_json(tmp / "rocoft_merge.json", {
-            "base_model": str(base), "adapter": str(adapter_dir),
-            "adapter_sha256": adapter["tensors_sha256"],  # read_adapter_tensors just checked the file against it
-            "adapter_config_sha256": sha256_file(adapter_dir / CONFIG_FILE),
-            "tensors_changed": len(plan),
-        })
+            raise AdapterError(
+                f"merged {done} of {len(plan)} tensors: the shards of {base_dir} do not hold every "
+                "tensor their index names; re-download or re-save the base model."
+            )
+        atomic_write_json(
+            tmp / "rocoft_merge.json",
+            {
+                "base_model": str(base),
+                "adapter": str(adapter_dir),
+                "adapter_sha256": adapter[
+                    "tensors_sha256"
+                ],  # read_adapter_tensors just checked the file against it
+                "adapter_config_sha256": sha256_file(adapter_dir / CONFIG_FILE),
+                "tensors_changed": len(plan),
+            },
+        )
     log.info("merged %d tensors of %s into %s", len(plan), base_dir, out)
     return Path(out)

@@ -47,11 +47,12 @@ def _stable_seed(seed: int, name: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**63 - 1)
 
 
-def pick(scores: torch.Tensor | None, n: int, rank: int, selection: str, seed: int, name: str) -> torch.Tensor:
+def pick(
+    scores: torch.Tensor | None, n: int, rank: int, selection: str, seed: int, name: str
+) -> torch.Tensor:
     """Positions (0..n-1, sorted) of ``rank`` items out of ``n`` by ``selection``."""
     if rank > n:
-        raise RoCoFTError(f"{name}: rank {rank} exceeds the {n} available rows/columns; "
-                          f"use rank <= {n}.")
+        raise RoCoFTError(f"{name}: rank {rank} exceeds the {n} available rows/columns; use rank <= {n}.")
     if selection == "first":
         chosen = torch.arange(rank)
     elif selection == "random":
@@ -64,10 +65,10 @@ def pick(scores: torch.Tensor | None, n: int, rank: int, selection: str, seed: i
         if selection == "max":
             chosen = order[:rank]
         elif selection == "min":
-            chosen = order[n - rank:]
+            chosen = order[n - rank :]
         else:
             top = (rank + 1) // 2
-            chosen = torch.cat([order[:top], order[n - (rank - top):]]) if rank - top else order[:top]
+            chosen = torch.cat([order[:top], order[n - (rank - top) :]]) if rank - top else order[:top]
     else:
         raise RoCoFTError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}.")
     return torch.sort(chosen).values
@@ -82,12 +83,23 @@ def wanda_scores(weight: torch.Tensor, input_norm: torch.Tensor, mode: str) -> t
     return w.sum(0) * xn
 
 
-def select_indices(weight: torch.Tensor, mode: str, rank: int, selection: str, seed: int, name: str,
-                   input_norm: torch.Tensor | None = None, groups: list[torch.Tensor] | None = None
-                   ) -> torch.Tensor:
+def select_indices(
+    weight: torch.Tensor,
+    mode: str,
+    rank: int,
+    selection: str,
+    seed: int,
+    name: str,
+    input_norm: torch.Tensor | None = None,
+    groups: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Selected row (mode ``row``) or column indices of one weight, sorted, ``rank`` per group."""
     n = weight.shape[0] if mode == ROW else weight.shape[1]
-    scores = wanda_scores(weight, input_norm, mode) if selection in SCORED_SELECTIONS and input_norm is not None else None
+    scores = (
+        wanda_scores(weight, input_norm, mode)
+        if selection in SCORED_SELECTIONS and input_norm is not None
+        else None
+    )
     if mode != ROW or not groups:
         groups = [torch.arange(n)]
     picked = []
@@ -125,6 +137,7 @@ class InputNormCollector:
                 self.sumsq[name] += total
             else:
                 self.sumsq[name] = total
+
         return hook
 
     def __enter__(self) -> InputNormCollector:
@@ -150,8 +163,13 @@ def _batches_on_device(batches: Iterable[dict], device: torch.device) -> Iterato
         yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
-def run_calibration(model: nn.Module, modules: dict[str, nn.Module], batches: Iterable[dict],
-                    max_batches: int | None = None, progress: bool = False) -> dict[str, torch.Tensor]:
+def run_calibration(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    batches: Iterable[dict],
+    max_batches: int | None = None,
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
     """Stream calibration batches through ``model`` and return ``||X_j||_2`` per targeted module."""
     device = next(model.parameters()).device
     collector = InputNormCollector(modules)
@@ -161,6 +179,7 @@ def run_calibration(model: nn.Module, modules: dict[str, nn.Module], batches: It
     iterator = _batches_on_device(batches, device)
     if progress:
         from tqdm.auto import tqdm
+
         iterator = tqdm(iterator, desc="calibration", total=max_batches, unit="batch")
     with collector, torch.no_grad():
         for batch in iterator:
@@ -175,5 +194,7 @@ def run_calibration(model: nn.Module, modules: dict[str, nn.Module], batches: It
         raise RoCoFTError("calibration produced no batches: pass at least one batch of input_ids.")
     missing = sorted(set(modules) - set(collector.sumsq))
     if missing:
-        raise RoCoFTError(f"calibration forward never reached {len(missing)} targeted module(s), e.g. {missing[0]}.")
+        raise RoCoFTError(
+            f"calibration forward never reached {len(missing)} targeted module(s), e.g. {missing[0]}."
+        )
     return collector.norms()

@@ -78,8 +78,11 @@ class Backend:
 
     def forward(self, batch: dict):
         with self.autocast():
-            return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                              logits_to_keep=batch.get("logits_to_keep", 0)).logits
+            return self.model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                logits_to_keep=batch.get("logits_to_keep", 0),
+            ).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -161,7 +164,9 @@ def balanced_slice_placement(model):
 
     from ..rocoft.layer import ROW, RoCoFTLinear
 
-    row_slices = {id(m.rocoft_slice) for m in model.modules() if isinstance(m, RoCoFTLinear) and m.mode == ROW}
+    row_slices = {
+        id(m.rocoft_slice) for m in model.modules() if isinstance(m, RoCoFTLinear) and m.mode == ROW
+    }
     return lambda param: Shard(1) if id(param) in row_slices else None
 
 
@@ -174,11 +179,15 @@ class FSDPBackend(Backend):
         arch = find_architecture(getattr(model.config, "model_type", None))
         block = arch.block_classes.get(model.config.model_type) if arch else None
         if block is None:
-            raise RoCoFTError(f"FSDP needs the decoder block class of model_type {model.config.model_type!r}; add it to "
-                              "the architecture table.")
+            raise RoCoFTError(
+                f"FSDP needs the decoder block class of model_type {model.config.model_type!r}; add it to "
+                "the architecture table."
+            )
         model.to(self.device)
-        kwargs = {"reshard_after_forward": self.recipe.dist.reshard_after_forward,
-                  "shard_placement_fn": balanced_slice_placement(model)}
+        kwargs = {
+            "reshard_after_forward": self.recipe.dist.reshard_after_forward,
+            "shard_placement_fn": balanced_slice_placement(model),
+        }
         if self.recipe.train.precision == "bf16":
             kwargs["mp_policy"] = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
         blocks = [m for m in model.modules() if type(m).__name__ == block]
@@ -203,8 +212,10 @@ class FSDPBackend(Backend):
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        dcp.save({"optimizer": get_optimizer_state_dict(self.model, self.optimizer)},
-                 checkpoint_id=str(directory / FSDP_OPTIMIZER_DIR))
+        dcp.save(
+            {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)},
+            checkpoint_id=str(directory / FSDP_OPTIMIZER_DIR),
+        )
 
     def load_optimizer_state(self, directory: Path) -> None:
         import torch.distributed.checkpoint as dcp
@@ -213,16 +224,20 @@ class FSDPBackend(Backend):
 
         path = directory / FSDP_OPTIMIZER_DIR
         if not (path / ".metadata").is_file():
-            raise RoCoFTError(f"{path} is missing: {directory} holds no FSDP2 optimizer state (written by another "
-                              "backend or an older rocoft-llm); resume with the backend and version that wrote it, "
-                              "or start a new run in another output.dir.")
+            raise RoCoFTError(
+                f"{path} is missing: {directory} holds no FSDP2 optimizer state (written by another "
+                "backend or an older rocoft-llm); resume with the backend and version that wrote it, "
+                "or start a new run in another output.dir."
+            )
         # the current (sharded) layout tells DCP what each rank needs; it reads those pieces from any layout
         state = {"optimizer": get_optimizer_state_dict(self.model, self.optimizer)}
         try:
             dcp.load(state, checkpoint_id=str(path))
         except CheckpointException as e:  # a BaseException: turn it into the one-message error
-            raise RoCoFTError(f"{path}: the FSDP2 optimizer state cannot be read ({str(e)[:300]}); the checkpoint is "
-                              "damaged or belongs to another model. Resume from an earlier checkpoint.") from None
+            raise RoCoFTError(
+                f"{path}: the FSDP2 optimizer state cannot be read ({str(e)[:300]}); the checkpoint is "
+                "damaged or belongs to another model. Resume from an earlier checkpoint."
+            ) from None
         set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"])
         self._load_rank0_state(directory)
 
@@ -247,7 +262,10 @@ def deepspeed_config(recipe, accumulation: int) -> dict:
         "gradient_accumulation_steps": accumulation,
         "train_batch_size": t.global_batch_size,
         "gradient_clipping": t.max_grad_norm or 0.0,
-        "zero_optimization": {"stage": stage, "stage3_param_persistence_threshold": 0 if stage == 3 else 10**5},
+        "zero_optimization": {
+            "stage": stage,
+            "stage3_param_persistence_threshold": 0 if stage == 3 else 10**5,
+        },
         "bf16": {"enabled": t.precision == "bf16"},
         "fp16": {"enabled": t.precision == "fp16"},
         "zero_force_ds_cpu_optimizer": False,
@@ -259,10 +277,14 @@ def deepspeed_config(recipe, accumulation: int) -> dict:
     if d.deepspeed_config:
         from ..io_utils import read_json
 
-        user = read_json(d.deepspeed_config, "DeepSpeed config (dist.deepspeed_config)", "fix it or remove the key")
+        user = read_json(
+            d.deepspeed_config, "DeepSpeed config (dist.deepspeed_config)", "fix it or remove the key"
+        )
         if not isinstance(user, dict):
-            raise RoCoFTError(f"{d.deepspeed_config}: a DeepSpeed config is a JSON object, got {type(user).__name__}; "
-                              "fix it or remove dist.deepspeed_config.")
+            raise RoCoFTError(
+                f"{d.deepspeed_config}: a DeepSpeed config is a JSON object, got {type(user).__name__}; "
+                "fix it or remove dist.deepspeed_config."
+            )
         _merge(config, user)
     return config
 
@@ -289,14 +311,20 @@ class DeepSpeedBackend(Backend):
         params = trainable_parameters(model)
         optimizer = torch.optim.AdamW(params.values(), lr=t.lr, weight_decay=t.weight_decay)
         self.model, self.optimizer, _, self.scheduler = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=self.config,
-            lr_scheduler=lambda opt: make_scheduler(opt, t.scheduler, t.warmup_steps, self.total_steps))
+            model=model,
+            optimizer=optimizer,
+            config=self.config,
+            lr_scheduler=lambda opt: make_scheduler(opt, t.scheduler, t.warmup_steps, self.total_steps),
+        )
         self.module = self.model.module
         return params
 
     def forward(self, batch: dict):
-        return self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          logits_to_keep=batch.get("logits_to_keep", 0)).logits
+        return self.model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            logits_to_keep=batch.get("logits_to_keep", 0),
+        ).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         self.model.backward(loss, scale_wrt_gas=False)
@@ -317,9 +345,13 @@ class DeepSpeedBackend(Backend):
         self.model.save_checkpoint(str(directory / "deepspeed"), tag="state", exclude_frozen_parameters=True)
 
     def load_optimizer_state(self, directory: Path) -> None:
-        path, _ = self.model.load_checkpoint(str(directory / "deepspeed"), tag="state", load_module_strict=False)
+        path, _ = self.model.load_checkpoint(
+            str(directory / "deepspeed"), tag="state", load_module_strict=False
+        )
         if path is None:
-            raise RoCoFTError(f"DeepSpeed could not load {directory / 'deepspeed'}; the checkpoint is incomplete.")
+            raise RoCoFTError(
+                f"DeepSpeed could not load {directory / 'deepspeed'}; the checkpoint is incomplete."
+            )
 
     def load_trainable(self, params: dict, tensors: dict[str, torch.Tensor]) -> None:
         pass  # restored with the optimizer by load_checkpoint
@@ -328,11 +360,15 @@ class DeepSpeedBackend(Backend):
 def make_backend(recipe, device, world: int, total_steps: int, ds_config: dict | None = None) -> Backend:
     kind = recipe.dist.backend
     if kind in ("ddp", "fsdp") and not is_distributed():
-        raise RoCoFTError(f"dist.backend: {kind} needs a process group: launch with `torchrun --nproc-per-node N "
-                          "-m rocoft_llm.cli train ...` (N may be 1), or set dist.backend: none for one process.")
+        raise RoCoFTError(
+            f"dist.backend: {kind} needs a process group: launch with `torchrun --nproc-per-node N "
+            "-m rocoft_llm.cli train ...` (N may be 1), or set dist.backend: none for one process."
+        )
     if kind == "none" and world > 1:
-        raise RoCoFTError(f"launched with {world} processes but dist.backend is none; set dist.backend to ddp, fsdp or "
-                          "deepspeed.")
+        raise RoCoFTError(
+            f"launched with {world} processes but dist.backend is none; set dist.backend to ddp, fsdp or "
+            "deepspeed."
+        )
     if kind == "deepspeed":
         return DeepSpeedBackend(recipe, device, world, total_steps, ds_config)
     return {"none": Backend, "ddp": DDPBackend, "fsdp": FSDPBackend}[kind](recipe, device, world, total_steps)

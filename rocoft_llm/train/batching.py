@@ -34,16 +34,20 @@ class BatchPlan:
         return self.num_examples // self.global_batch
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.num_examples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch))
+        return torch.randperm(
+            self.num_examples, generator=torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        )
 
     def global_indices(self, step: int) -> list[int]:
         epoch, k = divmod(step, self.steps_per_epoch)
-        return self.epoch_order(epoch)[k * self.global_batch:(k + 1) * self.global_batch].tolist()
+        return self.epoch_order(epoch)[k * self.global_batch : (k + 1) * self.global_batch].tolist()
 
     def micro_indices(self, step: int, rank: int) -> list[list[int]]:
         g = self.global_indices(step)
         m = self.micro_batch
-        return [g[(i * self.world + rank) * m:(i * self.world + rank + 1) * m] for i in range(self.accumulation)]
+        return [
+            g[(i * self.world + rank) * m : (i * self.world + rank + 1) * m] for i in range(self.accumulation)
+        ]
 
 
 def target_tokens(labels: list[int]) -> int:

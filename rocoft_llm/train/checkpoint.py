@@ -60,8 +60,11 @@ def step_dir(output_dir: Path, step: int) -> Path:
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4]))}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -81,16 +84,25 @@ WORLD_BOUND_BACKENDS = ("deepspeed",)
 
 
 def resume_signature(recipe_dict: dict, world: int) -> dict:
-    sig = {f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items()
-           for key in keys}
+    sig = {
+        f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items() for key in keys
+    }
     if recipe_dict["dist"]["backend"] in WORLD_BOUND_BACKENDS:
         sig["world_size"] = world
     sig["method"] = recipe_dict["method"]
     return sig
 
 
-def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_state: dict, recipe_dict: dict,
-                    recipe_yaml: str, keep_last: int) -> Path:
+def save_checkpoint(
+    output_dir: Path,
+    step: int,
+    backend,
+    params: dict,
+    trainer_state: dict,
+    recipe_dict: dict,
+    recipe_yaml: str,
+    keep_last: int,
+) -> Path:
     """Collective: every rank calls it. Returns the final directory."""
     final = step_dir(output_dir, step)
     tmp = final.parent / f".{final.name}.tmp"
@@ -98,10 +110,14 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    tensors = {name: t.float().contiguous() for name, t in gather_on_main(params).items()}  # collective, rank 0 keeps
+    tensors = {
+        name: t.float().contiguous() for name, t in gather_on_main(params).items()
+    }  # collective, rank 0 keeps
     if is_main():
         # non-empty and finite before anything is written (the file's integrity is the sha256 in MARKER)
-        verify_adapter_tensors(tensors, {n: tuple(t.shape) for n, t in tensors.items()}, f"checkpoint {final}")
+        verify_adapter_tensors(
+            tensors, {n: tuple(t.shape) for n, t in tensors.items()}, f"checkpoint {final}"
+        )
         save_file(tensors, str(tmp / TRAINABLE))
     del tensors  # only rank 0 writes them; no rank keeps a full copy through the optimizer save
     if is_main():
@@ -116,7 +132,9 @@ def save_checkpoint(output_dir: Path, step: int, backend, params: dict, trainer_
     barrier()
     if is_main():
         files = sorted(p.name for p in tmp.rglob("*") if p.is_file())
-        atomic_write_json(tmp / MARKER, {"step": step, "files": files, "trainable_sha256": sha256_file(tmp / TRAINABLE)})
+        atomic_write_json(
+            tmp / MARKER, {"step": step, "files": files, "trainable_sha256": sha256_file(tmp / TRAINABLE)}
+        )
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -145,26 +163,39 @@ def find_resume_point(output_dir: Path, resume: str) -> Path | None:
         root = Path(output_dir) / CKPT_ROOT
         for skipped in sorted(root.glob("step-*")) if root.is_dir() else []:
             if skipped not in found and (picked is None or skipped.name > picked.name):
-                log.warning("train.resume=auto: skipping %s - it has no %s (its save was interrupted, so it is partial); "
-                            "resuming from %s", skipped, MARKER, picked or "the start (no complete checkpoint)")
+                log.warning(
+                    "train.resume=auto: skipping %s - it has no %s (its save was interrupted, so it is partial); "
+                    "resuming from %s",
+                    skipped,
+                    MARKER,
+                    picked or "the start (no complete checkpoint)",
+                )
         return picked
     path = Path(resume)
     if not path.is_dir():
-        raise RoCoFTError(f"train.resume: checkpoint {path} does not exist; use train.resume=auto or a directory "
-                          f"under {Path(output_dir) / CKPT_ROOT}.")
+        raise RoCoFTError(
+            f"train.resume: checkpoint {path} does not exist; use train.resume=auto or a directory "
+            f"under {Path(output_dir) / CKPT_ROOT}."
+        )
     if not (path / MARKER).is_file():
-        raise RoCoFTError(f"train.resume: {path} has no {MARKER}: the save was interrupted, the checkpoint is partial. "
-                          "Resume from an earlier complete one (train.resume=auto picks it).")
+        raise RoCoFTError(
+            f"train.resume: {path} has no {MARKER}: the save was interrupted, the checkpoint is partial. "
+            "Resume from an earlier complete one (train.resume=auto picks it)."
+        )
     return path
 
 
-EARLIER = "resume from an earlier complete checkpoint (train.resume=PATH) or start a new run in another output.dir"
+EARLIER = (
+    "resume from an earlier complete checkpoint (train.resume=PATH) or start a new run in another output.dir"
+)
 
 
 def _read(ckpt: Path, name: str, what: str) -> dict:
     data = read_json(ckpt / name, what, f"the checkpoint is damaged; {EARLIER}")
     if not isinstance(data, dict):
-        raise RoCoFTError(f"{ckpt / name}: {what} is not a JSON object; the checkpoint is damaged; {EARLIER}.")
+        raise RoCoFTError(
+            f"{ckpt / name}: {what} is not a JSON object; the checkpoint is damaged; {EARLIER}."
+        )
     return data
 
 
@@ -174,8 +205,10 @@ def verify_checkpoint(ckpt: Path, recipe_dict: dict, world: int) -> dict:
     marker = _read(ckpt, MARKER, "completion marker")
     check_signature(ckpt, recipe_dict, world)
     if not (ckpt / TRAINABLE).is_file() or sha256_file(ckpt / TRAINABLE) != marker.get("trainable_sha256"):
-        raise RoCoFTError(f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
-                          f"{EARLIER[0].upper() + EARLIER[1:]}.")
+        raise RoCoFTError(
+            f"{ckpt / TRAINABLE} does not match the hash in {MARKER}: the checkpoint is corrupt. "
+            f"{EARLIER[0].upper() + EARLIER[1:]}."
+        )
     return marker
 
 
@@ -184,12 +217,18 @@ def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
     now = resume_signature(recipe_dict, world)
     diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diffs:
-        hint = ("\n(DeepSpeed ZeRO checkpoints are partitioned for the world size that wrote them; FSDP2, DDP and "
-                "one-process checkpoints resume on any number of ranks.)" if "world_size" in now and
-                saved.get("world_size") != now["world_size"] else "")
-        raise RoCoFTError(f"refusing to resume from {ckpt}: the run changed in ways that break resume:\n  "
-                          + "\n  ".join(diffs) + "\nRestore those settings, or start a new run in another output.dir."
-                          + hint)
+        hint = (
+            "\n(DeepSpeed ZeRO checkpoints are partitioned for the world size that wrote them; FSDP2, DDP and "
+            "one-process checkpoints resume on any number of ranks.)"
+            if "world_size" in now and saved.get("world_size") != now["world_size"]
+            else ""
+        )
+        raise RoCoFTError(
+            f"refusing to resume from {ckpt}: the run changed in ways that break resume:\n  "
+            + "\n  ".join(diffs)
+            + "\nRestore those settings, or start a new run in another output.dir."
+            + hint
+        )
 
 
 def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dict:
@@ -203,8 +242,10 @@ def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dic
     try:
         backend.load_optimizer_state(ckpt)
     except (RuntimeError, ValueError, KeyError, EOFError, OSError, pickle.UnpicklingError) as e:
-        raise RoCoFTError(f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {str(e)[:200]}); the "
-                          f"checkpoint is damaged; {EARLIER}.") from None
+        raise RoCoFTError(
+            f"{ckpt}: optimizer state cannot be restored ({type(e).__name__}: {str(e)[:200]}); the "
+            f"checkpoint is damaged; {EARLIER}."
+        ) from None
     rng = ckpt / f"rng-rank{rank()}.pt"
     if not rng.is_file():  # more ranks than wrote the checkpoint (allowed: see the module docstring)
         rng = ckpt / "rng-rank0.pt"
@@ -213,6 +254,7 @@ def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dic
     try:
         set_rng_state(torch.load(rng, weights_only=True))
     except (RuntimeError, ValueError, KeyError, TypeError, EOFError, OSError, pickle.UnpicklingError) as e:
-        raise RoCoFTError(f"{rng}: RNG state cannot be restored ({type(e).__name__}); the checkpoint is damaged; "
-                          f"{EARLIER}.") from None
+        raise RoCoFTError(
+            f"{rng}: RNG state cannot be restored ({type(e).__name__}); the checkpoint is damaged; {EARLIER}."
+        ) from None
     return _read(ckpt, "trainer_state.json", "trainer state")

@@ -93,8 +93,12 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             loss_sum, tokens_local = 0.0, 0
             for m, idx in enumerate(micro):
                 is_last = m == len(micro) - 1
-                batch = {k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()}
-                batch["logits_to_keep"] = target_mask(batch["labels"])  # vocabulary projection at targets only
+                batch = {
+                    k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()
+                }
+                batch["logits_to_keep"] = target_mask(
+                    batch["labels"]
+                )  # vocabulary projection at targets only
                 tokens_local += int(batch["attention_mask"].sum())
                 with backend.micro_context(is_last):
                     s = token_loss_sum(backend.forward(batch), batch["labels"], batch["logits_to_keep"])
@@ -106,12 +110,23 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             tokens = all_sum(float(tokens_local), device)
             elapsed = time.perf_counter() - started
             epoch = step // plan.steps_per_epoch
-            state.update(step=step + 1, epoch=epoch, examples_seen=(step + 1) * plan.global_batch,
-                         tokens_seen=state.get("tokens_seen", 0) + int(tokens),
-                         target_tokens_seen=state.get("target_tokens_seen", 0) + n_target)
-            record = {"step": step + 1, "epoch": round((step + 1) / plan.steps_per_epoch, 4), "loss": loss, "lr": lr,
-                      "grad_norm": grad_norm, "tokens_per_s": tokens / elapsed, "step_s": elapsed,
-                      "peak_mem_gib": round(peak_memory_gib(device), 3)}
+            state.update(
+                step=step + 1,
+                epoch=epoch,
+                examples_seen=(step + 1) * plan.global_batch,
+                tokens_seen=state.get("tokens_seen", 0) + int(tokens),
+                target_tokens_seen=state.get("target_tokens_seen", 0) + n_target,
+            )
+            record = {
+                "step": step + 1,
+                "epoch": round((step + 1) / plan.steps_per_epoch, 4),
+                "loss": loss,
+                "lr": lr,
+                "grad_norm": grad_norm,
+                "tokens_per_s": tokens / elapsed,
+                "step_s": elapsed,
+                "peak_mem_gib": round(peak_memory_gib(device), 3),
+            }
             if peak:
                 record["mfu"] = tokens / elapsed * ctx.flops_per_token / (peak * backend.world)
             if (step + 1) % ctx.log_steps == 0 or step + 1 == total_steps:
@@ -122,8 +137,16 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             elif is_main() and ((step + 1 - start_step) % every == 0 or step + 1 == total_steps):
                 done = step + 1 - start_step
                 eta = (time.perf_counter() - run_started) / done * (total_steps - step - 1)
-                log.info("step %d/%d  loss %.4f  lr %.2e  grad_norm %.3g  %.0f tok/s  ETA %.0fs", step + 1, total_steps,
-                         loss, lr, grad_norm, record["tokens_per_s"], eta)
+                log.info(
+                    "step %d/%d  loss %.4f  lr %.2e  grad_norm %.3g  %.0f tok/s  ETA %.0fs",
+                    step + 1,
+                    total_steps,
+                    loss,
+                    lr,
+                    grad_norm,
+                    record["tokens_per_s"],
+                    eta,
+                )
             last = step + 1 == total_steps
             if stop_at and step + 1 == stop_at:
                 stop.signum = signal.SIGTERM
@@ -131,8 +154,10 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
                 save(step + 1, state)
                 if bar is not None:
                     bar.close()
-                raise Preempted(f"stopped by a termination signal after step {step + 1}; a checkpoint was saved. "
-                                "Run again with train.resume=auto to continue.")
+                raise Preempted(
+                    f"stopped by a termination signal after step {step + 1}; a checkpoint was saved. "
+                    "Run again with train.resume=auto to continue."
+                )
             if ctx.save_steps and (step + 1) % ctx.save_steps == 0 and not last:
                 save(step + 1, state)
     if bar is not None:

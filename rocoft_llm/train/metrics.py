@@ -78,7 +78,9 @@ class MetricsLogger:
             self.tb.close()
         if self.wandb:
             self.wandb.finish()
-        history = [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.is_file() else []
+        history = (
+            [json.loads(line) for line in self.path.read_text().splitlines()] if self.path.is_file() else []
+        )
         if history:
             import matplotlib
 

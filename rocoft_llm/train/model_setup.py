@@ -30,12 +30,21 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
         from transformers.integrations import HfDeepSpeedConfig
 
         keep_alive = HfDeepSpeedConfig(ds_config)  # makes from_pretrained load partitioned (zero.Init)
-    model = load_model(m.name_or_path, dtype=m.dtype, random_init=m.random_init, trust_remote_code=m.trust_remote_code,
-                       dropout=m.dropout, revision=m.revision, seed=recipe.train.seed,
-                       attn_implementation=m.attn_implementation)
+    model = load_model(
+        m.name_or_path,
+        dtype=m.dtype,
+        random_init=m.random_init,
+        trust_remote_code=m.trust_remote_code,
+        dropout=m.dropout,
+        revision=m.revision,
+        seed=recipe.train.seed,
+        attn_implementation=m.attn_implementation,
+    )
     model._rocoft_ds_config_ref = keep_alive
     if recipe.train.gradient_checkpointing:
-        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable = (
+            getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        )
         enable({"use_reentrant": False})
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still get input grads
     if recipe.method == "rocoft":
@@ -44,9 +53,16 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
         from peft import LoraConfig, get_peft_model
 
         targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
-        model = get_peft_model(model, LoraConfig(r=recipe.lora.r, lora_alpha=recipe.lora.alpha,
-                                                 lora_dropout=recipe.lora.dropout, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=recipe.lora.r,
+                lora_alpha=recipe.lora.alpha,
+                lora_dropout=recipe.lora.dropout,
+                target_modules=targets,
+                task_type="CAUSAL_LM",
+            ),
+        )
     elif recipe.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
@@ -55,8 +71,13 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
     params = trainable_parameters(model)
     n_train = sum(int(getattr(p, "ds_numel", p.numel())) for p in params.values())
     n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
-    log.info("method %s: %s trainable of %s parameters (%.4f%%)", recipe.method, f"{n_train:,}", f"{n_total:,}",
-             100 * n_train / max(n_total, 1))
+    log.info(
+        "method %s: %s trainable of %s parameters (%.4f%%)",
+        recipe.method,
+        f"{n_train:,}",
+        f"{n_total:,}",
+        100 * n_train / max(n_total, 1),
+    )
     model.train()
     return model, n_train, n_total
 
@@ -80,12 +101,17 @@ def target_mask(labels: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def token_loss_sum(
+    logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sum of next-token cross-entropies over target tokens (fp32). ``logits``: (batch, seq, vocab), or
     (targets, vocab) computed only at ``mask`` (:func:`target_mask`) - the same sum either way."""
     if mask is not None:
         targets = labels[:, 1:][mask[:, :-1]].to(logits.device)
         return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
-                                             labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100,
-                                             reduction="sum")
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        labels[:, 1:].reshape(-1).to(logits.device),
+        ignore_index=-100,
+        reduction="sum",
+    )

@@ -43,8 +43,10 @@ def prepare_output_dir(out: Path, resume: str | None, overwrite: bool) -> Path |
             if is_main():
                 (out / "metrics.jsonl").unlink(missing_ok=True)
         elif not overwrite:
-            raise RoCoFTError(f"output directory {out} is not empty; pass --overwrite (output.overwrite=true) to replace "
-                              "it, train.resume=auto to continue it, or choose another output.dir.")
+            raise RoCoFTError(
+                f"output directory {out} is not empty; pass --overwrite (output.overwrite=true) to replace "
+                "it, train.resume=auto to continue it, or choose another output.dir."
+            )
         elif is_main():
             shutil.rmtree(out)
     barrier()
@@ -56,15 +58,23 @@ def load_training_data(recipe):
     from ..data.prepare import PrepareOptions, load_prepared, prepare
 
     d = recipe.data
-    path, _ = prepare(PrepareOptions.from_recipe(recipe), progress=is_main(), cache_root=Path(d.cache_dir) / "prepared" if d.cache_dir else None)
+    path, _ = prepare(
+        PrepareOptions.from_recipe(recipe),
+        progress=is_main(),
+        cache_root=Path(d.cache_dir) / "prepared" if d.cache_dir else None,
+    )
     return load_prepared(path)
 
 
 def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool = False) -> Path:
     # config
-    if overwrite:  # before the checks, so --overwrite meets the same conflict checks as output.overwrite: true
+    if (
+        overwrite
+    ):  # before the checks, so --overwrite meets the same conflict checks as output.overwrite: true
         overrides = [*(overrides or []), "output.overwrite=true"]
-    recipe, checks = load_recipe(recipe_path, list(overrides or []), world_size=launched_world_size(), need_model=True)
+    recipe, checks = load_recipe(
+        recipe_path, list(overrides or []), world_size=launched_world_size(), need_model=True
+    )
     recipe = materialize_recipe_model(recipe)  # a .gguf model.name_or_path is converted once (cached)
     for w in checks.warnings:
         log.warning("recipe: %s", w)
@@ -88,8 +98,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     t = recipe.train
     plan = BatchPlan(len(dataset), t.global_batch_size, t.micro_batch_size, world, t.seed)
     if plan.steps_per_epoch == 0:
-        raise RoCoFTError(f"{len(dataset)} training examples do not fill one global batch of {t.global_batch_size}; "
-                          "lower train.global_batch_size or add data.")
+        raise RoCoFTError(
+            f"{len(dataset)} training examples do not fill one global batch of {t.global_batch_size}; "
+            "lower train.global_batch_size or add data."
+        )
     total_steps = t.max_steps or run_steps(len(dataset), t.global_batch_size, t.epochs)
     problem = warmup_problem(t.warmup_steps, total_steps)
     if problem:
@@ -99,7 +111,11 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     # model
     pad_id = recipe.model.pad_token_id
     calibration = None
-    if recipe.method == "rocoft" and recipe.rocoft.selection in SCORED_SELECTIONS and not recipe.rocoft.indices_file:
+    if (
+        recipe.method == "rocoft"
+        and recipe.rocoft.selection in SCORED_SELECTIONS
+        and not recipe.rocoft.indices_file
+    ):
         calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
@@ -122,23 +138,44 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)
 
     # loop
-    state = run_loop(LoopContext(backend=backend, params=params, dataset=dataset, labels=labels_cache, plan=plan,
-                                 total_steps=total_steps, pad_id=pad_id, log_steps=t.log_steps, save_steps=t.save_steps,
-                                 flops_per_token=flops_per_token(n_total, recipe.method), logger=logger, save=save),
-                     state)
+    state = run_loop(
+        LoopContext(
+            backend=backend,
+            params=params,
+            dataset=dataset,
+            labels=labels_cache,
+            plan=plan,
+            total_steps=total_steps,
+            pad_id=pad_id,
+            log_steps=t.log_steps,
+            save_steps=t.save_steps,
+            flops_per_token=flops_per_token(n_total, recipe.method),
+            logger=logger,
+            save=save,
+        ),
+        state,
+    )
 
     # save
     save(total_steps, state)
     save_final(recipe, backend.module, out, manifest)
-    summary = {"method": recipe.method, "trainable_parameters": n_train, "total_parameters": n_total,
-               "steps": total_steps, "world_size": world, "gradient_accumulation": plan.accumulation,
-               "examples_seen": state.get("examples_seen"), "tokens_seen": state.get("tokens_seen"),
-               "target_tokens_seen": state.get("target_tokens_seen"), "wall_seconds": round(time.time() - started, 2),
-               "peak_memory_gib_rank0": round(peak_memory_gib(device), 3),
-               "frozen_param_bytes_rank0": local_param_bytes(backend.module, trainable=False),
-               "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
-               "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
-               "final_loss": logger.history[-1]["loss"] if logger.history else None}
+    summary = {
+        "method": recipe.method,
+        "trainable_parameters": n_train,
+        "total_parameters": n_total,
+        "steps": total_steps,
+        "world_size": world,
+        "gradient_accumulation": plan.accumulation,
+        "examples_seen": state.get("examples_seen"),
+        "tokens_seen": state.get("tokens_seen"),
+        "target_tokens_seen": state.get("target_tokens_seen"),
+        "wall_seconds": round(time.time() - started, 2),
+        "peak_memory_gib_rank0": round(peak_memory_gib(device), 3),
+        "frozen_param_bytes_rank0": local_param_bytes(backend.module, trainable=False),
+        "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
+        "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
+        "final_loss": logger.history[-1]["loss"] if logger.history else None,
+    }
     if is_main():
         logger.close(out)
         atomic_write_json(out / "summary.json", summary)
@@ -152,9 +189,11 @@ def check_vocab(dataset, config, recipe) -> None:
     top = max((max(ids) for ids in dataset["input_ids"] if ids), default=0)
     vocab = getattr(config, "vocab_size", None)
     if vocab is not None and top >= vocab:
-        raise RoCoFTError(f"the prepared data has token id {top} but the model's vocabulary has {vocab} entries: the "
-                          f"tokenizer ({recipe.model.tokenizer or recipe.model.name_or_path}) does not belong to "
-                          f"{recipe.model.name_or_path}. Set model.tokenizer to the model's own tokenizer.")
+        raise RoCoFTError(
+            f"the prepared data has token id {top} but the model's vocabulary has {vocab} entries: the "
+            f"tokenizer ({recipe.model.tokenizer or recipe.model.name_or_path}) does not belong to "
+            f"{recipe.model.name_or_path}. Set model.tokenizer to the model's own tokenizer."
+        )
 
 
 def _local_bytes(t: torch.Tensor) -> int:
@@ -176,18 +215,25 @@ def optimizer_state_bytes(optimizer) -> int:
     inner = optimizer
     while getattr(inner, "optimizer", None) is not None and not isinstance(inner, torch.optim.Optimizer):
         inner = inner.optimizer  # DeepSpeed's ZeRO optimizer wraps the torch optimizer
-    total = sum(_local_bytes(v) for state in inner.state.values() for v in state.values() if torch.is_tensor(v))
+    total = sum(
+        _local_bytes(v) for state in inner.state.values() for v in state.values() if torch.is_tensor(v)
+    )
     return total + sum(_local_bytes(t) for t in getattr(optimizer, "fp32_partitioned_groups_flat", []))
 
 
 def save_final(recipe, module, out: Path, manifest: dict) -> None:
     """The run's product: RoCoFT adapter, LoRA adapter, or full model (+ merged model if asked)."""
-    metadata = {"data_manifest_key": manifest.get("key"), "data_sources": [s["name"] for s in manifest["sources"]],
-                "contamination": manifest.get("contamination", {}).get("flagged_test_sets", {})}
+    metadata = {
+        "data_manifest_key": manifest.get("key"),
+        "data_sources": [s["name"] for s in manifest["sources"]],
+        "contamination": manifest.get("contamination", {}).get("flagged_test_sets", {}),
+    }
     if recipe.method == "rocoft":
         from ..rocoft.adapter import save_adapter
 
-        save_adapter(module, out / "adapter", base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata)
+        save_adapter(
+            module, out / "adapter", base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata
+        )
     else:
         from ..rocoft.gather import gather_on_main
 
@@ -214,8 +260,11 @@ def merge_after_training(recipe, out: Path) -> None:
     base = Path(recipe.model.name_or_path)
     has_weights = not base.is_dir() or any(base.glob("*.safetensors"))
     if recipe.model.random_init or not has_weights:
-        log.warning("output.merge: the base %s has no weights on disk (random init); skipping the merged model",
-                    recipe.model.name_or_path)
+        log.warning(
+            "output.merge: the base %s has no weights on disk (random init); skipping the merged model",
+            recipe.model.name_or_path,
+        )
         return
-    merge_to_directory(recipe.model.name_or_path, out / "adapter", out / "merged", overwrite=True, progress=False)
-
+    merge_to_directory(
+        recipe.model.name_or_path, out / "adapter", out / "merged", overwrite=True, progress=False
+    )

@@ -52,9 +52,13 @@ def test_paper_trainable_counts_are_measured_not_copied(monkeypatch):
 
 
 def test_every_problem_reported_at_once(tmp_path):
-    data = base(tmp_path, model={"dtyp": "bfloat16"}, rocoft={"mode": "rows", "rank": 5000},
-                train={"lr": "fast", "global_batch_size": 10, "micro_batch_size": 4},
-                dist={"backend": "fsdp", "zero_stage": 3})
+    data = base(
+        tmp_path,
+        model={"dtyp": "bfloat16"},
+        rocoft={"mode": "rows", "rank": 5000},
+        train={"lr": "fast", "global_batch_size": 10, "micro_batch_size": 4},
+        dist={"backend": "fsdp", "zero_stage": 3},
+    )
     found = problems(tmp_path, data)
     text = "\n".join(found)
     assert "model.dtyp: unknown key; did you mean 'dtype'?" in text
@@ -75,8 +79,14 @@ def test_unknown_section_and_missing_required(tmp_path):
 
 
 def test_types_are_strict_but_yaml_floats_work(tmp_path):
-    found = problems(tmp_path, base(tmp_path, train={"global_batch_size": 16.5, "gradient_checkpointing": "yes"},
-                                    rocoft={"targets": "q_proj"}))
+    found = problems(
+        tmp_path,
+        base(
+            tmp_path,
+            train={"global_batch_size": 16.5, "gradient_checkpointing": "yes"},
+            rocoft={"targets": "q_proj"},
+        ),
+    )
     assert any("train.global_batch_size: 16.5 is not an integer" in p for p in found)
     assert any("gradient_checkpointing: 'yes' is not true or false" in p for p in found)
     assert any("rocoft.targets: 'q_proj' is not a list of strings" in p for p in found)
@@ -86,8 +96,9 @@ def test_types_are_strict_but_yaml_floats_work(tmp_path):
 
 def test_dotted_overrides(tmp_path):
     path = write(tmp_path, base(tmp_path))
-    recipe, _ = load_recipe(path, ["train.lr=1e-4", "rocoft.mode=column", "rocoft.targets=[q_proj, v_proj]",
-                                   "train.max_steps=7"])
+    recipe, _ = load_recipe(
+        path, ["train.lr=1e-4", "rocoft.mode=column", "rocoft.targets=[q_proj, v_proj]", "train.max_steps=7"]
+    )
     assert recipe.train.lr == pytest.approx(1e-4) and recipe.rocoft.mode == "column"
     assert recipe.rocoft.targets == ["q_proj", "v_proj"] and recipe.train.max_steps == 7
     with pytest.raises(RecipeError, match="train has no key 'lrr'; did you mean 'lr'"):
@@ -111,8 +122,11 @@ def test_gradient_accumulation_follows_world_size(tmp_path):
 def test_warmup_longer_than_run_is_an_error_when_data_size_known(tmp_path):
     data_file = tmp_path / "train.json"
     data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 100))
-    data = base(tmp_path, data={"train": [str(data_file)]},
-                train={"global_batch_size": 10, "micro_batch_size": 5, "epochs": 2, "warmup_steps": 20})
+    data = base(
+        tmp_path,
+        data={"train": [str(data_file)]},
+        train={"global_batch_size": 10, "micro_batch_size": 5, "epochs": 2, "warmup_steps": 20},
+    )
     found = problems(tmp_path, data)
     assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in p for p in found)
     data["train"]["warmup_steps"] = 2
@@ -120,8 +134,14 @@ def test_warmup_longer_than_run_is_an_error_when_data_size_known(tmp_path):
 
 
 def test_incompatible_combinations(tmp_path):
-    data = base(tmp_path, method="lora", rocoft={"rank": 3}, train={"resume": "auto"},
-                output={"overwrite": True}, rocoft_unused=None)
+    data = base(
+        tmp_path,
+        method="lora",
+        rocoft={"rank": 3},
+        train={"resume": "auto"},
+        output={"overwrite": True},
+        rocoft_unused=None,
+    )
     data.pop("rocoft_unused")
     text = "\n".join(problems(tmp_path, data))
     assert "rocoft: section given but method is 'lora'" in text
@@ -161,7 +181,9 @@ def test_unreachable_model_warns_and_strict_errors(tmp_path):
 
 
 def test_unknown_dataset_id_is_an_error(tmp_path):
-    text = "\n".join(problems(tmp_path, base(tmp_path, data={"train": ["gsm9k"]}, eval={"tasks": ["ARC-Easy", "bolq"]})))
+    text = "\n".join(
+        problems(tmp_path, base(tmp_path, data={"train": ["gsm9k"]}, eval={"tasks": ["ARC-Easy", "bolq"]}))
+    )
     assert "data.train: 'gsm9k' is neither a dataset id" in text and "eval.tasks: 'bolq'" in text
     assert "ARC-Easy" not in text  # aliases are accepted, case-insensitively
 
@@ -175,7 +197,9 @@ def test_data_smaller_than_one_global_batch(tmp_path):
 
 def test_template_is_checked_by_the_rule_prepare_and_eval_use(tmp_path):
     """A custom template the data layer would refuse (response not last) is refused at validate time."""
-    found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "{output} then {instruction}"}))
+    found = problems(
+        tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "{output} then {instruction}"})
+    )
     assert any(p.startswith("data.template: custom template must end with {output}") for p in found), found
     found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "alpaca"}))
     assert any("neither built-in (llm_adapters, alpaca_clean)" in p for p in found), found

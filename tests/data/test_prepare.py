@@ -11,8 +11,15 @@ from rocoft_llm.data.prepare import MANIFEST, PrepareOptions, load_prepared, pre
 from rocoft_llm.errors import RoCoFTError
 from tests.helpers.tokenizers import save_tiny_tokenizer
 
-MATH = [{"instruction": f"Sam has {i} apples and gets {i} more. How many?", "input": "",
-         "output": f"{i} + {i} = {2 * i}. The answer is {2 * i + (i % 3 == 0)}", "answer": str(2 * i)} for i in range(30)]
+MATH = [
+    {
+        "instruction": f"Sam has {i} apples and gets {i} more. How many?",
+        "input": "",
+        "output": f"{i} + {i} = {2 * i}. The answer is {2 * i + (i % 3 == 0)}",
+        "answer": str(2 * i),
+    }
+    for i in range(30)
+]
 
 
 @pytest.fixture
@@ -27,8 +34,14 @@ def setup(tmp_path):
 
 
 def opts(tok, root, **kw):
-    return PrepareOptions(datasets=["math_10k"], tokenizer_path=str(tok), llm_adapters_dir=str(root),
-                          test_dir=str(root), cutoff_len=128, **kw)
+    return PrepareOptions(
+        datasets=["math_10k"],
+        tokenizer_path=str(tok),
+        llm_adapters_dir=str(root),
+        test_dir=str(root),
+        cutoff_len=128,
+        **kw,
+    )
 
 
 def test_outputs_manifest_and_reports(setup, tmp_path):
@@ -43,7 +56,9 @@ def test_outputs_manifest_and_reports(setup, tmp_path):
     assert set(contamination["flagged_test_sets"]) == {"addsub", "multiarith", "singleeq", "mawps"}
     assert any("math_10k-style" in w for w in contamination["warnings"])
     ds, loaded = load_prepared(out)
-    assert len(ds) == 30 and loaded["key"] == manifest["key"] and set(ds.column_names) >= {"input_ids", "labels"}
+    assert (
+        len(ds) == 30 and loaded["key"] == manifest["key"] and set(ds.column_names) >= {"input_ids", "labels"}
+    )
     assert manifest["tokenizer"]["fingerprint"] and manifest["template"]["name"] == "llm_adapters"
 
 
@@ -62,9 +77,16 @@ def test_cache_hit_and_miss_on_any_input_change(setup, tmp_path):
     out, first = prepare(opts(tok, root), out=tmp_path / "p", progress=False)
     stamp = (out / MANIFEST).stat().st_mtime_ns
     again, second = prepare(opts(tok, root), out=tmp_path / "p", progress=False)
-    assert second["key"] == first["key"] and (out / MANIFEST).stat().st_mtime_ns == stamp  # hit: nothing rewritten
+    assert (
+        second["key"] == first["key"] and (out / MANIFEST).stat().st_mtime_ns == stamp
+    )  # hit: nothing rewritten
     keys = {first["key"]}
-    for change in ({"cutoff_len": 64}, {"template": "alpaca_clean"}, {"train_on_inputs": False}, {"add_eos": False}):
+    for change in (
+        {"cutoff_len": 64},
+        {"template": "alpaca_clean"},
+        {"train_on_inputs": False},
+        {"add_eos": False},
+    ):
         o = opts(tok, root)
         for k, v in change.items():
             setattr(o, k, v)
@@ -91,8 +113,10 @@ def test_partial_directory_is_refused(setup, tmp_path):
 def test_missing_sources_say_where_to_get_them(setup):
     tok, root = setup
     with pytest.raises(RoCoFTError, match="commonsense_170k.json not found under"):
-        prepare(PrepareOptions(datasets=["commonsense"], tokenizer_path=str(tok), llm_adapters_dir=str(root)),
-                progress=False)
+        prepare(
+            PrepareOptions(datasets=["commonsense"], tokenizer_path=str(tok), llm_adapters_dir=str(root)),
+            progress=False,
+        )
     with pytest.raises(RoCoFTError, match="neither an existing file nor a dataset id"):
         prepare(PrepareOptions(datasets=["gsm9k"], tokenizer_path=str(tok)), progress=False)
 
@@ -100,14 +124,19 @@ def test_missing_sources_say_where_to_get_them(setup):
 def test_hub_sources_from_local_files_make_math_gold(setup, tmp_path):
     tok, _ = setup
     hub = tmp_path / "hub"
-    rows = {"gsm8k": [{"question": "1+1?", "answer": "1+1=<<1+1=2>>2\n#### 2"}],
-            "mawps": [{"sQuestion": "2+2?", "lSolutions": [4.0]}],
-            "aqua": [{"question": "3+3?", "options": ["A)6", "B)7"], "rationale": "3+3=6", "correct": "A"}]}
+    rows = {
+        "gsm8k": [{"question": "1+1?", "answer": "1+1=<<1+1=2>>2\n#### 2"}],
+        "mawps": [{"sQuestion": "2+2?", "lSolutions": [4.0]}],
+        "aqua": [{"question": "3+3?", "options": ["A)6", "B)7"], "rationale": "3+3=6", "correct": "A"}],
+    }
     for name, data in rows.items():
         (hub / name).mkdir(parents=True)
         (hub / name / "train.jsonl").write_text("\n".join(json.dumps(r) for r in data))
-    _, manifest = prepare(PrepareOptions(datasets=["math"], tokenizer_path=str(tok), source="hub", hub_dir=str(hub)),
-                          out=tmp_path / "gold", progress=False)
+    _, manifest = prepare(
+        PrepareOptions(datasets=["math"], tokenizer_path=str(tok), source="hub", hub_dir=str(hub)),
+        out=tmp_path / "gold",
+        progress=False,
+    )
     assert manifest["sources"][0]["name"] == "math_gold"  # never math_10k's name
     records = [json.loads(line) for line in (tmp_path / "gold" / "records.jsonl").read_text().splitlines()]
     assert [r["answer"] for r in records] == ["2", "4", "A"]
@@ -128,8 +157,15 @@ print("KEY", m["key"])
 def test_two_processes_preparing_at_once_make_one_cache(setup, tmp_path):
     tok, root = setup
     out = tmp_path / "shared"
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tok), str(root), str(out)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(tok), str(root), str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=180) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
     logs = "".join(err for _, err in results)

@@ -10,13 +10,30 @@ from rocoft_llm.data.validate import validate_records
 
 
 def provenance_counts(shared_data) -> dict[str, int]:
-    rows = re.findall(r"^\| (\S+)(?: \(extra\))? \| dataset/\S+/test.json \| (\d+) \|", (shared_data / "PROVENANCE.md")
-                      .read_text(), re.M)
+    rows = re.findall(
+        r"^\| (\S+)(?: \(extra\))? \| dataset/\S+/test.json \| (\d+) \|",
+        (shared_data / "PROVENANCE.md").read_text(),
+        re.M,
+    )
     return {folder: int(n) for folder, n in rows}
 
 
-TASKS = ["boolq", "piqa", "siqa", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "gsm8k", "svamp", "aqua",
-         "multiarith", "addsub", "singleeq", "mawps"]
+TASKS = [
+    "boolq",
+    "piqa",
+    "siqa",
+    "winogrande",
+    "arc_easy",
+    "arc_challenge",
+    "openbookqa",
+    "gsm8k",
+    "svamp",
+    "aqua",
+    "multiarith",
+    "addsub",
+    "singleeq",
+    "mawps",
+]
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -5,18 +5,22 @@ import pytest
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.errors import RoCoFTError
 
-TRAIN = ("Below is an instruction that describes a task. Write a response that appropriately completes the request.  \n\n"
-         "                ### Instruction:\n                Q?\n                \n                ### Response:\n"
-         "                A.")
-PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes the request. \n\n"
-          "### Instruction:\nQ?\n\n### Response:\n")
+TRAIN = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.  \n\n"
+    "                ### Instruction:\n                Q?\n                \n                ### Response:\n"
+    "                A."
+)
+PROMPT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request. \n\n"
+    "### Instruction:\nQ?\n\n### Response:\n"
+)
 
 
 def test_llm_adapters_text_is_byte_exact():
     t = get_template("llm_adapters")
     assert t.render_train("Q?", "A.") == TRAIN
     assert t.render_prompt("Q?") == PROMPT
-    assert TRAIN.startswith(t.train_prompt_part("Q?")) and TRAIN[len(t.train_prompt_part("Q?")):] == "A."
+    assert TRAIN.startswith(t.train_prompt_part("Q?")) and TRAIN[len(t.train_prompt_part("Q?")) :] == "A."
 
 
 def test_alpaca_clean_and_custom():
@@ -24,7 +28,10 @@ def test_alpaca_clean_and_custom():
     assert clean.render_train("Q", "A").endswith("### Instruction:\nQ\n\n### Response:\nA")
     assert clean.render_train("Q", "A") == clean.render_prompt("Q") + "A"
     custom = get_template("User: {instruction}\nBot: {output}")
-    assert custom.render_prompt("hi") == "User: hi\nBot: " and custom.render_train("hi", "yo") == "User: hi\nBot: yo"
+    assert (
+        custom.render_prompt("hi") == "User: hi\nBot: "
+        and custom.render_train("hi", "yo") == "User: hi\nBot: yo"
+    )
     with pytest.raises(RoCoFTError, match="neither built-in"):
         get_template("alpaca")
     with pytest.raises(RoCoFTError, match="must end with"):
@@ -36,11 +43,15 @@ def test_braces_in_data_are_not_formatted():
 
 
 # upstream LLM-Adapters finetune.py / evaluate.py generate_prompt with a non-empty input, and Alpaca's prompt_input
-PREAMBLE_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further context. "
-                  "Write a response that appropriately completes the request.")
+PREAMBLE_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request."
+)
 I16 = " " * 16
-TRAIN_INPUT = (f"{PREAMBLE_INPUT} \n\n{I16}### Instruction:\n{I16}Q?\n{I16}\n{I16}### Input:\n{I16}ctx\n{I16}\n"
-               f"{I16}### Response:\n{I16}A.")
+TRAIN_INPUT = (
+    f"{PREAMBLE_INPUT} \n\n{I16}### Instruction:\n{I16}Q?\n{I16}\n{I16}### Input:\n{I16}ctx\n{I16}\n"
+    f"{I16}### Response:\n{I16}A."
+)
 PROMPT_INPUT = f"{PREAMBLE_INPUT}\n\n### Instruction:\nQ?\n\n### Input:\nctx\n\n### Response:\n"
 
 

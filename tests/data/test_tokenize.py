@@ -47,7 +47,9 @@ def test_eos_equal_to_pad_still_learned(tok):
 
 
 def test_eos_only_when_it_fits_and_overlength_policies(tok):
-    text_len = len(tok(get_template("llm_adapters").render_train("What is 2+2?", "The answer is 4."))["input_ids"])
+    text_len = len(
+        tok(get_template("llm_adapters").render_train("What is 2+2?", "The answer is 4."))["input_ids"]
+    )
     exact, _ = tokenize(tok, [rec()], cutoff_len=text_len)
     assert len(exact[0]["input_ids"]) == text_len and exact[0]["input_ids"][-1] != tok.eos_token_id
     short, stats = tokenize(tok, [rec(), rec(o="x" * 2000)], cutoff_len=text_len + 1)

@@ -8,7 +8,12 @@ from rocoft_llm.data.records import read_instruction_records, read_json_array
 from rocoft_llm.data.validate import validate_records
 from rocoft_llm.errors import RoCoFTError
 
-GOOD = {"instruction": "Q? Answer format: true/false", "input": "", "output": "the correct answer is true", "answer": "true"}
+GOOD = {
+    "instruction": "Q? Answer format: true/false",
+    "input": "",
+    "output": "the correct answer is true",
+    "answer": "true",
+}
 BAD = [
     ({"instruction": "Q", "input": "", "output": "o"}, "missing_field"),
     ({**GOOD, "extra": 1}, "extra_field"),

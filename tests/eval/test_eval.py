@@ -20,8 +20,22 @@ from tests.helpers.paths import REPO
 from tests.helpers.torchrun import torchrun
 
 TINY = REPO / "recipes" / "tiny"
-TASKS = ["boolq", "piqa", "siqa", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "gsm8k", "svamp", "aqua",
-         "multiarith", "addsub", "singleeq", "mawps"]
+TASKS = [
+    "boolq",
+    "piqa",
+    "siqa",
+    "winogrande",
+    "arc_easy",
+    "arc_challenge",
+    "openbookqa",
+    "gsm8k",
+    "svamp",
+    "aqua",
+    "multiarith",
+    "addsub",
+    "singleeq",
+    "mawps",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,9 @@ def test_batched_generation_equals_one_at_a_time(tiny_tok):
     prompts = [tmpl.render_prompt(r["instruction"]) for r in records]  # different lengths -> left padding
     assert len({len(tiny_tok(p)["input_ids"]) for p in prompts}) > 1
     batched = generate(model, tiny_tok, prompts, batch_size=8, num_beams=1, max_new_tokens=12)
-    single = [generate(model, tiny_tok, [p], batch_size=1, num_beams=1, max_new_tokens=12)[0] for p in prompts]
+    single = [
+        generate(model, tiny_tok, [p], batch_size=1, num_beams=1, max_new_tokens=12)[0] for p in prompts
+    ]
     assert [g.raw for g in batched] == [g.raw for g in single]
     assert all(g.new_tokens > 0 for g in batched)
 
@@ -56,6 +72,7 @@ def test_gold_never_reaches_the_prompt(shared_data, tiny_tok, monkeypatch):
     def fake_generate(model, tokenizer, prompts, *a, **k):
         seen.extend(prompts)
         from rocoft_llm.eval.generate import Generation
+
         return [Generation("", "", 0, False) for _ in prompts]
 
     monkeypatch.setattr(eval_run, "generate", fake_generate)
@@ -68,20 +85,73 @@ def test_gold_never_reaches_the_prompt(shared_data, tiny_tok, monkeypatch):
         for prompt, record in zip(seen, task.records):
             assert prompt == tmpl.render_prompt(record["instruction"])
             if record["output"].strip():  # mawps has empty outputs
-                assert record["output"].strip() not in prompt, task_id  # the rationale / "the correct answer is X"
+                assert record["output"].strip() not in prompt, (
+                    task_id
+                )  # the rationale / "the correct answer is X"
             assert "the correct answer is" not in prompt
-            assert "### Response:\n" == prompt[-len("### Response:\n"):]
+            assert "### Response:\n" == prompt[-len("### Response:\n") :]
 
 
-OVERFIT = ([{"instruction": f"Please answer the following question with true or false, question: is {a} greater than "
-                            f"{b}?\n\nAnswer format: true/false", "input": "",
-             "output": f"the correct answer is {'true' if a > b else 'false'}", "answer": "true" if a > b else "false"}
-            for a, b in [(3, 9), (12, 4), (7, 1), (2, 8), (15, 6), (5, 11), (9, 3), (1, 13), (14, 2), (6, 10),
-                         (18, 7), (4, 16), (11, 5), (8, 17), (13, 3), (2, 19), (16, 1), (7, 12), (10, 4), (3, 14)]]
-           + [{"instruction": f"Tom has {a} apples and gets {b} more. How many apples does he have?", "input": "",
-               "output": f"{a} + {b} = {a + b}. The answer is {a + b}", "answer": str(a + b)}
-              for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (8, 3), (9, 9), (3, 7),
-                           (12, 5), (11, 2), (10, 10), (14, 3), (13, 6), (5, 15), (2, 17), (16, 4), (7, 13), (19, 1)]])
+OVERFIT = [
+    {
+        "instruction": f"Please answer the following question with true or false, question: is {a} greater than "
+        f"{b}?\n\nAnswer format: true/false",
+        "input": "",
+        "output": f"the correct answer is {'true' if a > b else 'false'}",
+        "answer": "true" if a > b else "false",
+    }
+    for a, b in [
+        (3, 9),
+        (12, 4),
+        (7, 1),
+        (2, 8),
+        (15, 6),
+        (5, 11),
+        (9, 3),
+        (1, 13),
+        (14, 2),
+        (6, 10),
+        (18, 7),
+        (4, 16),
+        (11, 5),
+        (8, 17),
+        (13, 3),
+        (2, 19),
+        (16, 1),
+        (7, 12),
+        (10, 4),
+        (3, 14),
+    ]
+] + [
+    {
+        "instruction": f"Tom has {a} apples and gets {b} more. How many apples does he have?",
+        "input": "",
+        "output": f"{a} + {b} = {a + b}. The answer is {a + b}",
+        "answer": str(a + b),
+    }
+    for a, b in [
+        (1, 2),
+        (3, 4),
+        (5, 6),
+        (7, 8),
+        (2, 9),
+        (4, 4),
+        (6, 1),
+        (8, 3),
+        (9, 9),
+        (3, 7),
+        (12, 5),
+        (11, 2),
+        (10, 10),
+        (14, 3),
+        (13, 6),
+        (5, 15),
+        (2, 17),
+        (16, 4),
+        (7, 13),
+        (19, 1),
+    ]
+]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +176,9 @@ def test_overfitted_model_scores_100_percent(overfit_run):
     model, tok, identity, flags = load_for_eval(run=str(run))
     assert identity["method"] == "full"
     tasks = [str(tmp / "boolq_like" / "test.json"), str(tmp / "gsm8k_like" / "test.json")]
-    summaries = evaluate(model, tok, tasks, Decoding(num_beams=1, template="alpaca_clean"), tmp / "eval", identity, flags)
+    summaries = evaluate(
+        model, tok, tasks, Decoding(num_beams=1, template="alpaca_clean"), tmp / "eval", identity, flags
+    )
     for s in summaries:
         assert s["protocol"]["accuracy"] == 1.0 and s["strict"]["accuracy"] == 1.0, s
         assert s["n"] == 20
@@ -130,24 +202,50 @@ def test_adapter_on_the_wrong_base_is_refused(tmp_path):
 def test_rescoring_other_tools_predictions(tmp_path):
     test = tmp_path / "gsm8k" / "test.json"
     test.parent.mkdir()
-    test.write_text(json.dumps([{"instruction": "q", "input": "", "output": "o", "answer": a} for a in ("4", "10.0", "7")]))
+    test.write_text(
+        json.dumps(
+            [{"instruction": "q", "input": "", "output": "o", "answer": a} for a in ("4", "10.0", "7")]
+        )
+    )
     preds = tmp_path / "preds.jsonl"
-    preds.write_text("\n".join(json.dumps(r) for r in [{"index": 0, "response": "2+2 = 4"},
-                                                       {"index": 1, "response": "The answer is 10"},
-                                                       {"index": 2, "response": "eight"}]))
+    preds.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"index": 0, "response": "2+2 = 4"},
+                {"index": 1, "response": "The answer is 10"},
+                {"index": 2, "response": "eight"},
+            ]
+        )
+    )
     summary = rescore("gsm8k", preds, str(test))
     assert summary["protocol"]["correct"] == 2 and summary["strict"]["correct"] == 1 and summary["n"] == 3
-    result = CliRunner().invoke(main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)])
+    result = CliRunner().invoke(
+        main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)]
+    )
     assert result.exit_code == 0 and "66.7%" in result.output
     # a task id scores a file by the catalog's rule, wherever the file lives and whatever it is called
     plain = tmp_path / "some_export.json"
-    plain.write_text(json.dumps([{"instruction": "q?", "input": "", "output": "o", "answer": a} for a in ("true", "false")]))
-    preds.write_text("\n".join(json.dumps(r) for r in [{"index": 0, "response": "the correct answer is true"},
-                                                       {"index": 1, "response": "true"}]))
+    plain.write_text(
+        json.dumps(
+            [{"instruction": "q?", "input": "", "output": "o", "answer": a} for a in ("true", "false")]
+        )
+    )
+    preds.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"index": 0, "response": "the correct answer is true"},
+                {"index": 1, "response": "true"},
+            ]
+        )
+    )
     summary = rescore("boolq", preds, str(plain))
     assert summary["task"] == "boolq" and summary["protocol"]["correct"] == 1
     preds.write_text(json.dumps({"response": "x"}))
-    bad = CliRunner().invoke(main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)])
+    bad = CliRunner().invoke(
+        main, ["score", "--task", "gsm8k", "--predictions", str(preds), "--test-file", str(test)]
+    )
     assert bad.exit_code == 2 and "neither 'answer' nor 'index'" in bad.output
 
 
@@ -158,12 +256,27 @@ def test_two_rank_eval_equals_one_rank(tmp_path):
     tiny_llama(torch.float32).save_pretrained(model_dir)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (model_dir / name).write_bytes((TINY / "llama" / name).read_bytes())
-    args = ["-m", "rocoft_llm.cli", "eval", "--model", str(model_dir), "--tasks",
-            str(TINY / "data" / "truefalse" / "test.json"), "--num-beams", "1", "--max-new-tokens", "8", "--limit", "11"]
+    args = [
+        "-m",
+        "rocoft_llm.cli",
+        "eval",
+        "--model",
+        str(model_dir),
+        "--tasks",
+        str(TINY / "data" / "truefalse" / "test.json"),
+        "--num-beams",
+        "1",
+        "--max-new-tokens",
+        "8",
+        "--limit",
+        "11",
+    ]
     torchrun(*args, "--out", tmp_path / "one", nproc=1, timeout=300)
     torchrun(*args, "--out", tmp_path / "two", nproc=2, timeout=300)
-    rows = [[json.loads(line) for line in (tmp_path / d / "adapted" / "truefalse.jsonl").read_text().splitlines()]
-            for d in ("one", "two")]
+    rows = [
+        [json.loads(line) for line in (tmp_path / d / "adapted" / "truefalse.jsonl").read_text().splitlines()]
+        for d in ("one", "two")
+    ]
     assert len(rows[0]) == 11 and rows[0] == rows[1]
 
 
@@ -175,11 +288,20 @@ def test_prepared_test_data_is_an_eval_source(tmp_path, tiny_tok, monkeypatch):
     for folder, records in (("gsm8k", OVERFIT[20:25]), ("boolq", OVERFIT[:3])):
         (root / folder).mkdir(parents=True)
         (root / folder / "test.json").write_text(json.dumps(records))
-    path, _ = prepare(PrepareOptions(datasets=["gsm8k", "boolq"], tokenizer_path=str(TINY / "llama"), split="test",
-                                     llm_adapters_dir=str(root)), out=tmp_path / "prep", progress=False)
+    path, _ = prepare(
+        PrepareOptions(
+            datasets=["gsm8k", "boolq"],
+            tokenizer_path=str(TINY / "llama"),
+            split="test",
+            llm_adapters_dir=str(root),
+        ),
+        out=tmp_path / "prep",
+        progress=False,
+    )
 
     def fake_generate(model, tokenizer, prompts, *a, **k):
         from rocoft_llm.eval.generate import Generation
+
         return [Generation("The answer is 3", "", 4, False) for _ in prompts]
 
     monkeypatch.setattr(eval_run, "generate", fake_generate)
@@ -201,20 +323,36 @@ def test_eval_defaults_come_from_the_run_recipe(tmp_path, monkeypatch):
 
     run = tmp_path / "run"
     run.mkdir()
-    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump({
-        "method": "rocoft", "model": {"name_or_path": "x", "random_init": True, "tokenizer": None},
-        "train": {"seed": 0}, "data": {"template": "alpaca_clean"},
-        "eval": {"tasks": ["boolq"], "num_beams": 1, "max_new_tokens": 9, "batch_size": 3}}))
+    (run / "recipe.resolved.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "method": "rocoft",
+                "model": {"name_or_path": "x", "random_init": True, "tokenizer": None},
+                "train": {"seed": 0},
+                "data": {"template": "alpaca_clean"},
+                "eval": {"tasks": ["boolq"], "num_beams": 1, "max_new_tokens": 9, "batch_size": 3},
+            }
+        )
+    )
     monkeypatch.setattr("rocoft_llm.eval.run.evaluate", fake_evaluate)
-    monkeypatch.setattr("rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (None, None, {"model": "x"}, {}))
+    monkeypatch.setattr(
+        "rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (None, None, {"model": "x"}, {})
+    )
     (tmp_path / "la" / "boolq").mkdir(parents=True)  # eval checks its tasks' files before loading a model
-    (tmp_path / "la" / "boolq" / "test.json").write_text(json.dumps(
-        [{"instruction": "q? Answer format: true/false", "input": "", "output": "true", "answer": "true"}]))
+    (tmp_path / "la" / "boolq" / "test.json").write_text(
+        json.dumps(
+            [{"instruction": "q? Answer format: true/false", "input": "", "output": "true", "answer": "true"}]
+        )
+    )
     monkeypatch.setenv("ROCOFT_LLM_ADAPTERS_DIR", str(tmp_path / "la"))
     result = CliRunner().invoke(main, ["eval", "--run", str(run)])
     assert result.exit_code == 0, result.output
     d = seen["decoding"]
     assert seen["tasks"] == ["boolq"] and (d.num_beams, d.max_new_tokens, d.batch_size, d.template) == (
-        1, 9, 3, "alpaca_clean")
+        1,
+        9,
+        3,
+        "alpaca_clean",
+    )
     none = CliRunner().invoke(main, ["eval", "--model", "x"])
     assert none.exit_code == 2 and "pass --tasks" in none.output

@@ -24,7 +24,9 @@ def test_lm_eval_items_equal_our_computation(tmp_path):
     (tmp_path / "boolq").mkdir()
     shutil.copy(TINY / "data" / "truefalse" / "test.json", tmp_path / "boolq" / "test.json")
     records = json.loads((tmp_path / "boolq" / "test.json").read_text())[:12]
-    summaries = run_harness(model, tok, ["boolq"], tmp_path / "out", {"model": "tiny"}, str(tmp_path), limit=12)
+    summaries = run_harness(
+        model, tok, ["boolq"], tmp_path / "out", {"model": "tiny"}, str(tmp_path), limit=12
+    )
     assert [s["harness_task"] for s in summaries] == ["rocoft_boolq_loglik", "rocoft_boolq_gen"]
     samples = json.loads((tmp_path / "out" / "lm_eval_samples.json").read_text())
 
@@ -47,8 +49,12 @@ def test_lm_eval_items_equal_our_computation(tmp_path):
         assert ours == item["acc"], item["doc_id"]
 
     # generation: our batched greedy generation + protocol scorer gives the same per-item result
-    gens = generate(model, tok, [prompt(r["instruction"]) for r in records], batch_size=4, num_beams=1, max_new_tokens=32)
-    gen_items = sorted((s for s in samples["rocoft_boolq_gen"] if s["filter"] == "protocol"), key=lambda s: s["doc_id"])
+    gens = generate(
+        model, tok, [prompt(r["instruction"]) for r in records], batch_size=4, num_beams=1, max_new_tokens=32
+    )
+    gen_items = sorted(
+        (s for s in samples["rocoft_boolq_gen"] if s["filter"] == "protocol"), key=lambda s: s["doc_id"]
+    )
     assert len(gen_items) == 12
     for item, rec, g in zip(gen_items, records, gens):
         assert item["resps"][0][0].split("### Instruction")[0].strip() == g.response

@@ -16,9 +16,15 @@ from rocoft_llm.eval.options import parse_options
 from rocoft_llm.eval.summaries import baselines
 from rocoft_llm.eval.tasks import resolve_task
 
-ITEMS = [{"instruction": f"Q{i}: is {i} even?\n\nAnswer format: true/false", "input": "",
-          "output": f"the correct answer is {str(i % 2 == 0).lower()}", "answer": str(i % 2 == 0).lower()}
-         for i in range(20)]
+ITEMS = [
+    {
+        "instruction": f"Q{i}: is {i} even?\n\nAnswer format: true/false",
+        "input": "",
+        "output": f"the correct answer is {str(i % 2 == 0).lower()}",
+        "answer": str(i % 2 == 0).lower(),
+    }
+    for i in range(20)
+]
 
 
 @pytest.fixture
@@ -27,15 +33,35 @@ def run_with_overlap(tmp_path):
     (tmp_path / "data" / "boolq").mkdir(parents=True)
     (tmp_path / "data" / "boolq" / "test.json").write_text(json.dumps(ITEMS))
     train = tmp_path / "train.json"
-    train.write_text(json.dumps([dict(r, instruction=r["instruction"].replace("Q", "q").replace(" is ", "  is\t")) for r in ITEMS[:6]]))
+    train.write_text(
+        json.dumps(
+            [
+                dict(r, instruction=r["instruction"].replace("Q", "q").replace(" is ", "  is\t"))
+                for r in ITEMS[:6]
+            ]
+        )
+    )
     run = tmp_path / "run"
     run.mkdir()
-    (run / "recipe.resolved.yaml").write_text(yaml.safe_dump({
-        "method": "full", "model": {"name_or_path": "x", "random_init": True, "tokenizer": None}, "train": {"seed": 0},
-        "data": {"train": [str(train)], "template": "alpaca_clean", "source": "llm_adapters"}, "eval": {}}))
-    (run / "data_manifest.json").write_text(json.dumps({
-        "sources": [{"name": "train", "files": {}}],
-        "contamination": {"exact_overlap": {"train": {"boolq": 6}}, "flagged_test_sets": {}}}))
+    (run / "recipe.resolved.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "method": "full",
+                "model": {"name_or_path": "x", "random_init": True, "tokenizer": None},
+                "train": {"seed": 0},
+                "data": {"train": [str(train)], "template": "alpaca_clean", "source": "llm_adapters"},
+                "eval": {},
+            }
+        )
+    )
+    (run / "data_manifest.json").write_text(
+        json.dumps(
+            {
+                "sources": [{"name": "train", "files": {}}],
+                "contamination": {"exact_overlap": {"train": {"boolq": 6}}, "flagged_test_sets": {}},
+            }
+        )
+    )
     return tmp_path, run
 
 
@@ -60,15 +86,32 @@ def test_overlap_is_excluded_by_default_and_counted(run_with_overlap, monkeypatc
         config = type("C", (), {"pad_token_id": 0})()
 
     monkeypatch.setattr(eval_run, "generate", fake_generate)
-    monkeypatch.setattr("rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (Model(), _Tok(), {"model": "x"}, {}))
-    result = CliRunner().invoke(main, ["eval", "--run", str(run), "--tasks", "boolq", "--llm-adapters-dir",
-                                       str(tmp / "data"), "--out", str(tmp / "ev")])
+    monkeypatch.setattr(
+        "rocoft_llm.eval.identity.load_for_eval", lambda *a, **k: (Model(), _Tok(), {"model": "x"}, {})
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            "--run",
+            str(run),
+            "--tasks",
+            "boolq",
+            "--llm-adapters-dir",
+            str(tmp / "data"),
+            "--out",
+            str(tmp / "ev"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     (s,) = json.loads((tmp / "ev" / "adapted" / "summary.json").read_text())
     assert s["n"] == 14 and s["excluded_seen_in_training"] == 6 and s["evaluation_mode"] == "held-out"
     assert len(seen) == 14 and not any(f"Q{i}:" in p for p in seen for i in range(6))
     assert "14 (held-out, 6 seen in training excluded)" in result.output
-    assert s["baselines"]["majority_rate"] == pytest.approx(7 / 14) and s["top_prediction"] == {"pred": "true", "count": 14}
+    assert s["baselines"]["majority_rate"] == pytest.approx(7 / 14) and s["top_prediction"] == {
+        "pred": "true",
+        "count": 14,
+    }
 
 
 class _Tok:
@@ -92,13 +135,26 @@ def test_split_task_and_option_parsing(tmp_path):
     (tmp_path / "boolq").mkdir()
     (tmp_path / "boolq" / "test.json").write_text(json.dumps(ITEMS))
     held, train = resolve_task("boolq:heldout", str(tmp_path)), resolve_task("boolq:train", str(tmp_path))
-    assert held.id == "boolq:heldout" and held.kind == "option" and len(held.records) + len(train.records) == 20
-    arc = ("Please choose the correct answer to the question: Which is a gas?\n\nAnswer1: ice Answer2: steam "
-           "Answer3: wood Answer4: salt\n\nAnswer format: answer1/answer2/answer3/answer4")
-    assert parse_options(arc, "answer2") == {"question": "Which is a gas?", "choices": ["ice", "steam", "wood", "salt"],
-                                             "gold": 1}
-    piqa = ("Please choose the correct solution to the question: open a jar\n\nSolution1: twist the lid\n\n"
-            "Solution2: eat the lid\n\nAnswer format: solution1/solution2")
+    assert (
+        held.id == "boolq:heldout" and held.kind == "option" and len(held.records) + len(train.records) == 20
+    )
+    arc = (
+        "Please choose the correct answer to the question: Which is a gas?\n\nAnswer1: ice Answer2: steam "
+        "Answer3: wood Answer4: salt\n\nAnswer format: answer1/answer2/answer3/answer4"
+    )
+    assert parse_options(arc, "answer2") == {
+        "question": "Which is a gas?",
+        "choices": ["ice", "steam", "wood", "salt"],
+        "gold": 1,
+    }
+    piqa = (
+        "Please choose the correct solution to the question: open a jar\n\nSolution1: twist the lid\n\n"
+        "Solution2: eat the lid\n\nAnswer format: solution1/solution2"
+    )
     assert parse_options(piqa, "solution1")["choices"] == ["twist the lid", "eat the lid"]
     b = baselines(held, [ITEMS[0], ITEMS[1], ITEMS[2]])
-    assert b == {"majority_label": "true", "majority_rate": pytest.approx(2 / 3), "chance_rate": pytest.approx(0.5)}
+    assert b == {
+        "majority_label": "true",
+        "majority_rate": pytest.approx(2 / 3),
+        "chance_rate": pytest.approx(0.5),
+    }

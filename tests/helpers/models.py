@@ -18,15 +18,42 @@ VOCAB = 320  # >= the tiny tokenizer (259)
 
 def tiny_config(arch: str):
     if arch == "llama":
-        return LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
-                           pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+        return LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=64,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            tie_word_embeddings=False,
+        )
     if arch == "bloom":
-        return BloomConfig(vocab_size=VOCAB, hidden_size=32, n_layer=2, n_head=4, pad_token_id=0,
-                           bos_token_id=1, eos_token_id=2)
+        return BloomConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            n_layer=2,
+            n_head=4,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
     if arch == "gptj":
-        return GPTJConfig(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, rotary_dim=4, n_positions=64,
-                          bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False)
+        return GPTJConfig(
+            vocab_size=VOCAB,
+            n_embd=32,
+            n_layer=2,
+            n_head=4,
+            rotary_dim=4,
+            n_positions=64,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+            tie_word_embeddings=False,
+        )
     raise ValueError(arch)
 
 

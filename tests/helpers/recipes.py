@@ -21,10 +21,20 @@ def tiny_recipe(tmp_path: Path, name: str = "run", **sections) -> Path:
         "model": {"name_or_path": str(TINY / "llama"), "random_init": True, "dtype": "float32"},
         "method": "rocoft",
         "rocoft": {"mode": "row", "rank": 2, "selection": "random", "seed": 3},
-        "data": {"train": [str(TINY / "data" / "train.json")], "cutoff_len": 192,
-                 "cache_dir": str(tmp_path / "cache")},
-        "train": {"global_batch_size": 8, "micro_batch_size": 4, "max_steps": STEPS, "lr": 0.02, "warmup_steps": 1,
-                  "precision": "fp32", "seed": 7},
+        "data": {
+            "train": [str(TINY / "data" / "train.json")],
+            "cutoff_len": 192,
+            "cache_dir": str(tmp_path / "cache"),
+        },
+        "train": {
+            "global_batch_size": 8,
+            "micro_batch_size": 4,
+            "max_steps": STEPS,
+            "lr": 0.02,
+            "warmup_steps": 1,
+            "precision": "fp32",
+            "seed": 7,
+        },
         "dist": {"backend": "none"},
         "output": {"dir": str(tmp_path / name), "report_to": []},
     }
@@ -64,9 +74,21 @@ def overfit_recipe(tmp: Path, data: Path, steps: int = 800) -> Path:
     recipe = {
         "model": {"name_or_path": str(TINY / "llama"), "random_init": True, "dtype": "float32"},
         "method": "full",
-        "data": {"train": [str(data)], "template": "alpaca_clean", "cutoff_len": 192, "cache_dir": str(tmp / "cache")},
-        "train": {"global_batch_size": 8, "micro_batch_size": 8, "max_steps": steps, "lr": 3e-3, "warmup_steps": 10,
-                  "precision": "fp32", "seed": 1},
+        "data": {
+            "train": [str(data)],
+            "template": "alpaca_clean",
+            "cutoff_len": 192,
+            "cache_dir": str(tmp / "cache"),
+        },
+        "train": {
+            "global_batch_size": 8,
+            "micro_batch_size": 8,
+            "max_steps": steps,
+            "lr": 3e-3,
+            "warmup_steps": 10,
+            "precision": "fp32",
+            "seed": 1,
+        },
         "output": {"dir": str(tmp / "run"), "report_to": []},
     }
     path = tmp / "overfit.yaml"

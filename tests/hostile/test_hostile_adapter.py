@@ -37,10 +37,12 @@ def first_module(data):
 
 def v1_with_rank(rank):
     """A format-1 adapter (no config hash, still readable) whose rank was edited."""
+
     def change(data):
         data.pop("config_sha256")
         data["format_version"] = 1
         data["rank"] = rank
+
     return change
 
 
@@ -51,28 +53,65 @@ def _set_v2_rehashed(data, **kw):
 
 CASES = {
     # name: (how the adapter directory is damaged, which base, expected message parts)
-    "different base, same shapes": (None, "other_base", ["differ from the model the adapter was trained on",
-                                                         "Pass the base model the adapter was trained on"]),
-    "indices edited": (lambda p: edit_config(p, lambda d: first_module(d)["indices"].__setitem__(0, 7)), "base",
-                       [CONFIG_FILE, "was edited after it was saved", "save the adapter again"]),
-    "rank edited": (lambda p: edit_config(p, lambda d: d.__setitem__("rank", 3)), "base",
-                    ["was edited after it was saved"]),
-    "rank edited in a format-1 adapter": (lambda p: edit_config(p, v1_with_rank(3)), "base",
-                                          [CONFIG_FILE, "needs 3 distinct ones", "save the adapter again"]),
-    "duplicate indices, hash recomputed": (lambda p: edit_config(p, lambda d: _set_v2_rehashed(
-        d, modules={k: {**v, "indices": [0, 0]} for k, v in d["modules"].items()})), "base",
-        [CONFIG_FILE, "needs 2 distinct ones"]),
-    "tensor file truncated": (lambda p: (p / WEIGHTS_FILE).write_bytes((p / WEIGHTS_FILE).read_bytes()[:100]), "base",
-                              [WEIGHTS_FILE, "does not match the sha256", "Restore it"]),
-    "config not JSON": (lambda p: (p / CONFIG_FILE).write_text("{oops"), "base",
-                        [CONFIG_FILE, "is not valid JSON", "line 1"]),
-    "config not UTF-8": (lambda p: (p / CONFIG_FILE).write_bytes(b'{"a": "\xff\xfe"}'), "base",
-                         [CONFIG_FILE, "not UTF-8", "line 1"]),
+    "different base, same shapes": (
+        None,
+        "other_base",
+        [
+            "differ from the model the adapter was trained on",
+            "Pass the base model the adapter was trained on",
+        ],
+    ),
+    "indices edited": (
+        lambda p: edit_config(p, lambda d: first_module(d)["indices"].__setitem__(0, 7)),
+        "base",
+        [CONFIG_FILE, "was edited after it was saved", "save the adapter again"],
+    ),
+    "rank edited": (
+        lambda p: edit_config(p, lambda d: d.__setitem__("rank", 3)),
+        "base",
+        ["was edited after it was saved"],
+    ),
+    "rank edited in a format-1 adapter": (
+        lambda p: edit_config(p, v1_with_rank(3)),
+        "base",
+        [CONFIG_FILE, "needs 3 distinct ones", "save the adapter again"],
+    ),
+    "duplicate indices, hash recomputed": (
+        lambda p: edit_config(
+            p,
+            lambda d: _set_v2_rehashed(
+                d, modules={k: {**v, "indices": [0, 0]} for k, v in d["modules"].items()}
+            ),
+        ),
+        "base",
+        [CONFIG_FILE, "needs 2 distinct ones"],
+    ),
+    "tensor file truncated": (
+        lambda p: (p / WEIGHTS_FILE).write_bytes((p / WEIGHTS_FILE).read_bytes()[:100]),
+        "base",
+        [WEIGHTS_FILE, "does not match the sha256", "Restore it"],
+    ),
+    "config not JSON": (
+        lambda p: (p / CONFIG_FILE).write_text("{oops"),
+        "base",
+        [CONFIG_FILE, "is not valid JSON", "line 1"],
+    ),
+    "config not UTF-8": (
+        lambda p: (p / CONFIG_FILE).write_bytes(b'{"a": "\xff\xfe"}'),
+        "base",
+        [CONFIG_FILE, "not UTF-8", "line 1"],
+    ),
     "config a JSON list": (lambda p: (p / CONFIG_FILE).write_text("[]"), "base", ["format_version None"]),
-    "config missing (partial save)": (lambda p: (p / CONFIG_FILE).unlink(), "base",
-                                      ["has no adapter_config.json", "Use a complete adapter directory"]),
-    "unsupported format": (lambda p: edit_config(p, lambda d: d.__setitem__("format_version", 9)), "base",
-                           ["format_version 9 is not supported"]),
+    "config missing (partial save)": (
+        lambda p: (p / CONFIG_FILE).unlink(),
+        "base",
+        ["has no adapter_config.json", "Use a complete adapter directory"],
+    ),
+    "unsupported format": (
+        lambda p: edit_config(p, lambda d: d.__setitem__("format_version", 9)),
+        "base",
+        ["format_version 9 is not supported"],
+    ),
     "base of another architecture": (None, "bloom_base", ["model_type 'llama'", "bloom"]),
 }
 
@@ -106,7 +145,9 @@ def test_eval_refuses_an_edited_adapter_before_loading_a_model(made, tmp_path):
     edit_config(adapter, lambda d: d.__setitem__("rank", 3))
     tasks = tmp_path / "t.json"
     tasks.write_text(json.dumps([{"instruction": "1+1?", "input": "", "output": "2", "answer": "2"}]))
-    result = run_cli("eval", "--model", made / "base", "--adapter", adapter, "--tasks", tasks, "--out", tmp_path / "e")
+    result = run_cli(
+        "eval", "--model", made / "base", "--adapter", adapter, "--tasks", tasks, "--out", tmp_path / "e"
+    )
     assert_refused(result, "was edited after it was saved")
     assert not (tmp_path / "e").exists()
 

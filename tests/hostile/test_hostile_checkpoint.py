@@ -20,7 +20,9 @@ def finished_run(tmp_path_factory):
     recipe = tiny_recipe(root, "run", train={"max_steps": 2, "save_steps": 1, "save_total_limit": 2})
     result = run_cli("train", recipe)
     assert result.exit_code == 0, result.output
-    assert (root / "run" / STEP1 / "COMPLETE.json").is_file() and (root / "run" / STEP2 / "COMPLETE.json").is_file()
+    assert (root / "run" / STEP1 / "COMPLETE.json").is_file() and (
+        root / "run" / STEP2 / "COMPLETE.json"
+    ).is_file()
     return root / "run"
 
 
@@ -32,23 +34,50 @@ def corrupt(name):
     def damage(run):
         data = (run / name).read_bytes()
         (run / name).write_bytes(data[:-8] + b"\0" * 8)
+
     return damage
 
 
 CASES = {
     # name: (damage to the copied run, resume value, extra overrides, message parts)
-    "marker not JSON": (write(f"{STEP2}/COMPLETE.json", b"{"), "auto", [], ["COMPLETE.json", "is not valid JSON",
-                                                                           "resume from an earlier"]),
+    "marker not JSON": (
+        write(f"{STEP2}/COMPLETE.json", b"{"),
+        "auto",
+        [],
+        ["COMPLETE.json", "is not valid JSON", "resume from an earlier"],
+    ),
     "marker not UTF-8": (write(f"{STEP2}/COMPLETE.json", b"\xff"), "auto", [], ["not UTF-8"]),
     "marker a list": (write(f"{STEP2}/COMPLETE.json", b"[]"), "auto", [], ["is not a JSON object"]),
-    "signature missing": (lambda run: (run / STEP2 / "resume_signature.json").unlink(), "auto", [],
-                          ["resume_signature.json", "does not exist", "resume from an earlier"]),
-    "tensors corrupted": (corrupt(f"{STEP2}/trainable.safetensors"), "auto", [], ["trainable.safetensors",
-                                                                                 "the checkpoint is corrupt"]),
-    "tensors missing": (lambda run: (run / STEP2 / "trainable.safetensors").unlink(), "auto", [], ["is corrupt"]),
-    "recipe changed": (None, "auto", ["rocoft.rank=3"], ["refusing to resume", "rocoft.rank: checkpoint 2 -> now 3"]),
-    "partial checkpoint by path": (lambda run: (run / STEP1 / "COMPLETE.json").unlink(), STEP1, [],
-                                   ["has no COMPLETE.json", "partial"]),
+    "signature missing": (
+        lambda run: (run / STEP2 / "resume_signature.json").unlink(),
+        "auto",
+        [],
+        ["resume_signature.json", "does not exist", "resume from an earlier"],
+    ),
+    "tensors corrupted": (
+        corrupt(f"{STEP2}/trainable.safetensors"),
+        "auto",
+        [],
+        ["trainable.safetensors", "the checkpoint is corrupt"],
+    ),
+    "tensors missing": (
+        lambda run: (run / STEP2 / "trainable.safetensors").unlink(),
+        "auto",
+        [],
+        ["is corrupt"],
+    ),
+    "recipe changed": (
+        None,
+        "auto",
+        ["rocoft.rank=3"],
+        ["refusing to resume", "rocoft.rank: checkpoint 2 -> now 3"],
+    ),
+    "partial checkpoint by path": (
+        lambda run: (run / STEP1 / "COMPLETE.json").unlink(),
+        STEP1,
+        [],
+        ["has no COMPLETE.json", "partial"],
+    ),
     "no such checkpoint": (None, "checkpoints/step-00000009", [], ["does not exist", "train.resume=auto"]),
 }
 

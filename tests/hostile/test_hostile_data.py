@@ -11,8 +11,15 @@ from tests.helpers.cli import assert_refused, run_cli, snapshot
 from tests.helpers.paths import TINY
 
 TOKENIZER = TINY / "llama"
-GOOD = [{"instruction": f"What is {i} + 1?", "input": "", "output": f"The answer is {i + 1}", "answer": str(i + 1)}
-        for i in range(8)]
+GOOD = [
+    {
+        "instruction": f"What is {i} + 1?",
+        "input": "",
+        "output": f"The answer is {i + 1}",
+        "answer": str(i + 1),
+    }
+    for i in range(8)
+]
 
 
 def records(*extra):
@@ -29,7 +36,10 @@ CASES = {
     "an object, not an array": (b'{"instruction": "x"}', ["expected a JSON array of records, got dict"]),
     "a record that is not an object": (records("just text"), ["record 8: not_an_object", DROP]),
     "a record missing fields": (records({"instruction": "x"}), ["record 8: missing_field", DROP]),
-    "a record with an extra field": (records({**GOOD[0], "label": 1}), ["record 8: extra_field: ['label']", DROP]),
+    "a record with an extra field": (
+        records({**GOOD[0], "label": 1}),
+        ["record 8: extra_field: ['label']", DROP],
+    ),
     "a numeric answer": (records({**GOOD[0], "answer": 1}), ["record 8: non_string_answer: 1", DROP]),
     "an empty instruction": (records({**GOOD[0], "instruction": "  "}), ["record 8: empty_instruction"]),
 }
@@ -37,17 +47,35 @@ CASES = {
 
 def write_recipe(tmp_path, data_file, **data):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model": {"name_or_path": str(TOKENIZER), "random_init": True, "dtype": "float32"},
-        "data": {"train": [str(data_file)], "cutoff_len": 64, "cache_dir": str(tmp_path / "cache"), **data},
-        "train": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 2, "precision": "fp32"},
-        "output": {"dir": str(tmp_path / "run")}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"name_or_path": str(TOKENIZER), "random_init": True, "dtype": "float32"},
+                "data": {
+                    "train": [str(data_file)],
+                    "cutoff_len": 64,
+                    "cache_dir": str(tmp_path / "cache"),
+                    **data,
+                },
+                "train": {"global_batch_size": 4, "micro_batch_size": 4, "max_steps": 2, "precision": "fp32"},
+                "output": {"dir": str(tmp_path / "run")},
+            }
+        )
+    )
     return recipe
 
 
 COMMANDS = {
     "validate": lambda tmp, f: ["validate", write_recipe(tmp, f)],
-    "prepare --dataset": lambda tmp, f: ["prepare", "--dataset", f, "--tokenizer", TOKENIZER, "--out", tmp / "out"],
+    "prepare --dataset": lambda tmp, f: [
+        "prepare",
+        "--dataset",
+        f,
+        "--tokenizer",
+        TOKENIZER,
+        "--out",
+        tmp / "out",
+    ],
     "prepare --recipe": lambda tmp, f: ["prepare", "--recipe", write_recipe(tmp, f), "--out", tmp / "out"],
 }
 
@@ -67,8 +95,17 @@ def test_bad_data_file_is_refused(tmp_path, case, command):
 def test_dropping_every_record_is_refused(tmp_path):
     data_file = tmp_path / "train.json"
     data_file.write_text(json.dumps([{"instruction": "x"}, "text"]))
-    result = run_cli("prepare", "--dataset", data_file, "--tokenizer", TOKENIZER, "--out", tmp_path / "out",
-                     "--bad-records", "drop")
+    result = run_cli(
+        "prepare",
+        "--dataset",
+        data_file,
+        "--tokenizer",
+        TOKENIZER,
+        "--out",
+        tmp_path / "out",
+        "--bad-records",
+        "drop",
+    )
     assert_refused(result, "no records left to prepare", "fix the files")
     assert not (tmp_path / "out").exists()
 
@@ -77,12 +114,31 @@ def test_input_text_is_never_dropped(tmp_path):
     data_file = tmp_path / "train.json"
     data_file.write_text(json.dumps(GOOD + [{**GOOD[0], "input": "Use base 10."}]))
     custom = "Q: {instruction}\nA: {output}"
-    result = run_cli("prepare", "--dataset", data_file, "--tokenizer", TOKENIZER, "--out", tmp_path / "out",
-                     "--template", custom)
+    result = run_cli(
+        "prepare",
+        "--dataset",
+        data_file,
+        "--tokenizer",
+        TOKENIZER,
+        "--out",
+        tmp_path / "out",
+        "--template",
+        custom,
+    )
     assert_refused(result, str(data_file), "1 record(s) have a non-empty 'input'", "record 8", "add {input}")
     assert_refused(run_cli("validate", write_recipe(tmp_path, data_file, template=custom)), "record 8")
     assert not (tmp_path / "out").exists()
-    ok = run_cli("prepare", "--dataset", data_file, "--tokenizer", TOKENIZER, "--out", tmp_path / "out", "--preview", "9")
+    ok = run_cli(
+        "prepare",
+        "--dataset",
+        data_file,
+        "--tokenizer",
+        TOKENIZER,
+        "--out",
+        tmp_path / "out",
+        "--preview",
+        "9",
+    )
     assert ok.exit_code == 0 and "### Input:" in ok.output and "Use base 10." in ok.output
 
 
@@ -93,8 +149,18 @@ def test_prepare_recipe_applies_command_line_options(tmp_path):
     data_file.write_text(json.dumps(GOOD + [{"instruction": "x"}]))
     recipe = write_recipe(tmp_path, data_file)
     assert_refused(run_cli("prepare", "--recipe", recipe, "--out", tmp_path / "out"), "--bad-records drop")
-    result = run_cli("prepare", "--recipe", recipe, "--bad-records", "drop", "--cutoff-len", "48", "--out",
-                     tmp_path / "out", "train.warmup_steps=50")
+    result = run_cli(
+        "prepare",
+        "--recipe",
+        recipe,
+        "--bad-records",
+        "drop",
+        "--cutoff-len",
+        "48",
+        "--out",
+        tmp_path / "out",
+        "train.warmup_steps=50",
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["bad_records"] == "drop" and manifest["cutoff_len"] == 48 and manifest["examples"] == 8
@@ -111,7 +177,9 @@ def test_cache_key_covers_the_contamination_test_sets(tmp_path):
     (tests / "AddSub" / "test.json").write_text(json.dumps(GOOD[:2]))
 
     def run(*extra):
-        result = run_cli("prepare", "--dataset", data_file, "--tokenizer", TOKENIZER, "--cutoff-len", "64", *extra)
+        result = run_cli(
+            "prepare", "--dataset", data_file, "--tokenizer", TOKENIZER, "--cutoff-len", "64", *extra
+        )
         assert result.exit_code == 0, result.output
         return re.search(r"prepared data: (\S+)", result.output).group(1)
 

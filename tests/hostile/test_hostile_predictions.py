@@ -19,18 +19,29 @@ CASES = {
     # name: (file bytes, extra args, message parts)
     "empty file": (b"", [], ["holds no records"]),
     "only blank lines": (b"\n  \n", [], ["holds no records"]),
-    "not UTF-8": (lines(GOOD) + b'{"response": "\xff", "answer": "1"}\n', [], ["line 2", "not UTF-8", "UTF-8"]),
+    "not UTF-8": (
+        lines(GOOD) + b'{"response": "\xff", "answer": "1"}\n',
+        [],
+        ["line 2", "not UTF-8", "UTF-8"],
+    ),
     "a line that is not JSON": (lines(GOOD, "{response: 1"), [], ["line 2", "not JSON"]),
     "a JSON array, not JSONL": (lines([GOOD]), [], ["line 1", "expected a JSON object, got list"]),
-    "integer response": (lines({"response": 3, "answer": "3"}), [], ["line 1", "'response' is 3, not a string"]),
+    "integer response": (
+        lines({"response": 3, "answer": "3"}),
+        [],
+        ["line 1", "'response' is 3, not a string"],
+    ),
     "null response": (lines({"response": None, "answer": "3"}), [], ["'response' is None, not a string"]),
     "no response": (lines({"answer": "3"}), [], ["no 'response' field"]),
     "null answer": (lines({"response": "3", "answer": None}), [], ["'answer' is None"]),
     "neither answer nor index": (lines({"response": "3"}), [], ["neither 'answer' nor 'index'"]),
     "negative index": (lines({"response": "3", "index": -1}), [], ["'index' is -1, not a record number"]),
     "string index": (lines({"response": "3", "index": "0"}), [], ["'index' is '0', not a record number"]),
-    "index past the test file": (lines({"response": "3", "index": 5}), ["--test-file", "TEST"],
-                                 ["line 1", "'index' 5 is outside the test file (1 records"]),
+    "index past the test file": (
+        lines({"response": "3", "index": 5}),
+        ["--test-file", "TEST"],
+        ["line 1", "'index' 5 is outside the test file (1 records"],
+    ),
 }
 
 
@@ -55,7 +66,7 @@ def test_answers_in_the_file_need_no_test_set(tmp_path, monkeypatch):
     pred.write_bytes(lines(GOOD, {"response": "so 7", "answer": 7}, {"response": "no idea", "answer": "5"}))
     result = run_cli("score", "--task", "gsm8k", "--predictions", pred)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output[result.output.index("{"):])
+    summary = json.loads(result.output[result.output.index("{") :])
     assert summary["n"] == 3 and summary["protocol"]["correct"] == 2
 
 

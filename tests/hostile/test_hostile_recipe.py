@@ -6,9 +6,11 @@ import yaml
 
 from tests.helpers.cli import REPO_TINY, assert_refused, run_cli, snapshot
 
-BASE = {"model": {"name_or_path": str(REPO_TINY / "llama"), "random_init": True, "dtype": "float32"},
-        "data": {"train": [str(REPO_TINY / "data" / "train.json")], "cutoff_len": 64},
-        "train": {"global_batch_size": 8, "micro_batch_size": 4, "max_steps": 2, "precision": "fp32"}}
+BASE = {
+    "model": {"name_or_path": str(REPO_TINY / "llama"), "random_init": True, "dtype": "float32"},
+    "data": {"train": [str(REPO_TINY / "data" / "train.json")], "cutoff_len": 64},
+    "train": {"global_batch_size": 8, "micro_batch_size": 4, "max_steps": 2, "precision": "fp32"},
+}
 
 CASES = {
     # name: (recipe text or None for BASE, overrides, message parts)
@@ -19,33 +21,61 @@ CASES = {
     "zero epochs": (None, ["train.epochs=0", "train.max_steps=null"], ["train.epochs: 0 must be > 0"]),
     "dropout of 1.5": (None, ["model.dropout=1.5"], ["model.dropout: 1.5 must be < 1"]),
     "zero batch": (None, ["train.global_batch_size=0"], ["train.global_batch_size: 0 must be >= 1"]),
-    "fractional batch": (None, ["train.micro_batch_size=2.5"], ["train.micro_batch_size: 2.5 is not an integer"]),
+    "fractional batch": (
+        None,
+        ["train.micro_batch_size=2.5"],
+        ["train.micro_batch_size: 2.5 is not an integer"],
+    ),
     "negative weight decay": (None, ["train.weight_decay=-0.1"], ["train.weight_decay: -0.1 must be >= 0"]),
     "rank 0": (None, ["rocoft.rank=0"], ["rocoft.rank: 0 must be >= 1"]),
     "empty targets": (None, ["rocoft.targets=[]"], ["rocoft.targets: [] must have at least 1 item"]),
     "tiny cutoff": (None, ["data.cutoff_len=4"], ["data.cutoff_len: 4 must be >= 8"]),
-    "zero stage 5": (None, ["dist.backend=deepspeed", "dist.zero_stage=5"], ["dist.zero_stage: 5 must be <= 3"]),
+    "zero stage 5": (
+        None,
+        ["dist.backend=deepspeed", "dist.zero_stage=5"],
+        ["dist.zero_stage: 5 must be <= 3"],
+    ),
     "unknown reporter": (None, ["output.report_to=[neptune]"], ["output.report_to: ['neptune'] is not"]),
-    "data.train a string": (None, ["data.train=file.json"], ["data.train: 'file.json' is not a list of strings"]),
+    "data.train a string": (
+        None,
+        ["data.train=file.json"],
+        ["data.train: 'file.json' is not a list of strings"],
+    ),
     "typo in a key": (None, ["train.lrr=1"], ["train has no key 'lrr'; did you mean 'lr'"]),
     "not KEY=VALUE": (None, ["train.lr"], ["is not KEY=VALUE"]),
-    "unknown template": (None, ["data.template=vicuna"], ["data.template: template 'vicuna' is neither built-in"]),
+    "unknown template": (
+        None,
+        ["data.template=vicuna"],
+        ["data.template: template 'vicuna' is neither built-in"],
+    ),
     "template without output": (None, ["data.template={instruction}"], ["data.template"]),
     "resume with overwrite": (None, ["train.resume=auto", "output.overwrite=true"], ["conflict"]),
     "warmup longer than the run": (None, ["train.warmup_steps=5"], ["train.warmup_steps: 5 >= the run's 2"]),
-    "DeepSpeed config not JSON": (None, ["dist.backend=deepspeed", "dist.deepspeed_config=DS"],
-                                  ["dist.deepspeed_config:", "ds.json: line 1: DeepSpeed config is not valid JSON"]),
-    "DeepSpeed config missing": (None, ["dist.backend=deepspeed", "dist.deepspeed_config=nope.json"],
-                                 ["dist.deepspeed_config: nope.json: DeepSpeed config does not exist"]),
-    "unknown section": ("modle: {name_or_path: x}\noutput: {dir: o}\n", [],
-                        ["modle: unknown key; did you mean 'model'?", "model: required section is missing"]),
+    "DeepSpeed config not JSON": (
+        None,
+        ["dist.backend=deepspeed", "dist.deepspeed_config=DS"],
+        ["dist.deepspeed_config:", "ds.json: line 1: DeepSpeed config is not valid JSON"],
+    ),
+    "DeepSpeed config missing": (
+        None,
+        ["dist.backend=deepspeed", "dist.deepspeed_config=nope.json"],
+        ["dist.deepspeed_config: nope.json: DeepSpeed config does not exist"],
+    ),
+    "unknown section": (
+        "modle: {name_or_path: x}\noutput: {dir: o}\n",
+        [],
+        ["modle: unknown key; did you mean 'model'?", "model: required section is missing"],
+    ),
     "top level a list": ("- model\n", [], ["the top level must be a mapping"]),
     "empty file": ("", [], ["model: required section is missing", "output: required section is missing"]),
     "invalid YAML": ("model: {name_or_path: x\noutput: [\n", [], ["invalid YAML", "line"]),
     "not UTF-8": (b"model: {name_or_path: caf\xe9}\n", [], ["line 1", "not UTF-8"]),
     "a section that is a value": ("model: 3\noutput: {dir: o}\n", [], ["model: 3 is not a mapping of keys"]),
-    "null required key": ("model: {name_or_path: null}\noutput: {dir: o}\n", [],
-                          ["model.name_or_path: None is not a string"]),
+    "null required key": (
+        "model: {name_or_path: null}\noutput: {dir: o}\n",
+        [],
+        ["model.name_or_path: None is not a string"],
+    ),
 }
 
 
@@ -83,7 +113,9 @@ def test_slurm_validates_what_the_job_runs(tmp_path):
     checks only if that is included - so it is refused now, before the job is queued."""
     recipe = write_recipe(tmp_path, None)
     out = tmp_path / "job.sbatch"
-    result = run_cli("slurm", recipe, "output.overwrite=true", "--nodes", "1", "--gpus-per-node", "1", "--out", out)
+    result = run_cli(
+        "slurm", recipe, "output.overwrite=true", "--nodes", "1", "--gpus-per-node", "1", "--out", out
+    )
     assert_refused(result, "train.resume and output.overwrite: true conflict")
     assert not out.exists()
     ok = run_cli("slurm", recipe, "--nodes", "1", "--gpus-per-node", "1", "--out", out)
@@ -92,13 +124,26 @@ def test_slurm_validates_what_the_job_runs(tmp_path):
 
 
 def test_missing_model_directory_names_the_recipe_that_writes_it(tmp_path):
-    (tmp_path / "pretrain.yaml").write_text(yaml.safe_dump({**BASE, "output": {"dir": str(tmp_path / "pre")}}))
+    (tmp_path / "pretrain.yaml").write_text(
+        yaml.safe_dump({**BASE, "output": {"dir": str(tmp_path / "pre")}})
+    )
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({**BASE, "model": {"name_or_path": str(tmp_path / "pre" / "model")},
-                                      "output": {"dir": str(tmp_path / "run")}}))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                **BASE,
+                "model": {"name_or_path": str(tmp_path / "pre" / "model")},
+                "output": {"dir": str(tmp_path / "run")},
+            }
+        )
+    )
     valid = run_cli("validate", recipe)
     assert valid.exit_code == 0 and "does not exist" in valid.output  # a warning: it may be created later
     for args in (["train", recipe], ["prepare", "--recipe", recipe]):
-        assert_refused(run_cli(*args), "model.name_or_path: the directory", "does not exist",
-                       f"rocoft-llm train {tmp_path / 'pretrain.yaml'}")
+        assert_refused(
+            run_cli(*args),
+            "model.name_or_path: the directory",
+            "does not exist",
+            f"rocoft-llm train {tmp_path / 'pretrain.yaml'}",
+        )
     assert not (tmp_path / "run").exists()

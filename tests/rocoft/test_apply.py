@@ -28,8 +28,11 @@ def calib():
 
 def wrapped(arch, mode, selection, dtype=torch.float32, **kw):
     base = tiny_model(arch, dtype=dtype)
-    model = apply_rocoft(copy.deepcopy(base), RoCoFTConfig(mode=mode, rank=2, selection=selection, seed=1, **kw),
-                         calibration=calib())
+    model = apply_rocoft(
+        copy.deepcopy(base),
+        RoCoFTConfig(mode=mode, rank=2, selection=selection, seed=1, **kw),
+        calibration=calib(),
+    )
     return base, model
 
 

@@ -30,7 +30,9 @@ def test_forward_identity_and_gradients(mode, idx):
     yb.backward(g)
     sidx = torch.sort(torch.tensor(idx)).values
     full = ref.weight.grad
-    torch.testing.assert_close(m.rocoft_slice.grad, full[sidx] if mode == "row" else full[:, sidx], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        m.rocoft_slice.grad, full[sidx] if mode == "row" else full[:, sidx], rtol=1e-12, atol=1e-12
+    )
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(m.bias.grad, ref.bias.grad, rtol=1e-12, atol=1e-12)
     assert m.weight.grad is None and not m.weight.requires_grad

@@ -17,8 +17,9 @@ def trained_adapter(arch, mode, tmp_path, train_bias=False):
     base = tiny_model(arch)
     base_dir = tmp_path / "base"
     base.save_pretrained(base_dir, max_shard_size="40KB")  # several shards
-    model = apply_rocoft(copy.deepcopy(base), RoCoFTConfig(mode=mode, rank=2, selection="random",
-                                                           train_bias=train_bias))
+    model = apply_rocoft(
+        copy.deepcopy(base), RoCoFTConfig(mode=mode, rank=2, selection="random", train_bias=train_bias)
+    )
     opt = torch.optim.AdamW(trainable_parameters(model).values(), lr=0.05)
     for s in range(3):
         model(**batch(seed=s)).logits.pow(2).mean().backward()
@@ -38,7 +39,9 @@ def test_merged_directory_loads_in_plain_transformers(arch, mode, tmp_path):
     b = batch(seed=42)
     with torch.no_grad():
         torch.testing.assert_close(merged(**b).logits, model(**b).logits, rtol=1e-5, atol=1e-5)
-    assert sorted(p.name for p in base_dir.glob("*.safetensors")) == sorted(p.name for p in out.glob("*.safetensors"))
+    assert sorted(p.name for p in base_dir.glob("*.safetensors")) == sorted(
+        p.name for p in out.glob("*.safetensors")
+    )
 
 
 def test_merge_refuses_wrong_base_and_existing_output(tmp_path):

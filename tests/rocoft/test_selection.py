@@ -51,7 +51,11 @@ def test_calibration_norms_exclude_padding():
 def test_scored_selection_uses_real_activation_norms(arch, selection, mode):
     model = tiny_model(arch)
     calib = [batch(seed=s) for s in range(2)]
-    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(("down_proj", "fc_out", "dense_4h_to_h"))]
+    names = [
+        n
+        for n, m in model.named_modules()
+        if isinstance(m, nn.Linear) and n.endswith(("down_proj", "fc_out", "dense_4h_to_h"))
+    ]
     ref_norms = run_calibration(model, {n: model.get_submodule(n) for n in names}, calib)
     weights = {n: model.get_submodule(n).weight.detach().clone() for n in names}
     apply_rocoft(model, RoCoFTConfig(mode=mode, rank=3, selection=selection), calibration=calib)
@@ -109,12 +113,18 @@ def test_unknown_model_needs_targets_and_bad_targets_are_named():
     assert toy.proj.rocoft_slice.shape == (1, 4)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"mode": "rows"}, "mode: 'rows' is not one of 'row', 'column'; did you mean 'row'"),
-    ({"rank": 0}, "rank: 0 must be >= 1"), ({"selection": "best"}, "selection: 'best' is not one of"),
-    ({"targets": "q_proj"}, "targets: 'q_proj' is not a list of strings"), ({"targets": []}, "targets: .* at least 1"),
-    ({"rank": 2.5}, "rank: 2.5 is not an integer"), ({"rnak": 2}, "rnak: unknown key; did you mean 'rank'"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"mode": "rows"}, "mode: 'rows' is not one of 'row', 'column'; did you mean 'row'"),
+        ({"rank": 0}, "rank: 0 must be >= 1"),
+        ({"selection": "best"}, "selection: 'best' is not one of"),
+        ({"targets": "q_proj"}, "targets: 'q_proj' is not a list of strings"),
+        ({"targets": []}, "targets: .* at least 1"),
+        ({"rank": 2.5}, "rank: 2.5 is not an integer"),
+        ({"rnak": 2}, "rnak: unknown key; did you mean 'rank'"),
+    ],
+)
 def test_config_errors(kwargs, match):
     with pytest.raises(RoCoFTError, match=match):
         RoCoFTConfig(**kwargs)
@@ -127,8 +137,14 @@ def test_rank_larger_than_dimension_and_bad_explicit_indices():
     names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith("q_proj")]
     good = {n: [0, 1] for n in names}
     with pytest.raises(RoCoFTError, match="out of range"):
-        apply_rocoft(tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [0, 99]})
+        apply_rocoft(
+            tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [0, 99]}
+        )
     with pytest.raises(RoCoFTError, match="duplicate"):
-        apply_rocoft(tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [3, 3]})
+        apply_rocoft(
+            tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [3, 3]}
+        )
     with pytest.raises(RoCoFTError, match="expected 2 indices"):
-        apply_rocoft(tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [1]})
+        apply_rocoft(
+            tiny_model("llama"), RoCoFTConfig(rank=2, targets=["q_proj"]), indices={**good, names[0]: [1]}
+        )

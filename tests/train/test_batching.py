@@ -14,12 +14,17 @@ def test_global_batches_do_not_depend_on_world_size_or_micro_batch():
         union = sorted(i for r in range(2) for micro in b.micro_indices(step, r) for i in micro)
         assert union == sorted(a.global_indices(step))
     assert a.global_indices(0) != a.global_indices(6)  # a new epoch is reshuffled
-    assert sorted(sum((a.global_indices(s) for s in range(6)), [])) == sorted(set(sum((a.global_indices(s) for s in range(6)), [])))
+    assert sorted(sum((a.global_indices(s) for s in range(6)), [])) == sorted(
+        set(sum((a.global_indices(s) for s in range(6)), []))
+    )
 
 
 def test_collate_masks_padding_by_attention_not_by_pad_id():
     eos = pad = 2  # the Llama-2 trap: pad id == EOS id
-    examples = [{"input_ids": [1, 5, 6, eos], "labels": [-100, 5, 6, eos]}, {"input_ids": [1, 7], "labels": [1, 7]}]
+    examples = [
+        {"input_ids": [1, 5, 6, eos], "labels": [-100, 5, 6, eos]},
+        {"input_ids": [1, 7], "labels": [1, 7]},
+    ]
     batch = collate(examples, pad_id=pad)
     assert batch["input_ids"].tolist() == [[1, 5, 6, 2], [1, 7, 2, 2]]
     assert batch["labels"].tolist() == [[-100, 5, 6, 2], [1, 7, -100, -100]]  # EOS learned, padding ignored

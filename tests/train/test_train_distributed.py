@@ -15,8 +15,17 @@ from tests.helpers.torchrun import torchrun
 
 
 def torchrun_train(recipe, *overrides, env_extra=None, timeout=400, expect=0, nproc=2):
-    return torchrun("-m", "rocoft_llm.cli", "train", recipe, *overrides, env_extra=env_extra, timeout=timeout,
-                    expect=expect, nproc=nproc)
+    return torchrun(
+        "-m",
+        "rocoft_llm.cli",
+        "train",
+        recipe,
+        *overrides,
+        env_extra=env_extra,
+        timeout=timeout,
+        expect=expect,
+        nproc=nproc,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +51,10 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
     assert single["trainable_param_bytes_rank0"] == 4 * single["trainable_parameters"]
     moments = 2 * single["trainable_param_bytes_rank0"]
     assert moments <= single["optimizer_state_bytes_rank0"] <= moments + 4 * 64
-    ratios = {key: summary[key] / single[key] for key in
-              ("frozen_param_bytes_rank0", "trainable_param_bytes_rank0", "optimizer_state_bytes_rank0")}
+    ratios = {
+        key: summary[key] / single[key]
+        for key in ("frozen_param_bytes_rank0", "trainable_param_bytes_rank0", "optimizer_state_bytes_rank0")
+    }
     if backend == "ddp":
         assert ratios == pytest.approx(dict.fromkeys(ratios, 1.0))  # DDP replicates everything
     elif backend == "fsdp":  # all three sharded over 2 ranks
@@ -56,8 +67,9 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize(("backend", "ranks_before", "ranks_after"),
-                         [("fsdp", 2, 1), ("fsdp", 1, 2), ("deepspeed", 2, 2)])
+@pytest.mark.parametrize(
+    ("backend", "ranks_before", "ranks_after"), [("fsdp", 2, 1), ("fsdp", 1, 2), ("deepspeed", 2, 2)]
+)
 def test_resume_under_sharding(reference, tmp_path, backend, ranks_before, ranks_after):
     """Stopped mid-run and resumed, the run equals the uninterrupted single-process one; FSDP2's
     optimizer shards go through torch.distributed.checkpoint, so the resume may use another number
@@ -65,7 +77,9 @@ def test_resume_under_sharding(reference, tmp_path, backend, ranks_before, ranks
     _, ref = reference
     dist = {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})}
     recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2}, dist=dist)
-    proc = torchrun_train(recipe, env_extra={"ROCOFT_STOP_AT_STEP": str(STEPS // 2)}, expect=1, nproc=ranks_before)
+    proc = torchrun_train(
+        recipe, env_extra={"ROCOFT_STOP_AT_STEP": str(STEPS // 2)}, expect=1, nproc=ranks_before
+    )
     assert "train.resume=auto" in proc.stderr
     ckpt = tmp_path / backend / "checkpoints" / f"step-{STEPS // 2:08d}"
     assert (ckpt / "COMPLETE.json").is_file()
@@ -91,8 +105,13 @@ def test_zero3_zero_init_loading_matches_single_process(reference, tmp_path):
     AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(TINY / "llama")).save_pretrained(base)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (base / name).write_bytes((TINY / "llama" / name).read_bytes())
-    recipe = tiny_recipe(tmp_path, "zi", model={"name_or_path": str(base), "random_init": False},
-                         train={"micro_batch_size": 2}, dist={"backend": "deepspeed", "zero_stage": 3, "zero_init": True})
+    recipe = tiny_recipe(
+        tmp_path,
+        "zi",
+        model={"name_or_path": str(base), "random_init": False},
+        train={"micro_batch_size": 2},
+        dist={"backend": "deepspeed", "zero_stage": 3, "zero_init": True},
+    )
     torchrun_train(recipe)
     assert_same_run(tmp_path / "zi", ref)
 

@@ -21,8 +21,15 @@ def adapter(run):
 
 def test_tiny_run_outputs_and_loss_goes_down(tmp_path):
     out = train(str(tiny_recipe(tmp_path, train={"max_steps": 30, "lr": 0.05})))
-    for name in ("adapter/adapter_config.json", "adapter/adapter_model.safetensors", "metrics.jsonl",
-                 "loss_curve.png", "summary.json", "recipe.resolved.yaml", "data_manifest.json"):
+    for name in (
+        "adapter/adapter_config.json",
+        "adapter/adapter_model.safetensors",
+        "metrics.jsonl",
+        "loss_curve.png",
+        "summary.json",
+        "recipe.resolved.yaml",
+        "data_manifest.json",
+    ):
         assert (out / name).is_file(), name
     curve = losses(out)
     assert len(curve) == 30 and sum(curve[-5:]) / 5 < sum(curve[:5]) / 5 - 0.05
@@ -42,7 +49,9 @@ def test_accumulation_equivalence_with_variable_lengths(tmp_path):
             torch.testing.assert_close(t, ref[name], rtol=1e-5, atol=1e-6)
         assert losses(run) == pytest.approx(losses(runs[0]), rel=1e-5)
     lengths = json.loads((runs[0] / "data_manifest.json").read_text())["token_lengths"]
-    assert lengths["min"] < lengths["max"]  # variable-length examples, so padding differs per micro-batch size
+    assert (
+        lengths["min"] < lengths["max"]
+    )  # variable-length examples, so padding differs per micro-batch size
 
 
 def test_resume_is_bit_identical(tmp_path, monkeypatch):
@@ -92,7 +101,9 @@ def test_world_size_binds_only_checkpoints_that_cannot_be_resharded(tmp_path, ba
         check_signature(tmp_path, recipe, world=1)
         check_signature(tmp_path, recipe, world=4)
     else:
-        with pytest.raises(RoCoFTError, match=r"world_size: checkpoint 2 -> now 1(.|\n)*FSDP2, DDP and one-process"):
+        with pytest.raises(
+            RoCoFTError, match=r"world_size: checkpoint 2 -> now 1(.|\n)*FSDP2, DDP and one-process"
+        ):
             check_signature(tmp_path, recipe, world=1)
 
 
@@ -139,9 +150,20 @@ def test_merged_model_written_when_asked(tmp_path):
     AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(TINY / "llama")).save_pretrained(base)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(TINY / "llama" / name, base / name)
-    w_base = AutoModelForCausalLM.from_pretrained(base).model.layers[0].self_attn.q_proj.weight.detach().clone()
-    out = train(str(tiny_recipe(tmp_path, "m", model={"name_or_path": str(base), "random_init": False},
-                                train={"max_steps": 2, "lr": 0.05}, output={"merge": True})))
+    w_base = (
+        AutoModelForCausalLM.from_pretrained(base).model.layers[0].self_attn.q_proj.weight.detach().clone()
+    )
+    out = train(
+        str(
+            tiny_recipe(
+                tmp_path,
+                "m",
+                model={"name_or_path": str(base), "random_init": False},
+                train={"max_steps": 2, "lr": 0.05},
+                output={"merge": True},
+            )
+        )
+    )
     merged = AutoModelForCausalLM.from_pretrained(out / "merged")
     assert (out / "merged" / "rocoft_merge.json").is_file() and (out / "merged" / "tokenizer.json").is_file()
     assert not torch.equal(merged.model.layers[0].self_attn.q_proj.weight, w_base)

@@ -33,7 +33,7 @@ def main(out_dir: str, steps: int) -> None:
     opt = torch.optim.AdamW(trainable_parameters(model).values(), lr=0.02)
     for s in range(steps):
         full = batch(seed=s, bsz=4)
-        local = {k: v[rank * 2:(rank + 1) * 2] for k, v in full.items()}
+        local = {k: v[rank * 2 : (rank + 1) * 2] for k, v in full.items()}
         loss = model(**local, labels=local["input_ids"]).loss
         loss.backward()
         opt.step()

@@ -24,9 +24,12 @@ def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
     from transformers.integrations import HfDeepSpeedConfig
 
     ds_config = {
-        "train_micro_batch_size_per_gpu": 2, "gradient_accumulation_steps": 1,
+        "train_micro_batch_size_per_gpu": 2,
+        "gradient_accumulation_steps": 1,
         "zero_optimization": {"stage": 3, "stage3_param_persistence_threshold": 0},
-        "zero_force_ds_cpu_optimizer": False, "gradient_clipping": 0.0, "steps_per_print": 10**9,
+        "zero_force_ds_cpu_optimizer": False,
+        "gradient_clipping": 0.0,
+        "steps_per_print": 10**9,
     }
     keep = HfDeepSpeedConfig(ds_config)  # noqa: F841 - must stay alive for zero.Init loading
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
@@ -37,7 +40,7 @@ def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
     engine, *_ = deepspeed.initialize(model=model, optimizer=opt, config=ds_config)
     for s in range(steps):
         full = batch(seed=s, bsz=4)
-        local = {k: v[rank * 2:(rank + 1) * 2] for k, v in full.items()}
+        local = {k: v[rank * 2 : (rank + 1) * 2] for k, v in full.items()}
         loss = engine(**local, labels=local["input_ids"]).loss
         engine.backward(loss)
         engine.step()
