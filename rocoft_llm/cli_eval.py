@@ -1,0 +1,203 @@
+"""``rocoft-llm eval`` and ``score``: generation / lm-eval evaluation of a run, an adapter or a base model,
+and re-scoring saved responses (registered on the group in cli.py)."""
+
+from __future__ import annotations
+
+import gc
+import json
+
+import click
+
+
+@click.command(
+    "eval",
+    epilog="""
+\b
+Examples:
+  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp,aqua --llm-adapters-dir ~/LLM-Adapters/dataset
+  rocoft-llm eval --model ./llama-2-7b --adapter runs/x/adapter --tasks boolq,piqa --batch-size 16
+  rocoft-llm eval --run runs/tiny-llama-rows --tasks recipes/tiny/data/arith/test.json --with-base
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli eval --run runs/x --tasks boolq   # data-parallel
+  rocoft-llm eval --run runs/x --harness lm-eval --tasks boolq,gsm8k,svamp --llm-adapters-dir DIR
+""",
+)
+@click.option("--model", "model_path", help="Base model: HF directory or Hub id.")
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False), help="RoCoFT adapter directory.")
+@click.option(
+    "--run", "run_dir", type=click.Path(exists=True, file_okay=False), help="A training output directory."
+)
+@click.option(
+    "--tasks",
+    help="Comma-separated task ids (boolq, ARC-Easy, gsm8k, ...), test files or prepared test "
+    "dirs. Default with --run: the run recipe's eval.tasks.",
+)
+@click.option(
+    "--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR."
+)
+@click.option(
+    "--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True
+)
+@click.option(
+    "--num-beams",
+    type=click.IntRange(min=1),
+    help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.",
+)
+@click.option(
+    "--max-new-tokens",
+    type=click.IntRange(min=1),
+    help="Default: the run recipe's eval.max_new_tokens, else 32 commonsense / 256 math (protocol).",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8."
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests)."
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out)."
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Default: bfloat16 on GPU, float32 on CPU.",
+)
+@click.option(
+    "--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters)."
+)
+@click.option(
+    "--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table."
+)
+@click.option(
+    "--score-all",
+    is_flag=True,
+    help="Score every test item, also those the run trained on (default with "
+    "--run: held-out mode - items whose question is in the run's training data are excluded and counted).",
+)
+@click.option("--loglik-only", is_flag=True, help="With --harness lm-eval: only the log-likelihood tasks.")
+def eval_cmd(
+    model_path,
+    adapter,
+    run_dir,
+    tasks,
+    llm_adapters_dir,
+    harness,
+    num_beams,
+    max_new_tokens,
+    batch_size,
+    limit,
+    out,
+    dtype,
+    template,
+    with_base,
+    score_all,
+    loglik_only,
+) -> None:
+    """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness.
+
+    Tasks: ids, split parts (boolq:heldout), test files or prepared test dirs. With --run, test
+    items seen in training are excluded when the run's data overlaps the test set (summary says so).
+    """
+    from pathlib import Path
+
+    from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
+    from .eval.heldout import policy_for_run
+    from .eval.identity import load_for_eval, run_recipe
+    from .eval.run import Decoding, evaluate
+    from .eval.tables import render_tables
+    from .eval.task_check import check_task_specs
+
+    init_distributed("ddp", 60)
+    device = device_for_rank()
+    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    # defaults come from the run's recipe (its eval section and training template), then the protocol
+    recipe = run_recipe(Path(run_dir)) if run_dir else {"eval": {}, "data": {}}
+    task_list = (
+        [t.strip() for t in tasks.split(",") if t.strip()]
+        if tasks
+        else list(recipe["eval"].get("tasks") or [])
+    )
+    if not task_list:
+        raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
+    out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
+    decoding = Decoding(
+        num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
+        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
+        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
+        template=template or recipe["data"].get("template") or "llm_adapters",
+    )
+    check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
+    variants = ([True] if with_base else []) + [False]
+    heldout = policy_for_run(run_dir, score_all)
+    tables = {}
+    for base_only in variants:
+        model, tok, identity, flags = load_for_eval(
+            model_path, adapter, run_dir, dtype, str(device), base_only
+        )
+        target = out_dir / ("base" if base_only else "adapted")
+        if harness == "lm-eval":
+            from .eval.harness import run_harness
+
+            summaries = run_harness(
+                model,
+                tok,
+                task_list,
+                target,
+                identity,
+                llm_adapters_dir,
+                limit,
+                decoding.batch_size,
+                flags,
+                heldout,
+                loglik_only,
+            )
+        else:
+            summaries = evaluate(
+                model,
+                tok,
+                task_list,
+                decoding,
+                target,
+                identity,
+                flags,
+                llm_adapters_dir,
+                limit,
+                heldout=heldout,
+            )
+        tables["before" if base_only else "after"] = summaries
+        del model, tok  # the base must be gone before the adapted model loads (two 7B copies do not fit)
+        gc.collect()
+    if is_main():
+        click.echo(render_tables(tables, out_dir))
+    shutdown_distributed()
+
+
+@click.command(
+    epilog="""
+\b
+Examples:
+  rocoft-llm score --task gsm8k --predictions runs/x/eval/adapted/gsm8k.jsonl
+  rocoft-llm score --task gsm8k --predictions other_tool.jsonl --test-file LLM-Adapters/dataset/gsm8k/test.json
+"""
+)
+@click.option(
+    "--task", required=True, help="Task id (decides the scorer) or an LLM-Adapters-format test file."
+)
+@click.option(
+    "--predictions",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSONL with 'response' and 'answer', or 'response' and 'index' (joined with the test file).",
+)
+@click.option(
+    "--test-file", type=click.Path(exists=True, dir_okay=False), help="Test file for 'index' joins."
+)
+@click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
+def score(task, predictions, test_file, llm_adapters_dir) -> None:
+    """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
+    from .eval.rescore import rescore
+    from .eval.tables import markdown_table
+
+    summary = rescore(task, predictions, test_file, llm_adapters_dir)
+    click.echo(markdown_table([summary], f"{predictions}"))
+    click.echo(json.dumps(summary, indent=1))
