@@ -7,6 +7,7 @@ import pytest
 from rocoft_llm.data.catalog import dataset_entry
 from rocoft_llm.data.sources import from_llm_adapters
 from rocoft_llm.data.validate import validate_records
+from tests.helpers.paths import LLM_ADAPTERS_TEST_SETS
 
 
 def provenance_counts(shared_data) -> dict[str, int]:
@@ -18,22 +19,7 @@ def provenance_counts(shared_data) -> dict[str, int]:
     return {folder: int(n) for folder, n in rows}
 
 
-TASKS = [
-    "boolq",
-    "piqa",
-    "siqa",
-    "winogrande",
-    "arc_easy",
-    "arc_challenge",
-    "openbookqa",
-    "gsm8k",
-    "svamp",
-    "aqua",
-    "multiarith",
-    "addsub",
-    "singleeq",
-    "mawps",
-]
+TASKS = LLM_ADAPTERS_TEST_SETS
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -16,26 +16,11 @@ from rocoft_llm.eval.identity import load_for_eval
 from rocoft_llm.eval.run import Decoding, evaluate, evaluate_task, rescore
 from rocoft_llm.eval.tasks import resolve_task
 from tests.helpers.models import tiny_model
-from tests.helpers.paths import REPO
+from tests.helpers.paths import LLM_ADAPTERS_TEST_SETS, REPO
 from tests.helpers.torchrun import torchrun
 
 TINY = REPO / "recipes" / "tiny"
-TASKS = [
-    "boolq",
-    "piqa",
-    "siqa",
-    "winogrande",
-    "arc_easy",
-    "arc_challenge",
-    "openbookqa",
-    "gsm8k",
-    "svamp",
-    "aqua",
-    "multiarith",
-    "addsub",
-    "singleeq",
-    "mawps",
-]
+TASKS = LLM_ADAPTERS_TEST_SETS
 
 
 @pytest.fixture(scope="module")

@@ -7,3 +7,20 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "rocoft_llm" / "recipes" / "tiny"
 #: real LLM-Adapters test files beside the checkout (tests using them skip when absent)
 SHARED_DATA = REPO.parent / "shared" / "data" / "llm_adapters"
+#: the 14 LLM-Adapters test sets (catalog ids) that the real-file tests cover
+LLM_ADAPTERS_TEST_SETS = [
+    "boolq",
+    "piqa",
+    "siqa",
+    "winogrande",
+    "arc_easy",
+    "arc_challenge",
+    "openbookqa",
+    "gsm8k",
+    "svamp",
+    "aqua",
+    "multiarith",
+    "addsub",
+    "singleeq",
+    "mawps",
+]
