@@ -8,7 +8,9 @@ method on HELD-OUT items with `rocoft-llm eval` (generation protocol, greedy) an
 --harness lm-eval --loglik-only` (log-likelihood accuracy), and prints:
 
 * per task and scorer: n, majority-label rate and chance rate of the SAME items, base and each
-  method's accuracy with its 95% Wilson interval, and each model's most frequent prediction;
+  method's accuracy with its 95% Wilson interval, the balanced accuracy (any constant answer scores
+  1/K on it, so it separates task skill from the label prior), and each model's most frequent
+  prediction;
 * per method: learning rate, trainable parameters, median step time and its ratio to the frozen
   floor (measured in the same run), peak memory (max RSS of the training process on CPU, allocator
   peak on GPU), training wall time.
@@ -18,7 +20,7 @@ commonsense test files and is scored on the held-out parts; ``math`` trains on L
 math_data.json and is scored on the math test items it does not contain (held-out mode, the eval
 default when the run's data overlaps a test set).
 
-    python bench/real_model.py --config cpu          # ~1 hour on 2 shared CPU cores (sizes printed)
+    python bench/real_model.py --config cpu          # ~1 hour per family on 2 CPU cores (sizes printed)
     python bench/real_model.py --config gpu          # full held-out sets, more steps, bf16
     python bench/real_model.py --config cpu --steps 2 --gen-n 4 --loglik-n 4 --families commonsense \\
         --methods rocoft-rows --out bench_out/smoke   # a smoke run (minutes)
@@ -56,10 +58,13 @@ METHODS = {
 }
 
 CONFIGS = {
-    # sized for ~1 hour on 2 CPU cores shared with other work; single-threaded torch (see RESULTS.md)
+    # sized for about an hour per family on 2 CPU cores; torch's default threads (one per core) -
+    # `--threads 1` when other jobs share the cores (RESULTS.md: 2 threads were 5-7x SLOWER than one
+    # under a load of 5-8, and 2x faster than one on an idle machine)
     "cpu": dict(
-        families=["commonsense"],
+        families=["commonsense", "math"],
         steps=12,
+        math_steps=48,  # math records are ~2x longer; fewer steps never left the base's answer style
         batch=8,
         gen_n=16,
         loglik_n=32,
@@ -67,7 +72,7 @@ CONFIGS = {
         math_max_new_tokens=160,
         dtype="float32",
         precision="fp32",
-        threads=1,
+        threads=None,
         eval_batch=16,
         num_beams=1,
         floor_steps=2,
@@ -75,6 +80,7 @@ CONFIGS = {
     "gpu": dict(
         families=["commonsense", "math"],
         steps=300,
+        math_steps=300,
         batch=16,
         gen_n=None,
         loglik_n=None,
@@ -100,6 +106,7 @@ def family_plan(family: str, cfg: dict, data_dir: str) -> dict:
             "gen_n": cfg["gen_n"],
             "max_new_tokens": None,
             "loglik_tasks": [f"{t}:heldout" for t in LOGLIK_TASKS],
+            "steps": cfg["steps"],
         }
     return {
         "recipe": REPO / "recipes" / "smollm2-135m-math.yaml",
@@ -108,6 +115,7 @@ def family_plan(family: str, cfg: dict, data_dir: str) -> dict:
         "gen_n": cfg["math_gen_n"],
         "max_new_tokens": cfg["math_max_new_tokens"],
         "loglik_tasks": [],
+        "steps": cfg["math_steps"],
     }
 
 
@@ -216,6 +224,17 @@ def results_table(models: dict[str, list[dict]], title: str, metric_key: str = "
             lines.append(
                 f"| {s['task']} | {label} | {s['n']} | {majority} | {chance} | " + " | ".join(cells) + " |"
             )
+        if s.get("balanced"):  # any constant answer scores exactly 1/K here: above it is task skill
+            cells = [
+                f"{100 * models[m][i]['balanced']['accuracy']:.1f}"
+                if i < len(models[m]) and models[m][i].get("balanced")
+                else "-"
+                for m in names
+            ]
+            lines.append(
+                f"| {s['task']} | balanced (protocol) | {s['n']} | any constant answer "
+                f"{100 * s['balanced']['constant_answer']:.1f} | {chance} | " + " | ".join(cells) + " |"
+            )
         if "strict" in s:
             lines.append(
                 f"| {s['task']} | top prediction | | | | "
@@ -251,12 +270,12 @@ def run_family(family: str, cfg: dict, args, env: dict, out: Path, log: Path) ->
     plan = family_plan(family, cfg, args.llm_adapters_dir)
     shared = [
         f"data.llm_adapters_dir={args.llm_adapters_dir}",
-        f"train.max_steps={cfg['steps']}",
+        f"train.max_steps={plan['steps']}",
         f"train.global_batch_size={cfg['batch']}",
         f"train.micro_batch_size={min(cfg['batch'], 8)}",
         f"model.dtype={cfg['dtype']}",
         f"train.precision={cfg['precision']}",
-        f"train.warmup_steps={min(2, cfg['steps'] - 1)}",
+        f"train.warmup_steps={min(2, plan['steps'] - 1)}",
         *plan["overrides"],
     ]
     methods, runs = {}, {}
@@ -471,10 +490,12 @@ def main() -> None:
     ap.add_argument("--config", choices=list(CONFIGS), default="cpu")
     ap.add_argument("--families", help="comma-separated: commonsense, math (default: the config's)")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--steps", type=int)
+    ap.add_argument("--steps", type=int, help="optimizer steps of the commonsense family")
+    ap.add_argument("--math-steps", type=int, help="optimizer steps of the math family")
     ap.add_argument("--gen-n", type=int, help="generation items per commonsense task (0 = all)")
     ap.add_argument("--math-gen-n", type=int, help="generation items per math task (0 = all)")
     ap.add_argument("--loglik-n", type=int, help="log-likelihood items per task (0 = all)")
+    ap.add_argument("--threads", type=int, help="torch threads per process (default: the config's)")
     ap.add_argument(
         "--llm-adapters-dir",
         default=os.environ.get("ROCOFT_LLM_ADAPTERS_DIR")
@@ -493,7 +514,7 @@ def main() -> None:
         render_saved(Path(args.out).resolve())
         return
     cfg = dict(CONFIGS[args.config])
-    for key in ("steps", "gen_n", "math_gen_n", "loglik_n"):
+    for key in ("steps", "math_steps", "gen_n", "math_gen_n", "loglik_n", "threads"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key) or None
     if args.families:
@@ -520,7 +541,7 @@ def main() -> None:
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs, {platform.platform()}; torch threads: {cfg['threads'] or 'default'}",
         f"versions: {versions()}",
-        f"sizes: steps {cfg['steps']} x batch {cfg['batch']}; generation items per task: commonsense "
+        f"sizes: steps {cfg['steps']} (math {cfg['math_steps']}) x batch {cfg['batch']}; generation items per task: commonsense "
         f"{cfg['gen_n'] or 'all'}, math {cfg['math_gen_n'] or 'all'}; log-likelihood items per task "
         f"{cfg['loglik_n'] or 'all'}; greedy decoding; dtype {cfg['dtype']}",
         "",

@@ -213,3 +213,31 @@ def test_methods_benchmark_needs_only_torch_transformers_peft():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| rocoft-rows |" in proc.stdout and "| lora-r8 |" in proc.stdout
+
+
+def test_real_model_results_table_shows_balanced_accuracy_beside_the_prior():
+    """bench/real_model.py's table: a model answering one label everywhere sits at the majority
+    rate on plain accuracy and at exactly 1/K on the balanced row; counts from the summaries."""
+    from rocoft_llm.eval.intervals import accuracy_cell
+
+    real_model = load_bench_script("real_model")
+
+    def summary(correct: int, balanced: float, top: str) -> dict:
+        return {
+            "task": "piqa:heldout",
+            "n": 10,
+            "protocol": accuracy_cell(correct, 10),
+            "strict": accuracy_cell(correct, 10),
+            "baselines": {"majority_label": "solution2", "majority_rate": 0.6, "chance_rate": 0.5},
+            "balanced": {"accuracy": balanced, "constant_answer": 0.5},
+            "top_prediction": {"pred": top, "count": 10},
+        }
+
+    table = real_model.results_table(
+        {"base": [summary(1, 0.1, "")], "rocoft-rows": [summary(6, 0.5, "solution2")]}, "t"
+    )
+    assert "| piqa:heldout | protocol | 10 | 60.0 (solution2) | 50.0 | 10.0 (2-40) | 60.0 (31-83) |" in table
+    assert (
+        "| piqa:heldout | balanced (protocol) | 10 | any constant answer 50.0 | 50.0 | 10.0 | 50.0 |" in table
+    )
+    assert "| piqa:heldout | top prediction | | | | (none) x10 | solution2 x10 |" in table

@@ -1,11 +1,16 @@
 """Scoring summaries: both scorers per row, accuracy with a Wilson interval, and the baselines a
 gain must be compared with on the SAME items - the majority-label rate (always answering the most
 common gold label) and the chance rate (a uniformly random valid option) - plus the most frequent
-prediction, so "learned the prior" (e.g. answering "true" to everything) is visible at a glance."""
+prediction, so "learned the prior" (e.g. answering "true" to everything) is visible at a glance.
+
+Label tasks also get the balanced accuracy (the mean over gold labels of the share of that label's
+items answered correctly): ANY constant answer scores exactly 1/K on it (K = gold labels among the
+scored items) whatever the label shares are, so a balanced accuracy above 1/K is a gain in the task
+itself, not in the format or the prior."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from ..data.validate import allowed_labels
 from .intervals import accuracy_cell
@@ -30,6 +35,25 @@ def baselines(task, records: list[dict]) -> dict:
     return {"majority_label": label, "majority_rate": count / n, "chance_rate": chance}
 
 
+def balanced_accuracy(rows: list[dict], scorer: str = "protocol") -> dict | None:
+    """Mean per-gold-label recall of ``scorer`` over scored ``rows`` (each with ``answer`` and
+    ``<scorer>_correct``), with the per-label counts and the constant-answer level 1/K; None when
+    there are no rows."""
+    per_label: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        counts = per_label[str(row["answer"])]
+        counts[0] += int(bool(row[f"{scorer}_correct"]))
+        counts[1] += 1
+    if not per_label:
+        return None
+    recalls = [correct / n for correct, n in per_label.values()]
+    return {
+        "accuracy": sum(recalls) / len(recalls),
+        "constant_answer": 1 / len(recalls),
+        "per_label": {label: {"correct": c, "n": n} for label, (c, n) in sorted(per_label.items())},
+    }
+
+
 def score_rows(task, rows: list[dict]) -> dict:
     """Add both scorers to each row (needs 'response' and 'answer'); returns the task summary with
     the baselines over the same rows (their test records found by 'index' when present)."""
@@ -45,6 +69,8 @@ def score_rows(task, rows: list[dict]) -> dict:
         summary[name] = accuracy_cell(c, n)
     summary["hit_max_new_tokens"] = sum(1 for r in rows if r.get("hit_max_new_tokens"))
     summary["baselines"] = baselines(task, [_record_of(task, r) for r in rows])
+    if task.kind in ("option", "letter"):
+        summary["balanced"] = balanced_accuracy(rows)
     top = Counter(r["protocol_pred"] for r in rows).most_common(1)
     summary["top_prediction"] = {"pred": top[0][0], "count": top[0][1]} if top else None
     return summary

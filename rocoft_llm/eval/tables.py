@@ -2,7 +2,8 @@
 
 Every accuracy is shown with its 95% Wilson interval and n, beside the task's majority-label and
 chance rates on the same items, the most frequent prediction, and which items were scored
-(held-out mode: how many were excluded as seen in training)."""
+(held-out mode: how many were excluded as seen in training). Label tasks add the balanced accuracy
+beside the level every constant answer gets on it (:func:`..summaries.balanced_accuracy`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def baseline_cells(s: dict) -> tuple[str, str]:
     return majority, pct(b.get("chance_rate"))
 
 
+def balanced_cells(s: dict) -> tuple[str, str]:
+    """(balanced accuracy, the constant-answer level) of a label task's summary, or ("-", "-")."""
+    b = s.get("balanced")
+    return (pct(b["accuracy"]), pct(b["constant_answer"])) if b else ("-", "-")
+
+
 def items_cell(s: dict) -> str:
     """Which items were scored: ``n`` and, in held-out mode, how many were excluded."""
     mode = s.get("evaluation_mode")
@@ -48,15 +55,18 @@ def markdown_table(summaries: list[dict], title: str) -> str:
         f"### {title}",
         "",
         "| task | protocol | n (items scored) | protocol acc (95% CI) | strict acc (95% CI) "
-        "| majority rate | chance | top prediction | hit max_new_tokens | flags |",
-        "|---|---|---|---|---|---:|---:|---|---:|---|",
+        "| balanced acc (any constant answer) | majority rate | chance | top prediction | hit max_new_tokens "
+        "| flags |",
+        "|---|---|---|---|---|---:|---:|---:|---|---:|---|",
     ]
     for s in summaries:
         majority, chance = baseline_cells(s)
+        balanced, constant = balanced_cells(s)
+        balanced = f"{balanced} ({constant})" if s.get("balanced") else "-"
         flag = "CONTAMINATED: " + ", ".join(s["contaminated_by"]) if s.get("contaminated_by") else ""
         lines.append(
             f"| {s['task']} | {s.get('protocol_name', '')} | {items_cell(s)} | {acc_ci(s.get('protocol'))} | "
-            f"{acc_ci(s.get('strict'))} | {majority} | {chance} | {top_cell(s)} | "
+            f"{acc_ci(s.get('strict'))} | {balanced} | {majority} | {chance} | {top_cell(s)} | "
             f"{s.get('hit_max_new_tokens', '-')} | {flag} |"
         )
     return "\n".join(lines) + "\n"
@@ -77,6 +87,12 @@ def before_after_table(before: list[dict], after: list[dict]) -> str:
                     f"| {a['task']} | {name} | {items_cell(a)} | {acc_ci(b.get(name))} | {acc_ci(a.get(name))} "
                     f"| {majority} | {chance} | {top_cell(b)} -> {top_cell(a)} |"
                 )
+        if a.get("balanced"):
+            constant = balanced_cells(a)[1]
+            lines.append(
+                f"| {a['task']} | balanced (protocol) | {items_cell(a)} | {balanced_cells(b)[0]} | "
+                f"{balanced_cells(a)[0]} | any constant answer: {constant} | {chance} | |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -13,7 +13,7 @@ from rocoft_llm.eval import run as eval_run
 from rocoft_llm.eval.generate import Generation
 from rocoft_llm.eval.heldout import policy_for_run, select_items
 from rocoft_llm.eval.options import parse_options
-from rocoft_llm.eval.summaries import baselines
+from rocoft_llm.eval.summaries import balanced_accuracy, baselines
 from rocoft_llm.eval.tasks import resolve_task
 
 ITEMS = [
@@ -112,6 +112,30 @@ def test_overlap_is_excluded_by_default_and_counted(run_with_overlap, monkeypatc
         "pred": "true",
         "count": 14,
     }
+    # "true" x14 is a constant answer: balanced accuracy 1/2 (= the constant level), whatever the prior
+    assert s["balanced"]["accuracy"] == pytest.approx(0.5) and s["balanced"]["constant_answer"] == 0.5
+    assert "any constant answer: 50.0%" not in result.output  # no base here: the single-model table
+    assert "50.0% (50.0%)" in result.output
+
+
+def test_balanced_accuracy_separates_task_skill_from_the_prior():
+    """A constant answer scores 1/K on balanced accuracy at any label share; only answers that
+    follow the item do better. Compared with a hand count."""
+    rows = [{"answer": "true", "protocol_correct": True}] * 9 + [
+        {"answer": "false", "protocol_correct": False}
+    ]
+    b = balanced_accuracy(rows)  # "true" x10: plain accuracy 90%, balanced 50%
+    assert b["accuracy"] == pytest.approx(0.5) and b["constant_answer"] == pytest.approx(0.5)
+    assert b["per_label"] == {"false": {"correct": 0, "n": 1}, "true": {"correct": 9, "n": 9}}
+    rows = (
+        [{"answer": "a1", "protocol_correct": True}] * 3
+        + [{"answer": "a1", "protocol_correct": False}]
+        + [{"answer": "a2", "protocol_correct": True}]
+        + [{"answer": "a3", "protocol_correct": False}] * 2
+    )
+    b = balanced_accuracy(rows)  # recalls 3/4, 1/1, 0/2
+    assert b["accuracy"] == pytest.approx((0.75 + 1 + 0) / 3) and b["constant_answer"] == pytest.approx(1 / 3)
+    assert balanced_accuracy([]) is None
 
 
 class _Tok:
