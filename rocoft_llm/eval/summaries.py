@@ -6,13 +6,16 @@ prediction, so "learned the prior" (e.g. answering "true" to everything) is visi
 Label tasks also get the balanced accuracy (the mean over gold labels of the share of that label's
 items answered correctly): ANY constant answer scores exactly 1/K on it (K = gold labels among the
 scored items) whatever the label shares are, so a balanced accuracy above 1/K is a gain in the task
-itself, not in the format or the prior."""
+itself, not in the format or the prior. Math tasks also get the "equation recomputed" diagnostic
+(:mod:`.equations`: the response's last equation computed exactly - did the model pick the right
+operations, whatever its arithmetic)."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 from ..data.validate import allowed_labels
+from .equations import equation_recomputed
 from .intervals import accuracy_cell
 from .scoring import score
 
@@ -71,6 +74,11 @@ def score_rows(task, rows: list[dict]) -> dict:
     summary["baselines"] = baselines(task, [_record_of(task, r) for r in rows])
     if task.kind in ("option", "letter"):
         summary["balanced"] = balanced_accuracy(rows)
+    elif task.kind == "number":
+        recomputed = [equation_recomputed(r["response"], r["answer"]) for r in rows]
+        for row, s in zip(rows, recomputed):
+            row["equation_value"], row["equation_correct"] = s.pred, s.correct
+        summary["equation_recomputed"] = accuracy_cell(sum(s.correct for s in recomputed), n)
     top = Counter(r["protocol_pred"] for r in rows).most_common(1)
     summary["top_prediction"] = {"pred": top[0][0], "count": top[0][1]} if top else None
     return summary

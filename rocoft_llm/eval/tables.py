@@ -3,7 +3,8 @@
 Every accuracy is shown with its 95% Wilson interval and n, beside the task's majority-label and
 chance rates on the same items, the most frequent prediction, and which items were scored
 (held-out mode: how many were excluded as seen in training). Label tasks add the balanced accuracy
-beside the level every constant answer gets on it (:func:`..summaries.balanced_accuracy`)."""
+beside the level every constant answer gets on it (:func:`..summaries.balanced_accuracy`); math
+tasks add the "equation recomputed" diagnostic (:mod:`.equations`)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ def baseline_cells(s: dict) -> tuple[str, str]:
         else "-"
     )
     return majority, pct(b.get("chance_rate"))
+
+
+def diagnostic_cell(s: dict) -> str:
+    """The single-model table's diagnostic: balanced accuracy (label tasks) or equation recomputed (math)."""
+    if s.get("balanced"):
+        balanced, constant = balanced_cells(s)
+        return f"balanced {balanced} (any constant answer {constant})"
+    if s.get("equation_recomputed"):
+        return f"equation recomputed {acc_ci(s['equation_recomputed'])}"
+    return "-"
 
 
 def balanced_cells(s: dict) -> tuple[str, str]:
@@ -55,18 +66,15 @@ def markdown_table(summaries: list[dict], title: str) -> str:
         f"### {title}",
         "",
         "| task | protocol | n (items scored) | protocol acc (95% CI) | strict acc (95% CI) "
-        "| balanced acc (any constant answer) | majority rate | chance | top prediction | hit max_new_tokens "
-        "| flags |",
-        "|---|---|---|---|---|---:|---:|---:|---|---:|---|",
+        "| diagnostic | majority rate | chance | top prediction | hit max_new_tokens | flags |",
+        "|---|---|---|---|---|---|---:|---:|---|---:|---|",
     ]
     for s in summaries:
         majority, chance = baseline_cells(s)
-        balanced, constant = balanced_cells(s)
-        balanced = f"{balanced} ({constant})" if s.get("balanced") else "-"
         flag = "CONTAMINATED: " + ", ".join(s["contaminated_by"]) if s.get("contaminated_by") else ""
         lines.append(
             f"| {s['task']} | {s.get('protocol_name', '')} | {items_cell(s)} | {acc_ci(s.get('protocol'))} | "
-            f"{acc_ci(s.get('strict'))} | {balanced} | {majority} | {chance} | {top_cell(s)} | "
+            f"{acc_ci(s.get('strict'))} | {diagnostic_cell(s)} | {majority} | {chance} | {top_cell(s)} | "
             f"{s.get('hit_max_new_tokens', '-')} | {flag} |"
         )
     return "\n".join(lines) + "\n"
@@ -92,6 +100,11 @@ def before_after_table(before: list[dict], after: list[dict]) -> str:
             lines.append(
                 f"| {a['task']} | balanced (protocol) | {items_cell(a)} | {balanced_cells(b)[0]} | "
                 f"{balanced_cells(a)[0]} | any constant answer: {constant} | {chance} | |"
+            )
+        if a.get("equation_recomputed"):
+            lines.append(
+                f"| {a['task']} | equation recomputed (diagnostic) | {items_cell(a)} | "
+                f"{acc_ci(b.get('equation_recomputed'))} | {acc_ci(a['equation_recomputed'])} | {majority} | - | |"
             )
     return "\n".join(lines) + "\n"
 

@@ -115,7 +115,7 @@ def test_overlap_is_excluded_by_default_and_counted(run_with_overlap, monkeypatc
     # "true" x14 is a constant answer: balanced accuracy 1/2 (= the constant level), whatever the prior
     assert s["balanced"]["accuracy"] == pytest.approx(0.5) and s["balanced"]["constant_answer"] == 0.5
     assert "any constant answer: 50.0%" not in result.output  # no base here: the single-model table
-    assert "50.0% (50.0%)" in result.output
+    assert "balanced 50.0% (any constant answer 50.0%)" in result.output
 
 
 def test_balanced_accuracy_separates_task_skill_from_the_prior():
