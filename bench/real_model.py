@@ -10,7 +10,8 @@ method on HELD-OUT items with `rocoft-llm eval` (generation protocol, greedy) an
 * per task and scorer: n, majority-label rate and chance rate of the SAME items, base and each
   method's accuracy with its 95% Wilson interval, the balanced accuracy (any constant answer scores
   1/K on it, so it separates task skill from the label prior), and each model's most frequent
-  prediction;
+  prediction; math tasks add the "equation recomputed" diagnostic (the response's last equation
+  computed exactly: right operations on the right numbers, whatever the arithmetic);
 * per method: learning rate, trainable parameters, median step time and its ratio to the frozen
   floor (measured in the same run), peak memory (max RSS of the training process on CPU, allocator
   peak on GPU), training wall time.
@@ -234,6 +235,15 @@ def results_table(models: dict[str, list[dict]], title: str, metric_key: str = "
             lines.append(
                 f"| {s['task']} | balanced (protocol) | {s['n']} | any constant answer "
                 f"{100 * s['balanced']['constant_answer']:.1f} | {chance} | " + " | ".join(cells) + " |"
+            )
+        if s.get("equation_recomputed"):  # did the model set up the right computation (math only)
+            cells = [
+                pct_ci(models[m][i].get("equation_recomputed")) if i < len(models[m]) else "-" for m in names
+            ]
+            lines.append(
+                f"| {s['task']} | equation recomputed (diagnostic) | {s['n']} | {majority} | - | "
+                + " | ".join(cells)
+                + " |"
             )
         if "strict" in s:
             lines.append(
