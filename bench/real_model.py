@@ -12,7 +12,7 @@ method on HELD-OUT items with `rocoft-llm eval` (generation protocol, greedy) an
   1/K on it, so it separates task skill from the label prior), and each model's most frequent
   prediction; math tasks add the "equation recomputed" diagnostic (the response's last equation
   computed exactly: right operations on the right numbers, whatever the arithmetic);
-* per method: learning rate, trainable parameters, median step time and its ratio to the frozen
+* per method: learning rate, trainable parameters, median seconds per 1,000 tokens and its ratio to the frozen
   floor (measured in the same run), peak memory (max RSS of the training process on CPU, allocator
   peak on GPU), training wall time.
 
@@ -76,7 +76,7 @@ CONFIGS = {
         threads=None,
         eval_batch=16,
         num_beams=1,
-        floor_steps=2,
+        floor_steps=4,
     ),
     "gpu": dict(
         families=["commonsense", "math"],
@@ -140,8 +140,10 @@ def cli(args: list[str], env: dict, log: Path, timeout: int) -> float:
 
 
 def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int | None) -> list[float]:
-    """Step times of the frozen floor: every weight frozen, forward + backward to the input
-    embeddings only, on the run's first training batches (the same data and batch)."""
+    """Seconds per 1,000 tokens of the frozen floor: every weight frozen, forward + backward to the
+    input embeddings only, on the run's first training batches (the same data and batch). Per token,
+    because the runs' batches differ in length (math records range from ~60 to 256 tokens): a ratio
+    of raw step times over different batches measured the batches, not the methods."""
     import torch
 
     from rocoft_llm.config import load_recipe
@@ -163,12 +165,13 @@ def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int |
     plan = BatchPlan(len(dataset), r.train.global_batch_size, r.train.micro_batch_size, 1, r.train.seed)
     times = []
     for step in range(steps + 1):  # the first step pays the allocations: not timed
-        started = time.perf_counter()
+        started, tokens = time.perf_counter(), 0
         for idx in plan.micro_indices(step, 0):
             batch = {
                 k: v.to(device) for k, v in collate([dataset[i] for i in idx], r.model.pad_token_id).items()
             }
             mask = target_mask(batch["labels"])
+            tokens += int(batch["attention_mask"].sum())
             embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
             logits = model(
                 inputs_embeds=embeds, attention_mask=batch["attention_mask"], logits_to_keep=mask
@@ -177,9 +180,15 @@ def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int |
         if device == "cuda":
             torch.cuda.synchronize()
         if step:
-            times.append(time.perf_counter() - started)
+            times.append(1000 * (time.perf_counter() - started) / tokens)
     del model
     return times
+
+
+def seconds_per_ktok(run: Path) -> list[float]:
+    """A training run's seconds per 1,000 tokens, per step (its metrics.jsonl), the first step excluded."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [1000 / r["tokens_per_s"] for r in rows[1:] if r.get("tokens_per_s")]
 
 
 def read_summaries(path: Path) -> list[dict]:
@@ -308,7 +317,7 @@ def run_family(family: str, cfg: dict, args, env: dict, out: Path, log: Path) ->
             args.timeout,
         )
         summary = json.loads((run / "summary.json").read_text())
-        steps = [json.loads(line)["step_s"] for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+        steps = seconds_per_ktok(run)
         methods[name] = {
             "lr": lr,
             "trainable": summary["trainable_parameters"],
@@ -402,8 +411,8 @@ def render(family: str, res: dict, cfg: dict) -> str:
         "",
         f"shared overrides: `{' '.join(res['shared_overrides'])}`",
         "",
-        "| method | lr | trainable params | % of model | median step s | x frozen floor | min step s | min x floor min "
-        "| peak memory GiB | train wall s | final loss |",
+        "| method | lr | trainable params | % of model | median s / 1k tokens | x frozen floor "
+        "| fastest s / 1k tokens | x floor fastest | peak memory GiB | train wall s | final loss |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| frozen floor | - | 0 | 0 | {res['floor_step_s']:.2f} | 1.00 | {min(res['floor_steps']):.2f} | 1.00 "
         "| - | - | - |",
@@ -447,11 +456,7 @@ def render_saved(out: Path) -> None:
     print((out / "results.md").read_text().split("\n### ")[0].rstrip() + "\n")
     for family, res in saved["results"].items():
         for name, m in res["methods"].items():  # step times of the first step excluded, as in the run
-            steps = [
-                json.loads(line)["step_s"]
-                for line in (out / family / name / "metrics.jsonl").read_text().splitlines()
-            ]
-            m["step_min_s"] = min(steps[1:], default=None)
+            m["step_min_s"] = min(seconds_per_ktok(out / family / name), default=None)
         for name in res["loglik"]:
             run = out / family / (name if name != "base" else next(iter(res["methods"])))
             samples_file = (
