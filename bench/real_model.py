@@ -64,12 +64,12 @@ CONFIGS = {
     # under a load of 5-8, and 2x faster than one on an idle machine)
     "cpu": dict(
         families=["commonsense", "math"],
-        steps=12,
+        steps=24,
         math_steps=48,  # math records are ~2x longer; fewer steps never left the base's answer style
         batch=8,
-        gen_n=16,
-        loglik_n=32,
-        math_gen_n=16,
+        gen_n=32,
+        loglik_n=64,
+        math_gen_n=32,
         math_max_new_tokens=160,
         dtype="float32",
         precision="fp32",
