@@ -8,6 +8,7 @@ steps, adapter save/load round trip equal to the trained model, the merged direc
 transformers with the same logits, a 16-item evaluation. Needs the registry once per machine."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,72 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
     assert s["baselines"]["chance_rate"] == pytest.approx(0.5)
     rows = (tmp_path / "ev" / "truefalse.jsonl").read_text().splitlines()
     assert len(rows) == 16 and all(json.loads(r)["prompt_sha256"] for r in rows)
+
+
+def _marked_word_records(n: int, seed: int) -> list[dict]:
+    """Four-option items whose answer is the option marked with a star: the label depends only on
+    the input, and every label is equally likely - a model that learns the prior scores 25%."""
+    import random
+
+    rng = random.Random(seed)
+    words = "apple river chair lamp stone cloud bread horse paper glass coin shirt tiger boat plant".split()
+    records = []
+    for _ in range(n):
+        options, k = rng.sample(words, 4), rng.randrange(4)
+        shown = " ".join(f"Answer{i + 1}: {w}{'*' if i == k else ''}" for i, w in enumerate(options))
+        records.append(
+            {
+                "instruction": "Please choose the answer marked with a star: which word is marked?\n\n"
+                f"{shown}\n\nAnswer format: answer1/answer2/answer3/answer4",
+                "input": "",
+                "output": f"the correct answer is answer{k + 1}",
+                "answer": f"answer{k + 1}",
+            }
+        )
+    return records
+
+
+@pytest.mark.timeout(900)  # ~2 min on 2 idle cores; its subprocesses have their own limits
+def test_real_model_learns_a_label_that_depends_on_the_input(smollm2, tmp_path):
+    """The CLI end to end on the real model (train, then eval --with-base on held-out items) learns
+    more than the answer format and the label prior: the balanced accuracy (1/4 for any constant
+    answer) goes from the base's ~0 to >= 90%. Guards everything between the data and the
+    optimizer (masking, label alignment, attention over the prompt, the RoCoFT gradient): a
+    pipeline that lets the response see only the format can reach 25% here, never 90%. ~1 minute."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers.paths import REPO
+
+    train, test = _marked_word_records(320, seed=0), _marked_word_records(40, seed=1)
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    (tmp_path / "test.json").write_text(json.dumps(test))
+    recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m-demo.yaml").read_text())
+    recipe["model"]["name_or_path"] = str(smollm2)
+    recipe["data"]["train"] = [str(tmp_path / "train.json")]
+    recipe["train"].update(max_steps=int(os.environ.get("ROCOFT_TEST_REAL_STEPS", "36")), warmup_steps=2)
+    recipe["train"]["scheduler"] = "constant"
+    recipe["eval"] = {"tasks": [str(tmp_path / "test.json")], "num_beams": 1, "batch_size": 20}
+    recipe["output"]["dir"] = str(tmp_path / "run")
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+
+    def cli(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "rocoft_llm.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        return proc.stdout
+
+    cli("train", str(tmp_path / "recipe.yaml"))
+    cli("eval", "--run", str(tmp_path / "run"), "--with-base", "--max-new-tokens", "12")
+    (base,) = json.loads((tmp_path / "run" / "eval" / "base" / "summary.json").read_text())
+    (adapted,) = json.loads((tmp_path / "run" / "eval" / "adapted" / "summary.json").read_text())
+    assert base["n"] == adapted["n"] == 40
+    assert base["balanced"]["accuracy"] < 0.5 and adapted["balanced"]["constant_answer"] == 0.25
+    assert adapted["balanced"]["accuracy"] >= 0.9, adapted["balanced"]
