@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError, RoCoFTError
+from .ownership import check_not_a_file, check_replaceable, mark_output
+
+log = logging.getLogger("rocoft_llm")
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -117,30 +122,78 @@ def atomic_write_json(path: str | Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-@contextmanager
-def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "output") -> Iterator[Path]:
-    """Yield a fresh temporary directory beside ``path``; on success rename it to ``path``.
-
-    An existing ``path`` is an error unless ``overwrite``; then it is replaced only after the new
-    directory is complete. On failure the temporary directory is removed and ``path`` untouched.
-    """
+def check_output_target(path: str | Path, overwrite: bool, what: str) -> None:
+    """``path`` may become a new output directory: it does not exist, or ``overwrite`` and rocoft-llm
+    may replace it (:func:`ownership.check_replaceable`)."""
     path = Path(path)
+    check_not_a_file(path, what)
+    if path.exists() and overwrite:
+        check_replaceable(path, what)
     if path.exists() and not overwrite:
         raise RoCoFTError(
             f"{what} directory {path} already exists; choose another path or pass overwrite "
             "(--overwrite) to replace it."
         )
+
+
+@contextmanager
+def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "output") -> Iterator[Path]:
+    """Yield a fresh temporary directory beside ``path``; on success rename it to ``path``.
+
+    An existing ``path`` is an error unless ``overwrite``; then it is replaced only after the new
+    directory is complete, and only when rocoft-llm wrote it (:func:`ownership.check_replaceable`).
+    On failure the temporary directory is removed and ``path`` untouched. The new directory carries
+    the ownership marker. Temporary directories a killed process left beside ``path`` are removed.
+    """
+    path = Path(path)
+    check_output_target(path, overwrite, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temporary_prefix(path)))
     try:
         yield tmp
+        mark_output(tmp, what)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
     if path.exists():
         old = path.parent / f".{path.name}.old-{os.getpid()}"
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def temporary_prefix(path: str | Path) -> str:
+    """Name prefix of a temporary sibling of ``path``; it carries the pid so a later run can tell
+    a dead writer's leftovers (:func:`remove_stale_temporaries`) from a live writer's."""
+    return f".{Path(path).name}.tmp-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings of ``path`` (``.NAME.tmp-PID-*``, ``.NAME.old-PID``) whose
+    writer is dead (a killed fetch-model, merge or prepare); returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(?:tmp|old)-(\d+)(?:-|$)")
+    removed = []
+    for item in path.parent.iterdir():
+        m = pattern.match(item.name)
+        if m and not _alive(int(m.group(1))):
+            shutil.rmtree(item, ignore_errors=True) if item.is_dir() else item.unlink(missing_ok=True)
+            log.warning("removed %s, left behind by an interrupted run (pid %s)", item, m.group(1))
+            removed.append(item)
+    return removed

@@ -91,6 +91,8 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
         except RoCoFTError as e:
             p.append(f"dist.deepspeed_config: {e}")
+    if Path(r.output.dir).exists() and not Path(r.output.dir).is_dir():
+        p.append(f"output.dir: {r.output.dir} is an existing file, not a directory; choose another path")
     if r.train.resume is not None and r.output.overwrite:
         p.append(
             "train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
