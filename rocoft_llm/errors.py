@@ -26,3 +26,19 @@ class RecipeError(RoCoFTError):
         self.problems = list(problems)
         lines = [f"{source}: {len(problems)} problem(s):"] + [f"  - {p}" for p in problems]
         super().__init__("\n".join(lines))
+
+
+class DiskFullError(RoCoFTError):
+    """A write failed because the disk (or quota) is full: names the file, the free space, what to free,
+    and (``note``, added by the command that knows) which checkpoint is intact."""
+
+    def __init__(self, path, what: str, free: str, note: str = ""):
+        self.path, self.what, self.free, self.note = str(path), what, free, note
+        super().__init__(
+            f"no space left on the device while writing {what} {path} ({free} free there); free space on "
+            "that filesystem (old runs, checkpoints, caches such as ~/.cache/rocoft-llm or the prepared-data "
+            "cache) or write to another disk, then run again." + (f" {note}" if note else "")
+        )
+
+    def with_note(self, note: str) -> "DiskFullError":
+        return DiskFullError(self.path, self.what, self.free, note)

@@ -3,6 +3,7 @@ renamed into place, so a reader never sees half a file or half a directory."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import InputError, RoCoFTError
+from .errors import DiskFullError, InputError, RoCoFTError
 from .ownership import check_not_a_file, check_replaceable, mark_output
 
 log = logging.getLogger("rocoft_llm")
@@ -104,18 +105,82 @@ def read_yaml(path: str | Path, what: str, fix: str):
         ) from None
 
 
+#: torch's zip writer reports a failed write (a full disk) as a RuntimeError with one of these
+TORCH_WRITE_FAILURES = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+
+
+def free_space(path: str | Path) -> str:
+    """Free space on the filesystem holding ``path`` (its nearest existing ancestor), for messages."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        free = shutil.disk_usage(p).free
+    except OSError:
+        return "unknown space"
+    return f"{free / 2**30:.2f} GiB" if free >= 2**30 else f"{free / 2**20:.1f} MiB"
+
+
+def is_disk_full(e: BaseException) -> bool:
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(e, RuntimeError) and any(m in str(e) for m in TORCH_WRITE_FAILURES)
+
+
+@contextmanager
+def disk_full_guard(path: str | Path, what: str) -> Iterator[None]:
+    """Turn a full disk (ENOSPC/EDQUOT, or torch's failed-write RuntimeError) inside the block into
+    one :class:`DiskFullError` naming the file (the failing one when the OS says), the free space
+    and what to free."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except (OSError, RuntimeError) as e:
+        if not is_disk_full(e):
+            raise
+        name = getattr(e, "filename", None) or path
+        raise DiskFullError(name, what, free_space(name)) from None
+
+
+def append_line(path: str | Path, line: str, what: str) -> None:
+    """Append ``line`` (one record, no newline) to ``path`` with ONE write of the whole line, then
+    fsync: a crash leaves at most a torn LAST line. On a full disk the file is cut back to its size
+    before the append (no half line stays) and :class:`DiskFullError` is raised."""
+    path = Path(path)
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            with disk_full_guard(path, what):
+                written = os.write(fd, data)
+                if written != len(data):  # a short write: only a full disk does that to a regular file
+                    raise OSError(errno.ENOSPC, "short write", str(path))
+                os.fsync(fd)
+        except DiskFullError:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(fd)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with disk_full_guard(path, "file"):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_json(path: str | Path, data) -> None:
@@ -151,8 +216,12 @@ def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "out
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temporary_prefix(path)))
     try:
-        yield tmp
-        mark_output(tmp, what)
+        with disk_full_guard(tmp, what):
+            yield tmp
+            mark_output(tmp, what)
+    except DiskFullError as e:  # name the file as it would have been called, and free the partial copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DiskFullError(e.path.replace(str(tmp), str(path)), e.what, free_space(path)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,7 +20,7 @@ import torch
 from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
-from ..errors import RoCoFTError
+from ..errors import DiskFullError, RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..models.gguf_import import materialize_recipe_model
 from ..ownership import (
@@ -35,7 +35,7 @@ from ..ownership import (
 from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
-from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint, verify_checkpoint
+from .checkpoint import find_resume_point, load_checkpoint, resume_note, save_checkpoint, verify_checkpoint
 from .loop import LoopContext, flops_per_token, run_loop, seed_everything
 from .metrics import MetricsLogger, peak_memory_gib
 from .model_setup import build_model, calibration_from
@@ -108,6 +108,8 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
             mark_output(out, "training run")
     try:
         return run_training(recipe, recipe_path, out, ckpt, device, world)
+    except DiskFullError as e:
+        raise e.with_note(resume_note(out)) from None
     finally:
         if lock is not None:
             lock.release()
