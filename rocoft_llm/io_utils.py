@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import DiskFullError, InputError, RoCoFTError
+from .errors import DiskFullError, InputError, RoCoFTError, bounded, preview
 from .ownership import check_not_a_file, check_replaceable, mark_output
 
 log = logging.getLogger("rocoft_llm")
@@ -90,19 +90,65 @@ def read_jsonl(path: str | Path, what: str, fix: str) -> list[tuple[int, object]
     return rows
 
 
+#: deepest nesting a recipe may use (real recipes use 3-4 levels)
+MAX_YAML_DEPTH = 32
+
+
+def safe_yaml_load(text: str):
+    """``yaml.safe_load`` for recipes and overrides, refusing aliases (``*name``: a "billion laughs"
+    file expands a few lines into gigabytes) and nesting deeper than :data:`MAX_YAML_DEPTH`, both
+    as a ``yaml.YAMLError`` at the offending line before anything is expanded."""
+    import yaml
+    from yaml.composer import ComposerError
+
+    class RecipeLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise ComposerError(
+                    None,
+                    None,
+                    f"alias *{preview(event.anchor, 40)[1:-1]} found: aliases and anchors are not allowed in "
+                    "recipes; write the value out in full",
+                    event.start_mark,
+                )
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"nesting deeper than {MAX_YAML_DEPTH} levels; no recipe needs that many",
+                    event.start_mark,
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    loader = RecipeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: str | Path, what: str, fix: str):
     """Parsed YAML of ``path`` (None for an empty file); invalid YAML names the line."""
     import yaml
 
     text = read_text(path, what, fix)
     try:
-        return yaml.safe_load(text)
+        return safe_yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        problem = getattr(e, "problem", None) or str(e)
+        problem = bounded(getattr(e, "problem", None) or str(e), 300)
         raise InputError(
             path, f"invalid YAML ({problem})", fix, f"line {mark.line + 1}" if mark else None
         ) from None
+    except RecursionError:
+        raise InputError(path, f"nesting deeper than {MAX_YAML_DEPTH} levels", fix) from None
 
 
 #: torch's zip writer reports a failed write (a full disk) as a RuntimeError with one of these

@@ -217,10 +217,12 @@ def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
         if recipe_path is not None:
             import yaml
 
+            from ..io_utils import safe_yaml_load
+
             for other in sorted(Path(recipe_path).parent.glob("*.y*ml")):
                 try:
-                    out_dir = (yaml.safe_load(other.read_text()) or {}).get("output", {}).get("dir")
-                except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+                    out_dir = (safe_yaml_load(other.read_text()) or {}).get("output", {}).get("dir")
+                except (yaml.YAMLError, RecursionError, OSError, UnicodeDecodeError, AttributeError):
                     continue
                 if out_dir and Path(name).is_relative_to(Path(out_dir)) and Path(other) != Path(recipe_path):
                     fix = (
