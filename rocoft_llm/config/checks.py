@@ -237,7 +237,13 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     from .model_shapes import linear_shapes, resolve_config
 
     unreachable = res.problems if strict else res.warnings
-    config, where = resolve_config(r.model.name_or_path, r.model.trust_remote_code)
+    try:  # validate never runs model code: trust_remote_code is left off here, whatever the recipe says
+        config, where = resolve_config(r.model.name_or_path, trust_remote_code=False)
+    except (ValueError, OSError) as e:
+        config, where = (
+            None,
+            f"its config needs its own Python code, which validate never runs ({str(e)[:120]})",
+        )
     if config is None:
         unreachable.append(
             f"model.name_or_path: cannot read the model config offline ({where}); rank and target "
