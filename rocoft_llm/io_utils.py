@@ -43,6 +43,8 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
         raise InputError(
             path, f"{what} cannot be read (permission denied)", "make it readable or " + fix
         ) from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (editors on Windows write one)
+        data = data[3:]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -55,14 +57,16 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
         ) from None
 
 
-def read_json(path: str | Path, what: str, fix: str, error: type[Exception] = InputError):
+def read_json(
+    path: str | Path, what: str, fix: str, error: type[Exception] = InputError, object_pairs_hook=None
+):
     """Parsed JSON of ``path``; a missing, non-UTF-8 or invalid file is ``error`` naming ``what``, the place
     and ``fix``."""
     path = Path(path)
     try:
         text = read_text(path, what, fix)
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=object_pairs_hook)
         except json.JSONDecodeError as e:
             bad = text.splitlines()[e.lineno - 1][max(0, e.colno - 20) : e.colno + 20] if text.strip() else ""
             problem = (

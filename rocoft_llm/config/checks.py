@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
-from ..data.heldout_split import parse_split_spec
+from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..rocoft.selection import SCORED_SELECTIONS
 from .schema import Recipe
@@ -133,7 +133,12 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
             split = parse_split_spec(name)  # boolq:train / boolq:heldout - a seeded split of a test file
-            if canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
+            suffix_problem = split_suffix_problem(name, lambda d: canonical_dataset_id(d) is not None)
+            if Path(name).is_dir():
+                p.append(f"{key}: {name} is a directory; list the JSON file(s) inside it")
+            elif suffix_problem:
+                p.append(f"{key}: {suffix_problem}")
+            elif canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
                 msg = (
                     f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
                     "(<dataset>:train / <dataset>:heldout), nor an existing file"
