@@ -170,3 +170,22 @@ def test_a_failed_start_does_not_block_the_corrected_rerun(tmp_path):
     fixed = tiny_recipe(tmp_path, "run", train={"max_steps": 2})
     result = run_cli("train", fixed)
     assert result.exit_code == 0, result.output
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_the_next_run(tmp_path, caplog):
+    """A killed prepare/merge/fetch-model leaves `.NAME.tmp-PID-*` beside its output: the next run removes
+    those whose pid is dead, and leaves a live writer's alone."""
+    dead = subprocess.Popen(["true"])
+    dead.wait(timeout=30)
+    stale = tmp_path / f".out.tmp-{dead.pid}-abc123"
+    (stale / "tokenized").mkdir(parents=True)
+    (stale / "tokenized" / "data.arrow").write_bytes(b"\0" * 4096)
+    old = tmp_path / f".out.old-{dead.pid}"
+    old.mkdir()
+    live = tmp_path / f".out.tmp-{os.getpid()}-live"
+    live.mkdir()
+    with caplog.at_level("WARNING", logger="rocoft_llm"):
+        result = run_cli(*prepare_args(tmp_path, tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and not old.exists() and live.is_dir()
+    assert f"removed {stale}, left behind by an interrupted run (pid {dead.pid})" in caplog.text
