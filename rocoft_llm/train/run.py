@@ -4,7 +4,8 @@ config -> data -> model -> wrap -> engine -> loop -> save.
 Output directory: ``adapter/`` (RoCoFT adapter; ``lora_adapter/`` or ``model/`` for the other
 methods), optional ``merged/``, ``metrics.jsonl``, ``tensorboard/``, ``loss_curve.png``,
 ``recipe.resolved.yaml``, ``data_manifest.json`` (what it trained on, for contamination flags),
-``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``.
+``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``,
+plus the ownership marker and the run lock of :mod:`rocoft_llm.ownership` (held while the run lives).
 """
 
 from __future__ import annotations
