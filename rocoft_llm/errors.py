@@ -1,4 +1,19 @@
-"""Exception types. Every message names what was wrong (file, key, record, value) and the fix."""
+"""Exception types. Every message names what was wrong (file, key, record, value) and the fix; a value
+is shown as a bounded :func:`preview`, never whole (a hostile 10 MB value stays out of the terminal)."""
+
+#: the longest value (repr) a message shows, and the longest single recipe problem
+PREVIEW_CHARS = 80
+PROBLEM_CHARS = 1000
+
+
+def preview(value, limit: int = PREVIEW_CHARS) -> str:
+    """``repr(value)``, cut to ``limit`` characters with a note of the full length."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def bounded(text: str, limit: int = PROBLEM_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit:,} more characters cut)"
 
 
 class RoCoFTError(Exception):
@@ -23,6 +38,22 @@ class RecipeError(RoCoFTError):
 
     def __init__(self, source: str, problems: list[str]):
         self.source = source
-        self.problems = list(problems)
-        lines = [f"{source}: {len(problems)} problem(s):"] + [f"  - {p}" for p in problems]
+        self.problems = [bounded(p) for p in problems]
+        lines = [f"{source}: {len(problems)} problem(s):"] + [f"  - {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+class DiskFullError(RoCoFTError):
+    """A write failed because the disk (or quota) is full: names the file, the free space, what to free,
+    and (``note``, added by the command that knows) which checkpoint is intact."""
+
+    def __init__(self, path, what: str, free: str, note: str = ""):
+        self.path, self.what, self.free, self.note = str(path), what, free, note
+        super().__init__(
+            f"no space left on the device while writing {what} {path} ({free} free there); free space on "
+            "that filesystem (old runs, checkpoints, caches such as ~/.cache/rocoft-llm or the prepared-data "
+            "cache) or write to another disk, then run again." + (f" {note}" if note else "")
+        )
+
+    def with_note(self, note: str) -> "DiskFullError":
+        return DiskFullError(self.path, self.what, self.free, note)

@@ -3,6 +3,8 @@ tests), with the recipe's dtype, dropout override and random-init option."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import torch
@@ -10,6 +12,7 @@ import torch
 from .architectures import find_architecture
 from .errors import RoCoFTError
 
+log = logging.getLogger("rocoft_llm")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -33,6 +36,8 @@ def load_model(
     """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if trust_remote_code:
+        announce_remote_code(name_or_path)
     try:
         config = AutoConfig.from_pretrained(
             name_or_path, trust_remote_code=trust_remote_code, revision=revision
@@ -69,8 +74,46 @@ def load_model(
     return model
 
 
+def remote_code_files(name_or_path: str) -> list[str]:
+    """The Python files ``trust_remote_code`` lets transformers import from a local model directory:
+    the modules its config.json / tokenizer_config.json ``auto_map`` names, plus any other .py there."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return []
+    named = set()
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            auto_map = json.loads((path / name).read_text()).get("auto_map") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        for ref in auto_map.values():
+            for item in ref if isinstance(ref, list) else [ref]:
+                if isinstance(item, str) and "." in item:
+                    named.add(item.split("--")[-1].rsplit(".", 1)[0] + ".py")
+    return sorted(named | {p.name for p in path.glob("*.py")})
+
+
+def announce_remote_code(name_or_path: str) -> None:
+    """Say, before it runs, which model code ``trust_remote_code: true`` executes."""
+    files = remote_code_files(name_or_path)
+    where = Path(name_or_path)
+    if files:
+        log.warning(
+            "model.trust_remote_code: true - running Python code from %s: %s",
+            where.resolve(),
+            ", ".join(files),
+        )
+    elif not where.is_dir():
+        log.warning(
+            "model.trust_remote_code: true - running the Python files of the Hub repository %s", where
+        )
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
+
+    if trust_remote_code:
+        announce_remote_code(name_or_path)
 
     try:
         return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)

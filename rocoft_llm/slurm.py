@@ -5,6 +5,7 @@ and no GPU request at all (a cluster without GRES rejects any ``--gpus-per-node`
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import load_recipe
-from .errors import RoCoFTError
+from .errors import RoCoFTError, preview
 from .io_utils import atomic_write_text
 from .shipped import read_shipped_text
 
@@ -59,9 +60,49 @@ class Allocation:
         return self.gpus_per_node
 
 
+#: Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, or no limit
+TIME_FORMAT = re.compile(r"(\d+(:\d{1,2}){0,2}|\d+-\d+(:\d{1,2}){0,2}|UNLIMITED|INFINITE|unlimited|infinite)")
+#: what an account, partition (comma list) or job name may hold: no whitespace, quotes or shell syntax
+NAME_FORMAT = re.compile(r"[A-Za-z0-9_.+@,-]{1,128}")
+#: a path written verbatim into an #SBATCH line (sbatch reads those lines itself, not through a shell)
+SBATCH_PATH = re.compile(r"[A-Za-z0-9_./+@,:=~-]{1,4096}")
+
+
+def check_sbatch_values(alloc: Allocation, log_dir: str | None) -> None:
+    """Every value that lands on an ``#SBATCH`` line is checked, so none can add a line or a command."""
+    if not TIME_FORMAT.fullmatch(alloc.time or ""):
+        raise RoCoFTError(
+            f"--time {preview(alloc.time)} is not a Slurm time limit; use MINUTES, MM:SS, HH:MM:SS, D-HH, "
+            "D-HH:MM or D-HH:MM:SS (e.g. 24:00:00 or 2-00:00:00)."
+        )
+    for option, value in (
+        ("--account", alloc.account),
+        ("--partition", alloc.partition),
+        ("job name", alloc.job_name),
+    ):
+        if value is not None and not NAME_FORMAT.fullmatch(value):
+            raise RoCoFTError(
+                f"{option} {preview(value)} is not a Slurm name: use 1-128 letters, digits and _ . + @ - "
+                "(partitions: a comma-separated list), without spaces, newlines, quotes or shell characters."
+            )
+    if log_dir is not None and not SBATCH_PATH.fullmatch(log_dir):
+        raise RoCoFTError(
+            f"log directory {preview(log_dir)} cannot be written on an #SBATCH --output line (it holds "
+            "spaces, quotes, newlines, % or shell characters); pass --log-dir with a plain path."
+        )
+
+
+def job_name_for(recipe_path: str) -> str:
+    """``rocoft-<recipe stem>``, with anything Slurm names cannot hold replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.+@-]", "_", f"rocoft-{Path(recipe_path).stem}")[:128]
+
+
 def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: str | None = None) -> str:
     """The sbatch script text; raises RecipeError when the recipe is invalid for this allocation."""
     procs = alloc.ranks_per_node()
+    check_sbatch_values(
+        alloc, str(Path(alloc.log_dir).resolve()) if alloc.log_dir else None
+    )  # before anything
     if alloc.launcher not in ("torchrun", "deepspeed"):
         raise RoCoFTError(f"--launcher {alloc.launcher!r}: use torchrun or deepspeed.")
     overrides = list(overrides) + ([f"dist.backend={backend}"] if backend else [])
@@ -78,6 +119,7 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     if alloc.launcher == "deepspeed" and recipe.dist.backend != "deepspeed":
         raise RoCoFTError("--launcher deepspeed needs dist.backend deepspeed (pass --backend deepspeed).")
     log_dir = alloc.log_dir or str(Path(recipe.output.dir) / "slurm-logs")
+    check_sbatch_values(alloc, str(Path(log_dir).resolve()))
     Path(log_dir).mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
     extra = []
     if alloc.partition:
@@ -91,7 +133,7 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
         else "# CPU job: no GPUs requested (no --gpus-per-node line: clusters without GPUs reject it)"
     )
     values = {
-        "JOB_NAME": alloc.job_name or f"rocoft-{Path(recipe_path).stem}",
+        "JOB_NAME": alloc.job_name or job_name_for(recipe_path),
         "NODES": str(alloc.nodes),
         "GPUS_SBATCH": gpus_line,
         "GPUS_PER_NODE": str(alloc.gpus_per_node),
@@ -99,6 +141,7 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
         "CPUS_PER_TASK": str(cpus),
         "TIME": alloc.time,
         "LOG_DIR": shlex.quote(str(Path(log_dir).resolve())),
+        "LOG_DIR_SBATCH": str(Path(log_dir).resolve()),
         "EXTRA_SBATCH": "\n".join(extra),
         "RECIPE": shlex.quote(str(Path(recipe_path).resolve())),
         "OVERRIDES": " ".join(shlex.quote(o) for o in overrides),

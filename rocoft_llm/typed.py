@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from .errors import preview
+
 PRIMITIVE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 PLURALS = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}
 
@@ -158,7 +160,7 @@ def describe_errors(model: type[BaseModel], error: ValidationError, raw: Any, pr
         if info is None:  # the whole mapping is wrong
             value = _raw_at(raw, path)
             problems.append(
-                f"{where or 'the recipe'}: expected a mapping of keys, got {type(value).__name__} {value!r}"
+                f"{where or 'the recipe'}: expected a mapping of keys, got {type(value).__name__} {preview(value)}"
             )
             continue
         tp, value = info.annotation, _raw_at(raw, path)
@@ -171,22 +173,24 @@ def describe_errors(model: type[BaseModel], error: ValidationError, raw: Any, pr
         elif err["type"] == "literal_error" and isinstance(value, str):
             choices = [str(a) for a in typing.get_args(unwrap(tp))]
             hint = did_you_mean(value, choices).strip()
-            problems.append(f"{where}: {value!r} is not {describe_type(tp)}" + (f"; {hint}" if hint else ""))
+            problems.append(
+                f"{where}: {preview(value)} is not {describe_type(tp)}" + (f"; {hint}" if hint else "")
+            )
         elif err["type"] == "finite_number":
             problems.append(
-                f"{where}: {value!r} is not a finite number; use {describe_type(tp)} such as "
+                f"{where}: {preview(value)} is not a finite number; use {describe_type(tp)} such as "
                 f"{info.default if isinstance(info.default, float) else 1.0}"
             )
         elif err["type"] in _BOUNDS or err["type"] in ("too_short", "too_long"):
             optional = type(None) in typing.get_args(unwrap(tp))
-            problems.append(f"{where}: {value!r} {_bound_message(err, optional)}")
+            problems.append(f"{where}: {preview(value)} {_bound_message(err, optional)}")
         elif err["type"] in (
             "value_error",
             "assertion_error",
         ):  # a field validator's own message names the value
             problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         else:
-            problems.append(f"{where}: {value!r} is not {describe_type(tp)}")
+            problems.append(f"{where}: {preview(value)} is not {describe_type(tp)}")
     return problems
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
-from ..data.heldout_split import parse_split_spec
+from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..rocoft.selection import SCORED_SELECTIONS
 from .schema import Recipe
@@ -91,6 +91,8 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
         except RoCoFTError as e:
             p.append(f"dist.deepspeed_config: {e}")
+    if Path(r.output.dir).exists() and not Path(r.output.dir).is_dir():
+        p.append(f"output.dir: {r.output.dir} is an existing file, not a directory; choose another path")
     if r.train.resume is not None and r.output.overwrite:
         p.append(
             "train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
@@ -131,7 +133,12 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
         for name in tasks:
             split = parse_split_spec(name)  # boolq:train / boolq:heldout - a seeded split of a test file
-            if canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
+            suffix_problem = split_suffix_problem(name, lambda d: canonical_dataset_id(d) is not None)
+            if Path(name).is_dir():
+                p.append(f"{key}: {name} is a directory; list the JSON file(s) inside it")
+            elif suffix_problem:
+                p.append(f"{key}: {suffix_problem}")
+            elif canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
                 msg = (
                     f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
                     "(<dataset>:train / <dataset>:heldout), nor an existing file"
@@ -215,10 +222,12 @@ def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
         if recipe_path is not None:
             import yaml
 
+            from ..io_utils import safe_yaml_load
+
             for other in sorted(Path(recipe_path).parent.glob("*.y*ml")):
                 try:
-                    out_dir = (yaml.safe_load(other.read_text()) or {}).get("output", {}).get("dir")
-                except (yaml.YAMLError, OSError, UnicodeDecodeError, AttributeError):
+                    out_dir = (safe_yaml_load(other.read_text()) or {}).get("output", {}).get("dir")
+                except (yaml.YAMLError, RecursionError, OSError, UnicodeDecodeError, AttributeError):
                     continue
                 if out_dir and Path(name).is_relative_to(Path(out_dir)) and Path(other) != Path(recipe_path):
                     fix = (
@@ -233,7 +242,13 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
     from .model_shapes import linear_shapes, resolve_config
 
     unreachable = res.problems if strict else res.warnings
-    config, where = resolve_config(r.model.name_or_path, r.model.trust_remote_code)
+    try:  # validate never runs model code: trust_remote_code is left off here, whatever the recipe says
+        config, where = resolve_config(r.model.name_or_path, trust_remote_code=False)
+    except (ValueError, OSError) as e:
+        config, where = (
+            None,
+            f"its config needs its own Python code, which validate never runs ({str(e)[:120]})",
+        )
     if config is None:
         unreachable.append(
             f"model.name_or_path: cannot read the model config offline ({where}); rank and target "

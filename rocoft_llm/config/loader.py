@@ -17,19 +17,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..errors import RecipeError
-from ..io_utils import read_yaml
+from ..errors import RecipeError, preview
+from ..io_utils import read_yaml, safe_yaml_load
 from ..typed import describe_errors, did_you_mean, error_path, is_section, unwrap
 from .schema import Recipe
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
-        raise RecipeError("command line", [f"override {text!r} is not KEY=VALUE (e.g. train.lr=1e-4)"])
+        raise RecipeError("command line", [f"override {preview(text)} is not KEY=VALUE (e.g. train.lr=1e-4)"])
     key, _, value = text.partition("=")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = safe_yaml_load(value) if value.strip() else ""
+    except (yaml.YAMLError, RecursionError):
         parsed = value  # not YAML (e.g. an unbalanced bracket): the schema says what it should be
     return key.strip().split("."), parsed
 
@@ -45,7 +45,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
             if part not in names:
                 prefix = ".".join(path[:i]) or "the recipe"
                 problems.append(
-                    f"override {text!r}: {prefix} has no key {part!r}; {did_you_mean(part, names)}"
+                    f"override {preview(text)}: {prefix} has no key {preview(part)}; {did_you_mean(part, names)}"
                     f"valid keys: {', '.join(names)}"
                 )
                 break
@@ -57,7 +57,9 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
                     node[part] = {}
                 cls, node = unwrap(tp), node[part]
             else:
-                problems.append(f"override {text!r}: {'.'.join(path[: i + 1])} is a value, not a section")
+                problems.append(
+                    f"override {preview(text)}: {'.'.join(path[: i + 1])} is a value, not a section"
+                )
                 break
     return problems
 

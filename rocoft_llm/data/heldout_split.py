@@ -40,6 +40,18 @@ def parse_split_spec(spec: str) -> tuple[str, str] | None:
     return (m["dataset"], m["part"].lower()) if m else None
 
 
+def split_suffix_problem(spec: str, is_dataset_id) -> str | None:
+    """For ``<dataset>:<part>`` with a known dataset and an unknown part: the message naming the
+    valid suffixes (``is_dataset_id`` tells a dataset id)."""
+    dataset, sep, part = spec.strip().rpartition(":")
+    if not sep or not dataset or parse_split_spec(spec) or not is_dataset_id(dataset):
+        return None
+    return (
+        f"{spec[:80]!r}: unknown split suffix {':' + part[:40]!r}; a split of {dataset!r} is "
+        f"{' or '.join(f'{dataset}:{p}' for p in PARTS)} (valid suffixes: {', '.join(':' + p for p in PARTS)})"
+    )
+
+
 def heldout_score(question: str, seed: int = SPLIT_SEED) -> float:
     """The item's position in [0, 1) for the split: a hash of the seed and the normalised question."""
     digest = hashlib.sha256(f"{seed}|{normalise_question(question)}".encode()).digest()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
+from ..ownership import check_not_a_file, check_replaceable
 from ..version import __version__
 from .answers import MATH_ANSWER_TYPES
 from .converters import CONVERTER_VERSION
@@ -102,6 +103,10 @@ def prepare(
 
     from ..modeling import load_tokenizer
 
+    if out is not None:
+        check_not_a_file(out, "prepared data")
+        if overwrite:
+            check_replaceable(out, "prepared data")  # before any tokenizing
     if not opts.datasets:
         raise RoCoFTError("no datasets to prepare: pass --dataset NAME|PATH (data.train in a recipe).")
     template = get_template(opts.template)

@@ -16,7 +16,13 @@ from ..errors import RoCoFTError
 from ..io_utils import sha256_file
 from .catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from .converters import CONVERTER_VERSION, convert_rows
-from .heldout_split import parse_split_spec, split_fingerprint, split_name, split_records
+from .heldout_split import (
+    parse_split_spec,
+    split_fingerprint,
+    split_name,
+    split_records,
+    split_suffix_problem,
+)
 from .records import read_json_array
 
 LLM_ADAPTERS_ENV = "ROCOFT_LLM_ADAPTERS_DIR"
@@ -208,6 +214,13 @@ def resolve_source(
     path = Path(spec)
     if path.is_file():
         return from_file(path)
+    if path.is_dir():
+        raise RoCoFTError(
+            f"--dataset {path} is a directory; pass the JSON file(s) inside it (e.g. {path}/train.json)."
+        )
+    suffix_problem = split_suffix_problem(spec, lambda d: canonical_dataset_id(d) is not None)
+    if suffix_problem:
+        raise RoCoFTError(suffix_problem + ".")
     if parse_split_spec(spec):
         return from_split(spec, llm_adapters_dir)
     if canonical_dataset_id(spec) is None:

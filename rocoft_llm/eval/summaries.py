@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from ..data.validate import allowed_labels
+from ..errors import bounded
 from .equations import equation_recomputed
 from .intervals import accuracy_cell
 from .scoring import score
+
+#: the longest top prediction a summary (and so its table) shows
+TOP_PREDICTION_CHARS = 60
 
 
 def baselines(task, records: list[dict]) -> dict:
@@ -80,7 +84,10 @@ def score_rows(task, rows: list[dict]) -> dict:
             row["equation_value"], row["equation_correct"] = s.pred, s.correct
         summary["equation_recomputed"] = accuracy_cell(sum(s.correct for s in recomputed), n)
     top = Counter(r["protocol_pred"] for r in rows).most_common(1)
-    summary["top_prediction"] = {"pred": top[0][0], "count": top[0][1]} if top else None
+    pred = top[0][0] if top else None
+    if isinstance(pred, str):  # a 10 MB response stays out of the table and the JSON summary
+        pred = bounded(pred, TOP_PREDICTION_CHARS)
+    summary["top_prediction"] = {"pred": pred, "count": top[0][1]} if top else None
     return summary
 
 

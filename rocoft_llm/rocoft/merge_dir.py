@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
+from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json, sha256_file
 from .adapter import CHECKSUM_RTOL, CONFIG_FILE, read_adapter_config, read_adapter_tensors
 
 log = logging.getLogger("rocoft_llm")
@@ -152,6 +152,7 @@ def merge_to_directory(
     base: str, adapter_dir: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True
 ) -> Path:
     """Write ``base`` + adapter as a plain HF model directory at ``out``; returns ``out``."""
+    check_output_target(out, overwrite, "merged model")  # before reading gigabytes of weights
     adapter_dir = Path(adapter_dir)
     adapter = read_adapter_config(adapter_dir)
     tensors = read_adapter_tensors(adapter_dir, adapter)

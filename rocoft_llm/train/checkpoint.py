@@ -34,8 +34,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..distributed import barrier, is_main, rank
-from ..errors import RoCoFTError
-from ..io_utils import atomic_write_json, atomic_write_text, read_json, sha256_file
+from ..errors import DiskFullError, RoCoFTError
+from ..io_utils import (
+    atomic_write_json,
+    atomic_write_text,
+    disk_full_guard,
+    free_space,
+    read_json,
+    sha256_file,
+)
 from ..rocoft.adapter import verify_adapter_tensors
 from ..rocoft.gather import gather_on_main
 
@@ -109,6 +116,24 @@ def save_checkpoint(
     if is_main():
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
+    try:
+        with disk_full_guard(tmp, "checkpoint"):
+            _write_checkpoint(tmp, final, step, backend, params, trainer_state, recipe_dict, recipe_yaml)
+    except DiskFullError as e:  # free what the partial save took; the complete checkpoints stay
+        if is_main():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise DiskFullError(e.path.replace(str(tmp), str(final)), e.what, free_space(final)) from None
+    if is_main():
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        prune(output_dir, keep_last)
+    barrier()
+    return final
+
+
+def _write_checkpoint(tmp: Path, final: Path, step, backend, params, trainer_state, recipe_dict, recipe_yaml):
+    """Write every file of one checkpoint into ``tmp`` (collective), the marker last."""
     barrier()
     tensors = {
         name: t.float().contiguous() for name, t in gather_on_main(params).items()
@@ -135,12 +160,6 @@ def save_checkpoint(
         atomic_write_json(
             tmp / MARKER, {"step": step, "files": files, "trainable_sha256": sha256_file(tmp / TRAINABLE)}
         )
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        prune(output_dir, keep_last)
-    barrier()
-    return final
 
 
 def complete_checkpoints(output_dir: Path) -> list[Path]:
@@ -258,3 +277,16 @@ def load_checkpoint(ckpt: Path, backend, params: dict, recipe_dict: dict) -> dic
             f"{rng}: RNG state cannot be restored ({type(e).__name__}); the checkpoint is damaged; {EARLIER}."
         ) from None
     return _read(ckpt, "trainer_state.json", "trainer state")
+
+
+def resume_note(output_dir: Path) -> str:
+    """What a user reads after a run stopped on a full disk: which checkpoint is intact."""
+    found = complete_checkpoints(output_dir)
+    if found:
+        return (
+            f"The last complete checkpoint, {found[-1].name} ({found[-1]}), is intact: after freeing space, "
+            "continue the run with train.resume=auto."
+        )
+    return (
+        "No checkpoint was complete yet: after freeing space, train.resume=auto restarts the run from step 0."
+    )

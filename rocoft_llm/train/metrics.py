@@ -11,6 +11,9 @@ from pathlib import Path
 
 import torch
 
+from ..errors import RoCoFTError
+from ..io_utils import append_line, atomic_write_text, disk_full_guard
+
 log = logging.getLogger("rocoft_llm")
 
 #: dense bf16 peak FLOP/s per GPU, for the MFU estimate (None elsewhere: MFU not reported)
@@ -52,18 +55,34 @@ class MetricsLogger:
                 log.warning("report_to includes wandb but wandb is not installed; skipping it")
 
     def truncate_after(self, step: int) -> None:
-        """On resume: drop records of steps after the checkpoint (they will be trained again)."""
+        """On resume: drop records of steps after the checkpoint (they will be trained again), and a
+        torn last line (a crash or a full disk in the middle of an append) with a warning."""
         if not self.enabled or not self.path.is_file():
             return
-        kept = [line for line in self.path.read_text().splitlines() if json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        lines = self.path.read_bytes().decode("utf-8", errors="replace").splitlines()
+        records = []
+        for n, line in enumerate(lines, start=1):
+            try:
+                records.append((json.loads(line)["step"], line))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                if n < len(lines):
+                    raise RoCoFTError(
+                        f"{self.path}: line {n} is not a metrics record ({line[:60]!r}) although later lines "
+                        "are; the file was edited or damaged. Remove that line, then resume again."
+                    ) from None
+                log.warning(
+                    "%s: dropping its torn last line %d (%r...), cut short by a crash or a full disk",
+                    self.path,
+                    n,
+                    line[:40],
+                )
+        atomic_write_text(self.path, "".join(line + "\n" for s, line in records if s <= step))
 
     def log(self, record: dict) -> None:
         if not self.enabled:
             return
         self.history.append(record)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_line(self.path, json.dumps(record), "training metrics")
         if self.tb:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != "step":
@@ -93,5 +112,6 @@ class MetricsLogger:
             ax.set_ylabel("loss (per target token)")
             ax.grid(alpha=0.3)
             fig.tight_layout()
-            fig.savefig(Path(output_dir) / "loss_curve.png", dpi=110)
+            with disk_full_guard(Path(output_dir) / "loss_curve.png", "loss curve"):
+                fig.savefig(Path(output_dir) / "loss_curve.png", dpi=110)
             plt.close(fig)

@@ -4,7 +4,8 @@ config -> data -> model -> wrap -> engine -> loop -> save.
 Output directory: ``adapter/`` (RoCoFT adapter; ``lora_adapter/`` or ``model/`` for the other
 methods), optional ``merged/``, ``metrics.jsonl``, ``tensorboard/``, ``loss_curve.png``,
 ``recipe.resolved.yaml``, ``data_manifest.json`` (what it trained on, for contamination flags),
-``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``.
+``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``,
+plus the ownership marker and the run lock of :mod:`rocoft_llm.ownership` (held while the run lives).
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ import torch
 from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
-from ..errors import RoCoFTError
+from ..errors import DiskFullError, RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..models.gguf_import import materialize_recipe_model
+from ..ownership import (
+    OWNER_MARKER,
+    RunLock,
+    check_not_a_file,
+    check_replaceable,
+    check_unlocked,
+    holds_results,
+    mark_output,
+)
 from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
-from .checkpoint import find_resume_point, load_checkpoint, save_checkpoint, verify_checkpoint
+from .checkpoint import find_resume_point, load_checkpoint, resume_note, save_checkpoint, verify_checkpoint
 from .loop import LoopContext, flops_per_token, run_loop, seed_everything
 from .metrics import MetricsLogger, peak_memory_gib
 from .model_setup import build_model, calibration_from
@@ -34,10 +44,14 @@ from .model_setup import build_model, calibration_from
 log = logging.getLogger("rocoft_llm")
 
 
-def prepare_output_dir(out: Path, resume: str | None, overwrite: bool) -> Path | None:
-    """Decide fresh start / resume; never mixes a new run into an old directory unless asked."""
+def prepare_output_dir(out: Path, resume: str | None, overwrite: bool, recipe_path: str) -> Path | None:
+    """Decide fresh start / resume; never mixes a new run into an old directory unless asked, never
+    deletes a directory rocoft-llm did not write, never touches one a live run holds."""
+    check_not_a_file(out, "output")
+    if out.is_dir():
+        check_unlocked(out, "output")
     ckpt = find_resume_point(out, resume) if resume else None
-    if ckpt is None and out.exists() and any(out.iterdir()):
+    if ckpt is None and holds_results(out):
         if resume == "auto" and not (out / "checkpoints").exists():
             # auto-resume before the first checkpoint: the partial run restarts from step 0
             if is_main():
@@ -47,8 +61,10 @@ def prepare_output_dir(out: Path, resume: str | None, overwrite: bool) -> Path |
                 f"output directory {out} is not empty; pass --overwrite (output.overwrite=true) to replace "
                 "it, train.resume=auto to continue it, or choose another output.dir."
             )
-        elif is_main():
-            shutil.rmtree(out)
+        else:
+            check_replaceable(out, "output", recipe_path)
+            if is_main():
+                shutil.rmtree(out)
     barrier()
     return ckpt
 
@@ -81,12 +97,29 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
     device, world = device_for_rank(), world_size()
     out = Path(recipe.output.dir)
-    ckpt = prepare_output_dir(out, recipe.train.resume, recipe.output.overwrite)
-    recipe_dict, recipe_yaml = recipe_to_dict(recipe), dump_recipe(recipe)
+    ckpt = prepare_output_dir(out, recipe.train.resume, recipe.output.overwrite, recipe_path)
+    recipe_dict = recipe_to_dict(recipe)
     if ckpt is not None:  # a checkpoint that cannot be resumed is refused before this run writes anything
         verify_checkpoint(ckpt, recipe_dict, world)
+    lock = None
     if is_main():
         out.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(out, "output")  # released by the OS if this process dies
+        if not (out / OWNER_MARKER).is_file():
+            mark_output(out, "training run")
+    try:
+        return run_training(recipe, recipe_path, out, ckpt, device, world)
+    except DiskFullError as e:
+        raise e.with_note(resume_note(out)) from None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device, world: int) -> Path:
+    """Everything after the output directory is claimed: data -> model -> wrap -> engine -> loop -> save."""
+    recipe_dict, recipe_yaml = recipe_to_dict(recipe), dump_recipe(recipe)
+    if is_main():
         atomic_write_text(out / "recipe.resolved.yaml", recipe_yaml)
     seed_everything(recipe.train.seed)
     started = time.time()

@@ -33,7 +33,10 @@ CASES = {
     "invalid JSON": (b'[\n{"instruction": "x",\n]', ["line 3", "is not valid JSON"]),
     "empty file": (b"", ["is empty, not JSON"]),
     "empty array": (b"[]", ["holds no records", "add records"]),
-    "an object, not an array": (b'{"instruction": "x"}', ["expected a JSON array of records, got dict"]),
+    "an object, not an array": (
+        b'{"instruction": "x"}',
+        ["expected a JSON array of records (or JSON lines, one record per line), got dict"],
+    ),
     "a record that is not an object": (records("just text"), ["record 8: not_an_object", DROP]),
     "a record missing fields": (records({"instruction": "x"}), ["record 8: missing_field", DROP]),
     "a record with an extra field": (
@@ -42,6 +45,14 @@ CASES = {
     ),
     "a numeric answer": (records({**GOOD[0], "answer": 1}), ["record 8: non_string_answer: 1", DROP]),
     "an empty instruction": (records({**GOOD[0], "instruction": "  "}), ["record 8: empty_instruction"]),
+    "a record repeating a key": (
+        records()[:-1] + b', {"instruction": "x", "input": "", "output": "1", "answer": "1", "answer": "2"}]',
+        ["record 8 repeats the key(s) 'answer'", "JSON would silently keep only the last value", "keep one"],
+    ),
+    "JSON lines with a broken line": (
+        b"".join(json.dumps(r).encode() + b"\n" for r in GOOD) + b'{"instruction": "x",\n',
+        ["line 9", "not valid JSON lines", "one record per line"],
+    ),
 }
 
 
@@ -193,3 +204,73 @@ def test_cache_key_covers_the_contamination_test_sets(tmp_path):
         (tests / "AddSub" / "test.json").write_text(json.dumps(GOOD[:3]))
         changed_tests = run("--test-dir", tests)
     assert len({plain, with_tests, changed_tests}) == 3  # a cache hit never reuses another test set's report
+
+
+def prepared_ids(result, tmp_path, name):
+    assert result.exit_code == 0, result.output
+    import datasets
+
+    return datasets.load_from_disk(str(tmp_path / name / "tokenized"))["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "form,content",
+    [
+        ("UTF-8 with a byte-order mark", b"\xef\xbb\xbf" + json.dumps(GOOD).encode()),
+        ("JSON lines", b"".join(json.dumps(r).encode() + b"\n" for r in GOOD)),
+        (
+            "JSON lines with a BOM and CRLF",
+            b"\xef\xbb\xbf" + b"".join(json.dumps(r).encode() + b"\r\n" for r in GOOD),
+        ),
+    ],
+)
+def test_other_json_forms_prepare_the_same_examples(tmp_path, form, content):
+    (tmp_path / "array.json").write_text(json.dumps(GOOD))
+    (tmp_path / "other.json").write_bytes(content)
+    args = ["--tokenizer", TOKENIZER, "--cutoff-len", "64"]
+    want = prepared_ids(
+        run_cli("prepare", "--dataset", tmp_path / "array.json", *args, "--out", tmp_path / "a"),
+        tmp_path,
+        "a",
+    )
+    got = prepared_ids(
+        run_cli("prepare", "--dataset", tmp_path / "other.json", *args, "--out", tmp_path / "b"),
+        tmp_path,
+        "b",
+    )
+    assert got == want and len(got) == len(GOOD)
+    assert run_cli("validate", write_recipe(tmp_path, tmp_path / "other.json")).exit_code == 0
+
+
+def test_a_directory_as_data_path_is_refused(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.json").write_text(json.dumps(GOOD))
+    recipe = write_recipe(tmp_path, tmp_path / "data")
+    before = snapshot(tmp_path)
+    for strict in ([], ["--strict"]):
+        assert_refused(
+            run_cli("validate", recipe, *strict), "data.train:", "is a directory; list the JSON file"
+        )
+    assert_refused(
+        run_cli(
+            "prepare", "--dataset", tmp_path / "data", "--tokenizer", TOKENIZER, "--out", tmp_path / "out"
+        ),
+        "is a directory; pass the JSON file(s) inside it",
+    )
+    assert_refused(run_cli("prepare", "--recipe", recipe, "--out", tmp_path / "out"), "is a directory")
+    assert snapshot(tmp_path) == before
+
+
+def test_an_unknown_split_suffix_lists_the_valid_suffixes(tmp_path):
+    recipe = write_recipe(tmp_path, "boolq:test")
+    needles = [
+        "unknown split suffix ':test'",
+        "boolq:train or boolq:heldout",
+        "valid suffixes: :train, :heldout",
+    ]
+    assert_refused(run_cli("validate", recipe), "data.train:", *needles)
+    assert_refused(
+        run_cli("prepare", "--dataset", "boolq:test", "--tokenizer", TOKENIZER, "--out", tmp_path / "out"),
+        *needles,
+    )
+    assert not (tmp_path / "out").exists()

@@ -81,3 +81,12 @@ def test_unknown_task_is_named(tmp_path):
     pred = tmp_path / "p.jsonl"
     pred.write_bytes(lines(GOOD))
     assert_refused(run_cli("score", "--task", "gsm9k", "--predictions", pred), "'gsm9k'", "test set id")
+
+
+def test_score_cuts_a_huge_response_in_its_table_and_json(tmp_path):
+    """A 10 MB response (its last number is the protocol's prediction) is shown as a short preview."""
+    pred = tmp_path / "p.jsonl"
+    pred.write_bytes(lines({"response": "The answer is " + "7" * 10_000_000, "answer": "4"}))
+    result = run_cli("score", "--task", "gsm8k", "--predictions", pred)
+    assert result.exit_code == 0, result.output[:300]
+    assert len(result.output) < 20_000 and "more characters cut" in result.output

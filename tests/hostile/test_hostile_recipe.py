@@ -1,6 +1,8 @@
 """Hostile recipes and overrides through `validate`, `train` and `slurm`: exit 2, a message naming the file,
 the key, the bad value and the fix; nothing written (no output directory, no sbatch file)."""
 
+import time
+
 import pytest
 import yaml
 
@@ -76,6 +78,41 @@ CASES = {
         [],
         ["model.name_or_path: None is not a string"],
     ),
+    "billion laughs (nested aliases)": (
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+            for p, c in zip("abcdefgh", "bcdefghi")
+        )
+        + "model: {name_or_path: *i}\noutput: {dir: o}\n",
+        [],
+        ["line 2", "invalid YAML", "alias *a found: aliases and anchors are not allowed in recipes"],
+    ),
+    "a 5,000-deep mapping": (
+        "model: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n",
+        [],
+        ["line 1", "nesting deeper than 32 levels"],
+    ),
+    "a 5,000-deep list": ("output: " + "[" * 5000 + "]" * 5000 + "\n", [], ["nesting deeper than 32 levels"]),
+    "a 5,000-deep override": (
+        None,
+        ["train.lr=" + "[" * 5000 + "]" * 5000],
+        ["train.lr: '[[[[", "characters)"],
+    ),
+    "a 200 kB value": (
+        None,
+        ["model.dtype=" + "x" * 200_000],
+        ["model.dtype: 'xxxx", "... (200,002 characters) is not"],
+    ),
+}
+#: a problem message shows a bounded preview of a value, never the whole value
+LONGEST_MESSAGE = 4000
+#: hostile YAML is refused in well under a second
+TIMED = {
+    "billion laughs (nested aliases)",
+    "a 5,000-deep mapping",
+    "a 5,000-deep list",
+    "a 5,000-deep override",
 }
 
 
@@ -97,8 +134,14 @@ def test_bad_recipe_is_refused(tmp_path, case, command):
     (tmp_path / "ds.json").write_text("{zero: 3}")
     overrides = [o.replace("=DS", f"={tmp_path / 'ds.json'}") for o in overrides]
     before = snapshot(tmp_path)
+    if case in TIMED:
+        run_cli(command, recipe, *overrides)  # the first call in a process pays the imports
+    started = time.perf_counter()
     result = run_cli(command, recipe, *overrides)
+    seconds = time.perf_counter() - started
     assert_refused(result, str(recipe) if "KEY=VALUE" not in needles[0] else "", *needles)
+    assert len(result.output) < LONGEST_MESSAGE, result.output[:300]
+    assert case not in TIMED or seconds < 1.0, f"{case}: {seconds:.2f} s"
     assert snapshot(tmp_path) == before  # train wrote nothing: no run directory, no cache
 
 
