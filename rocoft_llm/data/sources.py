@@ -16,6 +16,7 @@ from ..errors import RoCoFTError
 from ..io_utils import sha256_file
 from .catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from .converters import CONVERTER_VERSION, convert_rows
+from .file_split import file_split_fingerprint, parse_file_split_spec, split_file_records
 from .heldout_split import parse_split_spec, split_fingerprint, split_name, split_records
 from .records import read_json_array
 
@@ -197,6 +198,22 @@ def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
     return src
 
 
+def from_file_split(spec: str) -> Source:
+    """``<file>.json:train|validation|test``: one part of the seeded split of a local file (see
+    :mod:`.file_split`)."""
+    path, part = parse_file_split_spec(spec)
+    if not Path(path).is_file():
+        raise RoCoFTError(
+            f"{spec!r}: {path} is not a file; a split part names an existing JSON file, e.g. "
+            "../shared/data/llm_adapters/ft-training_set/math_data.json:validation."
+        )
+    src = from_file(path)
+    src.records = split_file_records(src.records, part, path)
+    src.name = f"{src.name}:{part}"
+    src.files = {**src.files, "split": file_split_fingerprint(part)}
+    return src
+
+
 def resolve_source(
     spec: str,
     split: str = "train",
@@ -208,6 +225,8 @@ def resolve_source(
     path = Path(spec)
     if path.is_file():
         return from_file(path)
+    if parse_file_split_spec(spec):
+        return from_file_split(spec)
     if parse_split_spec(spec):
         return from_split(spec, llm_adapters_dir)
     if canonical_dataset_id(spec) is None:
