@@ -15,9 +15,8 @@ per command):
    Wanda-max / Wanda-min (rows r=3 first and columns r=3 come from stage 2), each paired against
    rows r=3 first of the same seed;
 4. generation: protocol and equation-recomputed accuracy of the base and of each method's best seed
-   (lowest final validation NLL) on every math test item whose question the runs did not train on
-   (`eval --run`'s held-out mode: the items math_data.json does not contain, plus those of its
-   validation and test parts).
+   (lowest final validation NLL) on every item of SVAMP, MultiArith, AddSub, SingleEq and GSM8K
+   whose question math_data.json does not contain (in none of its parts).
 
 Data: the seeded split of LLM-Adapters' math_data.json by normalised question
 (``math_data.json:train`` / ``:validation`` / ``:test``, rocoft_llm/data/file_split.py): no test or
@@ -88,7 +87,7 @@ ABLATIONS = {
 
 BUDGETS = {
     "full": dict(
-        steps=96, batch=8, cutoff=256, warmup=6, curve_every=8, curve_records=128, validation_records=None,
+        steps=96, batch=8, cutoff=256, warmup=6, curve_every=12, curve_records=128, validation_records=None,
         test_records=None, lrs=3, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=24,
     ),
@@ -157,33 +156,55 @@ class Bench:
             shutil.rmtree(run / "checkpoints", ignore_errors=True)  # only for resuming; GBs for full
         return run
 
-    def nll(self, name: str, part: str, run: Path | None = None) -> dict:
-        """``eval --metric nll`` of a run (or the base model) on a split part: summary + per-record rows."""
+    def nll(self, name: str, part: str, run: Path, base: bool = False) -> dict:
+        """``eval --metric nll`` of a run on a split part: summary + per-record rows. ``base``: the run's
+        base model instead (``--with-base``: the same data options, so the same target tokens)."""
         target = self.out / "eval" / name / part
         done = target / "nll" / "summary.json"
         if not done.is_file():
             print(f"eval nll {name} on {part}", flush=True)
-            who = ["--run", str(run)] if run else ["--model", self.model]
             limit = self.cfg[f"{part}_records"]
             self.cli(
-                ["eval", "--metric", "nll", *who, "--tasks", f"{self.file}:{part}", "--nll-targets", "response",
+                ["eval", "--metric", "nll", "--run", str(run), *(["--with-base"] if base else []),
+                 "--tasks", f"{self.file}:{part}", "--nll-targets", "response",
                  "--batch-size", str(self.cfg["eval_batch"]), "--out", str(target),
                  *(["--limit", str(limit)] if limit else [])]
             )  # fmt: skip
-        (rows_file,) = sorted((target / "nll").glob("*.jsonl"))
+        variant = "base" if base else "adapted"
+        (rows_file,) = sorted((target / "nll").glob(f"{variant}-*.jsonl"))
         rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
-        return {**json.loads(done.read_text())["summaries"][0], "rows": rows}
+        (summary,) = [s for s in json.loads(done.read_text())["summaries"] if s["variant"] == variant]
+        return {**summary, "rows": rows}
+
+    def generation_files(self) -> list[str]:
+        """Per math test set, the items whose question math_data.json does not contain (none of its
+        parts: the issue's held-out items), as LLM-Adapters files OUT/generation/<task>/test.json."""
+        from rocoft_llm.data.heldout_split import normalise_question
+        from rocoft_llm.data.sources import from_llm_adapters
+
+        known = {normalise_question(r["instruction"]) for r in json.loads(Path(self.file).read_text())}
+        files = []
+        for task in self.cfg["gen_tasks"]:
+            path = self.out / "generation" / task / "test.json"
+            if not path.is_file():
+                records = from_llm_adapters(task, "test", str(Path(self.file).parents[1])).records
+                kept = [r for r in records if normalise_question(r["instruction"]) not in known]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(kept))
+                tmp.replace(path)
+            files.append(str(path))
+        return files
 
     def generation(self, run: Path, with_base: bool) -> None:
-        """Protocol + equation-recomputed accuracy on held-out math test items (RUN/eval/)."""
+        """Protocol + equation-recomputed accuracy on the held-out math test items (RUN/eval/)."""
         if (run / "eval" / "adapted" / "summary.json").is_file():
             return
         print(f"eval generation {run.name}", flush=True)
         c = self.cfg
         self.cli(
-            ["eval", "--run", str(run), "--tasks", ",".join(c["gen_tasks"]), "--num-beams", "1",
+            ["eval", "--run", str(run), "--tasks", ",".join(self.generation_files()), "--num-beams", "1",
              "--max-new-tokens", str(c["gen_max_new"]), "--batch-size", str(c["eval_batch"]),
-             "--llm-adapters-dir", str(Path(self.file).parents[1]),
              *(["--limit", str(c["gen_limit"])] if c["gen_limit"] else []), *(["--with-base"] if with_base else [])]
         )  # fmt: skip
 
@@ -205,20 +226,21 @@ def run_all(b: Bench, cfg: dict) -> dict:
             run = b.train(run_name(method, lr, seed0), overrides, lr, seed0, curve=True)
             res["sweep"].setdefault(method, {})[lr] = b.nll(run.name, "validation", run)["mean_nll"]
         res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
-    res["test"]["base"] = {0: b.nll("base", "test")}
     for method, overrides in METHODS.items():  # 2. seeds at the best rate
         lr = res["best_lr"][method]
         for seed in cfg["seeds"]:
             run = b.train(run_name(method, lr, seed), overrides, lr, seed, curve=seed == seed0)
             res["runs"].setdefault(method, {})[seed] = str(run)
             res["test"].setdefault(method, {})[seed] = b.nll(run.name, "test", run)
+            if "base" not in res["test"]:  # the base model, with the runs' data options
+                res["test"]["base"] = {0: b.nll("base", "test", run, base=True)}
     for name in cfg["ablations"]:  # 3. ablations at the tuned rate of their mode
         ref, overrides = ABLATIONS[name]
         lr = res["best_lr"][ref]
         run = b.train(run_name(name, lr, seed0), overrides, lr, seed0, curve=False)
         res["ablations"][name] = {"run": str(run), "lr": lr, "test": b.nll(run.name, "test", run)}
     res["generation"] = {}
-    for k, method in enumerate(METHODS):  # 4. generation, best seed by final validation NLL
+    for k, method in enumerate(METHODS if cfg.get("generation", True) else []):  # 4. best seed by validation
         runs = {seed: Path(p) for seed, p in res["runs"][method].items()}
         best = min(runs, key=lambda s: final_val(runs[s]))
         b.generation(runs[best], with_base=k == 0)
@@ -251,6 +273,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every command (default: torch's)")
     ap.add_argument("--timeout", type=int, default=6 * 3600, help="per command, seconds")
     ap.add_argument("--report-only", action="store_true", help="rebuild results.md/png from OUT/results.json")
+    ap.add_argument(
+        "--no-generation", action="store_true", help="skip stage 4 (about 3 hours of the full budget)"
+    )
     args = ap.parse_args()
     from compare_report import render
 
@@ -258,7 +283,7 @@ def main() -> None:
     if args.report_only:
         render(json.loads((out / "results.json").read_text()), out)
         return
-    cfg = dict(BUDGETS[args.budget])
+    cfg = dict(BUDGETS[args.budget], generation=not args.no_generation)
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
     if not data_file.is_file():
         sys.exit(f"{data_file} not found; pass --llm-adapters-dir DIR (with ft-training_set/math_data.json).")

@@ -83,7 +83,8 @@ def main_table(res: dict) -> str:
 
 def sweep_table(res: dict) -> str:
     lines = ["Validation NLL by learning rate (first seed; lowest = chosen):", ""]
-    lines += ["| method | " + " | ".join(["lr: NLL"] * 3) + " |", "|---|---|---|---|"]
+    width = max(len(by_lr) for by_lr in res["sweep"].values())
+    lines += ["| method | " + " | ".join(["lr: NLL"] * width) + " |", "|---|" + "---|" * width]
     for method, by_lr in res["sweep"].items():
         cells = [
             f"{float(lr):g}: {nll:.4f}" + (" *" if float(lr) == float(res["best_lr"][method]) else "")
@@ -118,6 +119,8 @@ def ablation_table(res: dict) -> str:
 
 
 def generation_tables(res: dict) -> str:
+    if not res["generation"]:
+        return "Generation: not run (--no-generation).\n"
     models = {}
     for k, (method, run) in enumerate(res["generation"].items()):
         if k == 0:
@@ -176,7 +179,7 @@ def render(res: dict, out: Path) -> str:
             f"budget {meta['budget']}: {c['steps']} optimizer steps x batch {c['batch']} (cutoff {c['cutoff']}, "
             f"response-only loss), seeds {c['seeds']}, learning rates {meta['lrs']}; validation "
             f"{c['validation_records'] or 'all'} records, test {c['test_records'] or 'all'} records; "
-            f"wall time {meta['wall_minutes']} min",
+            f"wall time of the last invocation {meta['wall_minutes']} min (finished runs and evaluations reused)",
             "",
             main_table(res),
             sweep_table(res),

@@ -42,9 +42,9 @@ class FakeBench:
         self.trained.append((name, lr, seed, curve))
         return run
 
-    def nll(self, name, part, run=None):
+    def nll(self, name, part, run, base=False):
         method = next((m for m in self.best if name.startswith(m)), None)
-        lr = float(name.split("-lr")[1].split("-s")[0]) if run else 0
+        lr = 0 if base else float(name.split("-lr")[1].split("-s")[0])
         return {"mean_nll": 1.0 if method and lr == self.best[method] else 2.0, "rows": []}
 
     def generation(self, run, with_base):
