@@ -12,7 +12,7 @@ import torch
 
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.eval.intervals import bootstrap_ratio
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import assert_refused, run_cli
 from tests.helpers.paths import TINY
 from tests.helpers.recipes import losses, tiny_recipe
 from tests.helpers.torchrun import torchrun
@@ -176,3 +176,17 @@ def test_learning_curve_under_sharding_matches_single_process(tmp_path, backend)
     got, want = curve(backend), curve("single")
     assert [s for s, _ in got] == [s for s, _ in want] == [2, 4]
     assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-5)
+
+
+def test_bad_inputs_are_refused_clearly_and_nothing_is_written(tmp_path, tiny_dir):
+    base = ["eval", "--metric", "nll", "--model", tiny_dir, "--out", tmp_path / "out"]
+    assert_refused(run_cli(*base), "--metric nll needs --tasks")
+    assert_refused(run_cli(*base, "--harness", "lm-eval", "--tasks", "x.json"), "drop --harness")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([records(1)[0], {"instruction": "q", "answer": "1"}]))
+    assert_refused(run_cli(*base, "--tasks", bad), str(bad), "record(s) [1]", "'output'")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    assert_refused(run_cli(*base, "--tasks", empty), "no records")
+    assert_refused(run_cli(*base, "--tasks", f"{tmp_path / 'nope.json'}:test"), "nope.json is not a file")
+    assert not (tmp_path / "out").exists()
