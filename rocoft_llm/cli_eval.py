@@ -156,6 +156,8 @@ def eval_cmd(
     if metric == "nll":
         from .eval.nll_cli import nll_command
 
+        if harness != "generation":
+            raise click.UsageError("--metric nll computes the likelihood itself; drop --harness.")
         if not tasks:
             raise click.UsageError(
                 "--metric nll needs --tasks: a JSON file or split part (math_data.json:test)."
