@@ -190,3 +190,8 @@ def test_bad_inputs_are_refused_clearly_and_nothing_is_written(tmp_path, tiny_di
     assert_refused(run_cli(*base, "--tasks", empty), "no records")
     assert_refused(run_cli(*base, "--tasks", f"{tmp_path / 'nope.json'}:test"), "nope.json is not a file")
     assert not (tmp_path / "out").exists()
+
+
+def test_curve_steps_without_records_is_a_recipe_problem(tmp_path):
+    result = run_cli("validate", tiny_recipe(tmp_path, eval={"nll_steps": 2}))
+    assert result.exit_code != 0 and "eval.nll_steps 2 without eval.nll_data" in result.output
