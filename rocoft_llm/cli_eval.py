@@ -19,6 +19,8 @@ Examples:
   rocoft-llm eval --run runs/tiny-llama-rows --tasks recipes/tiny/data/arith/test.json --with-base
   torchrun --nproc-per-node 8 -m rocoft_llm.cli eval --run runs/x --tasks boolq   # data-parallel
   rocoft-llm eval --run runs/x --harness lm-eval --tasks boolq,gsm8k,svamp --llm-adapters-dir DIR
+  rocoft-llm eval --metric nll --run runs/x --with-base --tasks ../shared/data/llm_adapters/ft-training_set/math_data.json:test
+  rocoft-llm eval --metric nll --run runs/rows --versus runs/lora --tasks math_data.json:validation
 """,
 )
 @click.option("--model", "model_path", help="Base model: HF directory or Hub id.")
@@ -75,6 +77,34 @@ Examples:
     "--run: held-out mode - items whose question is in the run's training data are excluded and counted).",
 )
 @click.option("--loglik-only", is_flag=True, help="With --harness lm-eval: only the log-likelihood tasks.")
+@click.option(
+    "--metric",
+    type=click.Choice(["accuracy", "nll"]),
+    default="accuracy",
+    show_default=True,
+    help="accuracy: generate and score answers; nll: held-out negative log-likelihood of the gold "
+    "responses per target token, perplexity, bootstrap intervals and paired differences.",
+)
+@click.option(
+    "--versus",
+    "versus_run",
+    type=click.Path(exists=True, file_okay=False),
+    help="With --metric nll: a second training run scored on the same records (paired difference).",
+)
+@click.option(
+    "--nll-targets",
+    type=click.Choice(["recipe", "response", "all"]),
+    default="recipe",
+    show_default=True,
+    help="With --metric nll: target tokens - as the run's data.train_on_inputs masks them (recipe; "
+    "response without a run), the response (+ EOS) only, or prompt + response.",
+)
+@click.option(
+    "--bootstrap", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Bootstrap seed (deterministic intervals)."
+)
 def eval_cmd(
     model_path,
     adapter,
@@ -92,6 +122,11 @@ def eval_cmd(
     with_base,
     score_all,
     loglik_only,
+    metric,
+    versus_run,
+    nll_targets,
+    bootstrap,
+    seed,
 ) -> None:
     """Evaluate with the LLM-Adapters protocol (both scorers) or lm-evaluation-harness.
 
@@ -117,9 +152,42 @@ def eval_cmd(
         if tasks
         else list(recipe["eval"].get("tasks") or [])
     )
+    out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
+    if metric == "nll":
+        from .eval.nll_cli import nll_command
+
+        if harness != "generation":
+            raise click.UsageError("--metric nll computes the likelihood itself; drop --harness.")
+        if not tasks:
+            raise click.UsageError(
+                "--metric nll needs --tasks: a JSON file or split part (math_data.json:test)."
+            )
+        click.echo(
+            nll_command(
+                model_path,
+                adapter,
+                run_dir,
+                versus_run,
+                with_base,
+                task_list,
+                nll_targets,
+                batch_size,
+                limit,
+                out_dir,
+                dtype,
+                device,
+                llm_adapters_dir,
+                bootstrap,
+                seed,
+                recipe,
+            )
+        )
+        shutdown_distributed()
+        return
+    if versus_run:
+        raise click.UsageError("--versus is for --metric nll.")
     if not task_list:
         raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
-    out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
     decoding = Decoding(
         num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
         max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..architectures import find_architecture, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
+from ..data.file_split import parse_file_split_spec
 from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..rocoft.selection import SCORED_SELECTIONS
@@ -130,21 +131,33 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
         p.append(
             "train.precision: fp16 with model.dtype: bfloat16 mixes formats; use bf16 or model.dtype: float16"
         )
-    for key, tasks in (("data.train", r.data.train), ("eval.tasks", r.eval.tasks)):
+    if r.eval.nll_steps and not r.eval.nll_data:
+        p.append(
+            f"eval.nll_steps {r.eval.nll_steps} without eval.nll_data: name the held-out records to measure "
+            "(e.g. eval.nll_data=math_data.json:validation) or drop eval.nll_steps"
+        )
+    nll_data = [r.eval.nll_data] if r.eval.nll_data else []
+    for key, tasks in (
+        ("data.train", r.data.train),
+        ("eval.tasks", r.eval.tasks),
+        ("eval.nll_data", nll_data),
+    ):
         for name in tasks:
             split = parse_split_spec(name)  # boolq:train / boolq:heldout - a seeded split of a test file
+            file_split = parse_file_split_spec(name)  # math_data.json:validation - a split of a file
+            path = file_split[0] if file_split else name
             suffix_problem = split_suffix_problem(name, lambda d: canonical_dataset_id(d) is not None)
-            if Path(name).is_dir():
-                p.append(f"{key}: {name} is a directory; list the JSON file(s) inside it")
+            if Path(path).is_dir():
+                p.append(f"{key}: {path} is a directory; list the JSON file(s) inside it")
             elif suffix_problem:
                 p.append(f"{key}: {suffix_problem}")
-            elif canonical_dataset_id(split[0] if split else name) is None and not Path(name).exists():
+            elif canonical_dataset_id(split[0] if split else name) is None and not Path(path).exists():
                 msg = (
                     f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "
                     "(<dataset>:train / <dataset>:heldout), nor an existing file"
                 )
                 # a missing JSON file may just not be downloaded yet on this machine: warn (errors with --strict)
-                (res.warnings if name.endswith((".json", ".jsonl")) else p).append(msg)
+                (res.warnings if path.endswith((".json", ".jsonl")) else p).append(msg)
 
 
 def _data_size(r: Recipe, res: CheckResult) -> int | None:

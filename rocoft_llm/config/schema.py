@@ -136,7 +136,14 @@ class EvalSection(StrictModel):
     max_new_tokens: PositiveInt | None = None
     """null = protocol default (32 commonsense, 256 math)."""
     batch_size: PositiveInt = 8
-    """Prompts per generate call on one device."""
+    """Prompts per generate call on one device (and records per forward of eval.nll_data)."""
+    nll_data: str | None = None
+    """Held-out records whose NLL per target token is measured DURING training (a JSON file or a split
+    part, e.g. math_data.json:validation); metrics.jsonl then has val_nll and train_seconds."""
+    nll_steps: PositiveInt | None = None
+    """Measure eval.nll_data every N optimizer steps and after the last; null = after the last step only."""
+    nll_records: PositiveInt | None = 128
+    """The first N records of eval.nll_data (a fixed subset, cheap enough to measure often); null = all."""
 
 
 class OutputSection(StrictModel):

@@ -35,9 +35,12 @@ _SPEC = re.compile(r"^(?P<dataset>[^:]+):(?P<part>train|heldout)$", re.I)
 
 
 def parse_split_spec(spec: str) -> tuple[str, str] | None:
-    """(dataset, part) for ``"<dataset>:train"`` / ``"<dataset>:heldout"``, else None."""
+    """(dataset, part) for ``"<dataset>:train"`` / ``"<dataset>:heldout"``, else None. A JSON file
+    path with a part (``math_data.json:train``) is a file split (:mod:`.file_split`), not this."""
     m = _SPEC.match(spec.strip())
-    return (m["dataset"], m["part"].lower()) if m else None
+    if not m or m["dataset"].lower().endswith((".json", ".jsonl")):
+        return None
+    return (m["dataset"], m["part"].lower())
 
 
 def split_suffix_problem(spec: str, is_dataset_id) -> str | None:

@@ -16,6 +16,7 @@ from ..errors import RoCoFTError
 from ..io_utils import sha256_file
 from .catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from .converters import CONVERTER_VERSION, convert_rows
+from .file_split import file_split_fingerprint, parse_file_split_spec, split_file_records
 from .heldout_split import (
     parse_split_spec,
     split_fingerprint,
@@ -203,6 +204,22 @@ def from_split(spec: str, llm_adapters_dir: str | None) -> Source:
     return src
 
 
+def from_file_split(spec: str) -> Source:
+    """``<file>.json:train|validation|test``: one part of the seeded split of a local file (see
+    :mod:`.file_split`)."""
+    path, part = parse_file_split_spec(spec)
+    if not Path(path).is_file():
+        raise RoCoFTError(
+            f"{spec!r}: {path} is not a file; a split part names an existing JSON file, e.g. "
+            "../shared/data/llm_adapters/ft-training_set/math_data.json:validation."
+        )
+    src = from_file(path)
+    src.records = split_file_records(src.records, part, path)
+    src.name = f"{src.name}:{part}"
+    src.files = {**src.files, "split": file_split_fingerprint(part)}
+    return src
+
+
 def resolve_source(
     spec: str,
     split: str = "train",
@@ -218,6 +235,8 @@ def resolve_source(
         raise RoCoFTError(
             f"--dataset {path} is a directory; pass the JSON file(s) inside it (e.g. {path}/train.json)."
         )
+    if parse_file_split_spec(spec):
+        return from_file_split(spec)
     suffix_problem = split_suffix_problem(spec, lambda d: canonical_dataset_id(d) is not None)
     if suffix_problem:
         raise RoCoFTError(suffix_problem + ".")

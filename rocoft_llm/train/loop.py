@@ -66,6 +66,8 @@ class LoopContext:
     flops_per_token: float  #: for MFU on known GPUs
     logger: Any  #: a ``train.metrics.MetricsLogger``
     save: Callable[[int, dict], None]  #: ``save(step, state)`` writes a checkpoint (collective)
+    validate: Callable[[], tuple[float, int]] | None = None  #: held-out NLL (``train.validation``)
+    validate_steps: int = 0  #: eval.nll_steps: validate every N steps (0: after the last only)
 
 
 def run_loop(ctx: LoopContext, state: dict) -> dict:
@@ -109,6 +111,7 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             loss = all_sum(loss_sum, device) / max(n_target, 1)
             tokens = all_sum(float(tokens_local), device)
             elapsed = time.perf_counter() - started
+            state["train_seconds"] = state.get("train_seconds", 0.0) + elapsed  # optimizer steps only
             epoch = step // plan.steps_per_epoch
             state.update(
                 step=step + 1,
@@ -126,10 +129,16 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
                 "tokens_per_s": tokens / elapsed,
                 "step_s": elapsed,
                 "peak_mem_gib": round(peak_memory_gib(device), 3),
+                "train_seconds": round(state["train_seconds"], 3),
             }
+            validating = ctx.validate is not None and (
+                step + 1 == total_steps or (ctx.validate_steps and (step + 1) % ctx.validate_steps == 0)
+            )
+            if validating:
+                record["val_nll"], record["val_tokens"] = ctx.validate()
             if peak:
                 record["mfu"] = tokens / elapsed * ctx.flops_per_token / (peak * backend.world)
-            if (step + 1) % ctx.log_steps == 0 or step + 1 == total_steps:
+            if (step + 1) % ctx.log_steps == 0 or step + 1 == total_steps or validating:
                 logger.log(record)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")

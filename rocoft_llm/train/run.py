@@ -40,6 +40,7 @@ from .checkpoint import find_resume_point, load_checkpoint, resume_note, save_ch
 from .loop import LoopContext, flops_per_token, run_loop, seed_everything
 from .metrics import MetricsLogger, peak_memory_gib
 from .model_setup import build_model, calibration_from
+from .validation import make_validator
 
 log = logging.getLogger("rocoft_llm")
 
@@ -171,6 +172,7 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
         save_checkpoint(out, step, backend, params, st, recipe_dict, recipe_yaml, t.save_total_limit)
 
     # loop
+    validate = make_validator(recipe, backend, pad_id)  # eval.nll_data: the learning curve
     state = run_loop(
         LoopContext(
             backend=backend,
@@ -185,6 +187,8 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
             flops_per_token=flops_per_token(n_total, recipe.method),
             logger=logger,
             save=save,
+            validate=validate,
+            validate_steps=recipe.eval.nll_steps or 0,
         ),
         state,
     )
@@ -208,6 +212,8 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
         "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
         "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
         "final_loss": logger.history[-1]["loss"] if logger.history else None,
+        "train_seconds": round(state.get("train_seconds", 0.0), 2),
+        "final_val_nll": logger.history[-1].get("val_nll") if logger.history else None,
     }
     if is_main():
         logger.close(out)

@@ -1,0 +1,327 @@
+"""RoCoFT against LoRA and full finetuning on a REAL model, tuned, seeded and scored on held-out data.
+
+From SmolLM2-135M-Instruct (`rocoft-llm fetch-model smollm2-135m`), the same data, batch and number
+of optimizer steps, with the public CLI only (`rocoft-llm train` / `rocoft-llm eval`, one process
+per command):
+
+1. sweep: RoCoFT rows r=3, RoCoFT columns r=3, LoRA r=8 and full finetuning, each at (at least)
+   three learning rates (seed 0 of the budget), every run measuring the held-out NLL of the first
+   ``curve_records`` validation records every ``curve_every`` steps (``eval.nll_data``: the learning
+   curves); the best rate per method is the lowest NLL on the validation part;
+2. seeds: every method at its best rate with the other seeds; test NLL of every seed
+   (``eval --metric nll``), the base model's test NLL, and per method the paired difference against
+   LoRA on the same test records (per-record NLL averaged over seeds, bootstrap over records);
+3. ablations by held-out NLL, rows' tuned rate, the first seed: r = 1 / 8, selection random /
+   Wanda-max / Wanda-min (rows r=3 first and columns r=3 come from stage 2), each paired against
+   rows r=3 first of the same seed;
+4. generation: protocol and equation-recomputed accuracy of the base and of each method's best seed
+   (lowest final validation NLL) on every item of SVAMP, MultiArith, AddSub, SingleEq and GSM8K
+   whose question math_data.json does not contain (in none of its parts).
+
+Data: the seeded split of LLM-Adapters' math_data.json by normalised question
+(``math_data.json:train`` / ``:validation`` / ``:test``, rocoft_llm/data/file_split.py): no test or
+validation question is ever trained on. Cost beside quality: trainable parameters, seconds per 1,000
+tokens against the frozen floor (measured in the same invocation), peak memory, training seconds.
+
+Resumable: a finished run (its summary.json) or evaluation (its nll/summary.json) is never redone;
+a run stopped half-way restarts from its last checkpoint (``train.resume=auto``). Run it again with
+the same arguments to continue; the report is rebuilt from the files each time.
+
+    nice -n 10 python bench/compare_methods.py --budget full  --out bench_out/compare   # hours on CPU
+    nice -n 10 python bench/compare_methods.py --budget smoke --out bench_out/compare-smoke  # minutes
+
+Outputs in OUT: runs/<name>/ (training runs), eval/<name>/ (NLL evaluations), results.json,
+results.md (the tables) and learning_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+RECIPE = REPO / "recipes" / "smollm2-135m-math.yaml"
+MATH_TASKS = ["svamp", "multiarith", "addsub", "singleeq", "gsm8k"]
+
+#: the four methods: recipe overrides (everything else is shared)
+METHODS = {
+    "rows-r3": ["method=rocoft", "rocoft.mode=row", "rocoft.rank=3", "rocoft.selection=first"],
+    "columns-r3": ["method=rocoft", "rocoft.mode=column", "rocoft.rank=3", "rocoft.selection=first"],
+    "lora-r8": ["method=lora", "rocoft=null", "lora.r=8", "lora.alpha=16", "lora.dropout=0.0"],
+    "full": ["method=full", "rocoft=null"],
+}
+#: learning rates swept per method (a factor ~3 apart, around each method's usual rate)
+LRS = {
+    "rows-r3": [3e-3, 1e-2, 3e-2],
+    "columns-r3": [3e-3, 1e-2, 3e-2],
+    "lora-r8": [3e-4, 1e-3, 3e-3],
+    "full": [1e-5, 3e-5, 1e-4],
+}
+#: ablation -> (method whose tuned rate it uses, overrides); rows-r3 (first) is the reference
+ABLATIONS = {
+    "rows-r1": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=1", "rocoft.selection=first"]),
+    "rows-r8": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=8", "rocoft.selection=first"]),
+    "rows-r3-random": (
+        "rows-r3",
+        ["method=rocoft", "rocoft.mode=row", "rocoft.rank=3", "rocoft.selection=random"],
+    ),
+    "rows-r3-wanda-max": (
+        "rows-r3",
+        ["method=rocoft", "rocoft.mode=row", "rocoft.rank=3", "rocoft.selection=max"],
+    ),
+    "rows-r3-wanda-min": (
+        "rows-r3",
+        ["method=rocoft", "rocoft.mode=row", "rocoft.rank=3", "rocoft.selection=min"],
+    ),
+}
+
+BUDGETS = {
+    "full": dict(
+        steps=96, batch=8, cutoff=256, warmup=6, curve_every=12, curve_records=128, validation_records=None,
+        test_records=None, lrs=3, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
+        gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=24,
+    ),
+    # proves every stage end to end in minutes; its numbers are not results
+    "smoke": dict(
+        steps=3, batch=2, cutoff=160, warmup=1, curve_every=1, curve_records=4, validation_records=6,
+        test_records=6, lrs=2, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"],
+        gen_tasks=["addsub"], gen_limit=2, gen_max_new=8, eval_batch=4, floor_steps=1, save_steps=None,
+    ),
+}  # fmt: skip
+
+
+class Bench:
+    """Runs `rocoft-llm` commands, each once: finished outputs are found and reused."""
+
+    def __init__(self, cfg: dict, out: Path, model: str, data_file: str, env: dict, timeout: int):
+        self.cfg, self.out, self.model, self.file, self.env, self.timeout = (
+            cfg,
+            out,
+            model,
+            data_file,
+            env,
+            timeout,
+        )
+        self.log = out / "commands.log"
+
+    def cli(self, args: list[str]) -> None:
+        with open(self.log, "a") as f:
+            f.write(f"\n$ rocoft-llm {' '.join(args)}\n")
+            f.flush()
+            proc = subprocess.run(
+                [sys.executable, "-m", "rocoft_llm.cli", *args],
+                cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=self.env, timeout=self.timeout,
+            )  # fmt: skip
+        if proc.returncode != 0:
+            sys.exit(f"`rocoft-llm {' '.join(args[:4])} ...` failed (exit {proc.returncode}); see {self.log}")
+
+    def shared_overrides(self) -> list[str]:
+        c = self.cfg
+        return [
+            f"model.name_or_path={self.model}",
+            f"data.train=[{self.file}:train]",
+            f"data.cutoff_len={c['cutoff']}",
+            f"train.global_batch_size={c['batch']}",
+            f"train.micro_batch_size={c['batch']}",
+            f"train.max_steps={c['steps']}",
+            f"train.warmup_steps={c['warmup']}",
+            f"eval.nll_data={self.file}:validation",
+            f"eval.nll_records={c['curve_records']}",
+            f"eval.batch_size={c['eval_batch']}",
+            "output.report_to=[]",
+            "train.resume=auto",
+        ] + ([f"train.save_steps={c['save_steps']}"] if c["save_steps"] else [])
+
+    def train(self, name: str, overrides: list[str], lr: float, seed: int, curve: bool) -> Path:
+        """One training run (skipped when finished); ``curve``: measure the validation subset every
+        curve_every steps (else after the last step only)."""
+        run = self.out / "runs" / name
+        if not (run / "summary.json").is_file():
+            print(f"train {name}", flush=True)
+            every = [f"eval.nll_steps={self.cfg['curve_every']}"] if curve else []
+            self.cli(
+                ["train", str(RECIPE), *self.shared_overrides(), *overrides, *every, f"train.lr={lr}",
+                 f"train.seed={seed}", f"output.dir={run}"]
+            )  # fmt: skip
+            shutil.rmtree(run / "checkpoints", ignore_errors=True)  # only for resuming; GBs for full
+        return run
+
+    def nll(self, name: str, part: str, run: Path, base: bool = False) -> dict:
+        """``eval --metric nll`` of a run on a split part: summary + per-record rows. ``base``: the run's
+        base model instead (``--with-base``: the same data options, so the same target tokens)."""
+        target = self.out / "eval" / name / part
+        done = target / "nll" / "summary.json"
+        if not done.is_file():
+            print(f"eval nll {name} on {part}", flush=True)
+            limit = self.cfg[f"{part}_records"]
+            self.cli(
+                ["eval", "--metric", "nll", "--run", str(run), *(["--with-base"] if base else []),
+                 "--tasks", f"{self.file}:{part}", "--nll-targets", "response",
+                 "--batch-size", str(self.cfg["eval_batch"]), "--out", str(target),
+                 *(["--limit", str(limit)] if limit else [])]
+            )  # fmt: skip
+        variant = "base" if base else "adapted"
+        (rows_file,) = sorted((target / "nll").glob(f"{variant}-*.jsonl"))
+        rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+        (summary,) = [s for s in json.loads(done.read_text())["summaries"] if s["variant"] == variant]
+        return {**summary, "rows": rows}
+
+    def generation_files(self) -> list[str]:
+        """Per math test set, the items whose question math_data.json does not contain (none of its
+        parts: the issue's held-out items), as LLM-Adapters files OUT/generation/<task>/test.json."""
+        from rocoft_llm.data.heldout_split import normalise_question
+        from rocoft_llm.data.sources import from_llm_adapters
+
+        known = {normalise_question(r["instruction"]) for r in json.loads(Path(self.file).read_text())}
+        files = []
+        for task in self.cfg["gen_tasks"]:
+            path = self.out / "generation" / task / "test.json"
+            if not path.is_file():
+                records = from_llm_adapters(task, "test", str(Path(self.file).parents[1])).records
+                kept = [r for r in records if normalise_question(r["instruction"]) not in known]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(kept))
+                tmp.replace(path)
+            files.append(str(path))
+        return files
+
+    def generation(self, run: Path, with_base: bool) -> None:
+        """Protocol + equation-recomputed accuracy on the held-out math test items (RUN/eval/)."""
+        if (run / "eval" / "adapted" / "summary.json").is_file():
+            return
+        print(f"eval generation {run.name}", flush=True)
+        c = self.cfg
+        self.cli(
+            ["eval", "--run", str(run), "--tasks", ",".join(self.generation_files()), "--num-beams", "1",
+             "--max-new-tokens", str(c["gen_max_new"]), "--batch-size", str(c["eval_batch"]),
+             *(["--limit", str(c["gen_limit"])] if c["gen_limit"] else []), *(["--with-base"] if with_base else [])]
+        )  # fmt: skip
+
+
+def run_name(method: str, lr: float, seed: int) -> str:
+    return f"{method}-lr{lr:g}-s{seed}"
+
+
+def final_val(run: Path) -> float:
+    return json.loads((run / "summary.json").read_text())["final_val_nll"]
+
+
+def run_all(b: Bench, cfg: dict) -> dict:
+    """Every stage; returns what the report needs (file names and per-record rows)."""
+    seed0 = cfg["seeds"][0]
+    res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
+    for method, overrides in METHODS.items():  # 1. sweep
+        for lr in LRS[method][: cfg["lrs"]]:
+            run = b.train(run_name(method, lr, seed0), overrides, lr, seed0, curve=True)
+            res["sweep"].setdefault(method, {})[lr] = b.nll(run.name, "validation", run)["mean_nll"]
+        res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
+    for method, overrides in METHODS.items():  # 2. seeds at the best rate
+        lr = res["best_lr"][method]
+        for seed in cfg["seeds"]:
+            run = b.train(run_name(method, lr, seed), overrides, lr, seed, curve=seed == seed0)
+            res["runs"].setdefault(method, {})[seed] = str(run)
+            res["test"].setdefault(method, {})[seed] = b.nll(run.name, "test", run)
+            if "base" not in res["test"]:  # the base model, with the runs' data options
+                res["test"]["base"] = {0: b.nll("base", "test", run, base=True)}
+    for name in cfg["ablations"]:  # 3. ablations at the tuned rate of their mode
+        ref, overrides = ABLATIONS[name]
+        lr = res["best_lr"][ref]
+        run = b.train(run_name(name, lr, seed0), overrides, lr, seed0, curve=False)
+        res["ablations"][name] = {"run": str(run), "lr": lr, "test": b.nll(run.name, "test", run)}
+    res["generation"] = {}
+    for k, method in enumerate(METHODS if cfg.get("generation", True) else []):  # 4. best seed by validation
+        runs = {seed: Path(p) for seed, p in res["runs"][method].items()}
+        best = min(runs, key=lambda s: final_val(runs[s]))
+        b.generation(runs[best], with_base=k == 0)
+        res["generation"][method] = str(runs[best])
+    return res
+
+
+def versions() -> str:
+    import peft
+    import torch
+    import transformers
+
+    from rocoft_llm import __version__
+
+    return (
+        f"rocoft-llm {__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"peft {peft.__version__}, python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budget", choices=list(BUDGETS), default="full")
+    ap.add_argument("--out", default="bench_out/compare")
+    ap.add_argument(
+        "--llm-adapters-dir",
+        default=os.environ.get("ROCOFT_LLM_ADAPTERS_DIR")
+        or str(REPO.parent / "shared" / "data" / "llm_adapters"),
+    )
+    ap.add_argument("--threads", type=int, help="OMP_NUM_THREADS of every command (default: torch's)")
+    ap.add_argument("--timeout", type=int, default=6 * 3600, help="per command, seconds")
+    ap.add_argument("--report-only", action="store_true", help="rebuild results.md/png from OUT/results.json")
+    ap.add_argument(
+        "--no-generation", action="store_true", help="skip stage 4 (about 3 hours of the full budget)"
+    )
+    args = ap.parse_args()
+    from compare_report import render
+
+    out = Path(args.out).resolve()
+    if args.report_only:
+        render(json.loads((out / "results.json").read_text()), out)
+        return
+    cfg = dict(BUDGETS[args.budget], generation=not args.no_generation)
+    data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
+    if not data_file.is_file():
+        sys.exit(f"{data_file} not found; pass --llm-adapters-dir DIR (with ft-training_set/math_data.json).")
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    started = time.time()
+    fetched = subprocess.run(
+        [sys.executable, "-m", "rocoft_llm.cli", "fetch-model", "smollm2-135m"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=1800,
+    )  # fmt: skip
+    if fetched.returncode != 0:
+        sys.exit(f"rocoft-llm fetch-model smollm2-135m failed:\n{fetched.stdout}\n{fetched.stderr}")
+    model = fetched.stdout.strip().rsplit("-> ", 1)[-1]
+    b = Bench(cfg, out, model, str(data_file), env, args.timeout)
+    res = run_all(b, cfg)
+    from real_model import measure_floor  # the frozen floor: same data, batch, this invocation
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    res["floor_s_per_ktok"] = measure_floor(RECIPE, b.shared_overrides(), cfg["floor_steps"], args.threads)
+    res["meta"] = {
+        "command": f"python bench/compare_methods.py {' '.join(sys.argv[1:])}",
+        "budget": args.budget,
+        "config": cfg,
+        "lrs": {m: LRS[m][: cfg["lrs"]] for m in METHODS},
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
+        "threads": args.threads or "default",
+        "versions": versions(),
+        "model": model,
+        "data": str(data_file),
+        "wall_minutes": round((time.time() - started) / 60, 1),
+    }
+    (out / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    render(res, out)
+
+
+if __name__ == "__main__":
+    main()

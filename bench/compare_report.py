@@ -1,0 +1,194 @@
+"""Tables and the learning-curve PNG of bench/compare_methods.py, from its results and the runs' files.
+
+Every number comes from a file a command wrote: test / validation NLL from `eval --metric nll`
+(nll/summary.json and per-record rows), cost from the runs' summary.json and metrics.jsonl, the
+learning curves from metrics.jsonl (val_nll, train_seconds), generation accuracy from
+`eval` summaries. Paired differences against LoRA average each record's NLL over the seeds of
+each method, then bootstrap over records (the same resample for both sides).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other by name
+from real_model import pooled, results_table, seconds_per_ktok  # noqa: E402
+
+from rocoft_llm.eval.intervals import bootstrap_ratio  # noqa: E402
+
+ITERATIONS, SEED = 2000, 0
+
+
+def seed_mean_rows(per_seed: dict) -> tuple[list[float], list[int]]:
+    """Per record: NLL sum averaged over seeds; target tokens (identical across seeds and methods)."""
+    seeds = list(per_seed.values())
+    counts = [r["tokens"] for r in seeds[0]["rows"]]
+    sums = [statistics.fmean(s["rows"][i]["nll_sum"] for s in seeds) for i in range(len(counts))]
+    return sums, counts
+
+
+def paired_cell(a: dict, b: dict) -> str:
+    """``a - b`` per target token (seed-averaged records), with its 95% bootstrap interval."""
+    sums_a, counts = seed_mean_rows(a)
+    sums_b, counts_b = seed_mean_rows(b)
+    if counts != counts_b:
+        raise ValueError("the two evaluations scored different target tokens")
+    diff, (lo, hi) = bootstrap_ratio(sums_a, counts, ITERATIONS, SEED, base_sums=sums_b)
+    return f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def run_cost(run: Path) -> dict:
+    s = json.loads((run / "summary.json").read_text())
+    ktok = seconds_per_ktok(run)
+    return {
+        "trainable": s["trainable_parameters"],
+        "s_per_ktok": statistics.median(ktok) if ktok else float("nan"),
+        "peak_gib": s["peak_memory_gib_rank0"],
+        "train_s": s.get("train_seconds"),
+    }
+
+
+def main_table(res: dict) -> str:
+    floor = statistics.median(res["floor_s_per_ktok"])
+    test = res["test"]
+    base = next(iter(test["base"].values()))
+    lines = [
+        f"Test NLL per response token (nats; {base['records']} records of math_data.json:test, "
+        f"{base['target_tokens']} tokens). Base model: {base['mean_nll']:.4f} "
+        f"[{base['ci95'][0]:.4f}, {base['ci95'][1]:.4f}]. Frozen floor: {floor:.3f} s / 1,000 tokens.",
+        "",
+        "| method | lr | test NLL mean (sd), seeds | minus LoRA r=8 [95% CI] | minus base [95% CI] | "
+        "trainable params | s / 1k tokens | x floor | peak memory GiB | train s |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, per_seed in test.items():
+        if method == "base":
+            continue
+        means = [s["mean_nll"] for s in per_seed.values()]
+        sd = statistics.stdev(means) if len(means) > 1 else float("nan")
+        cost = [run_cost(Path(p)) for p in res["runs"][method].values()]
+        ktok = statistics.median(c["s_per_ktok"] for c in cost)
+        vs_lora = "-" if method == "lora-r8" else paired_cell(per_seed, test["lora-r8"])
+        vs_base = paired_cell(per_seed, {s: base for s in per_seed})
+        lines.append(
+            f"| {method} | {float(res['best_lr'][method]):g} | {statistics.fmean(means):.4f} ({sd:.4f}), "
+            f"{len(means)} | {vs_lora} | {vs_base} | {cost[0]['trainable']:,} | {ktok:.3f} | {ktok / floor:.2f} | "
+            f"{max(c['peak_gib'] for c in cost):.2f} | {statistics.median(c['train_s'] for c in cost):.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def sweep_table(res: dict) -> str:
+    lines = ["Validation NLL by learning rate (first seed; lowest = chosen):", ""]
+    width = max(len(by_lr) for by_lr in res["sweep"].values())
+    lines += ["| method | " + " | ".join(["lr: NLL"] * width) + " |", "|---|" + "---|" * width]
+    for method, by_lr in res["sweep"].items():
+        cells = [
+            f"{float(lr):g}: {nll:.4f}" + (" *" if float(lr) == float(res["best_lr"][method]) else "")
+            for lr, nll in by_lr.items()
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def ablation_table(res: dict) -> str:
+    first_seed = next(iter(res["test"]["rows-r3"]))
+    ref = {first_seed: res["test"]["rows-r3"][first_seed]}
+    lines = [
+        f"Ablations (test NLL, seed {first_seed}, rows' tuned lr; paired against rows r=3 first, same seed):",
+        "",
+        "| variant | lr | test NLL | minus rows-r3 first [95% CI] | trainable params |",
+        "|---|---:|---:|---|---:|",
+        f"| rows-r3 (first) | {float(res['best_lr']['rows-r3']):g} | {ref[first_seed]['mean_nll']:.4f} | - | "
+        f"{run_cost(Path(res['runs']['rows-r3'][first_seed]))['trainable']:,} |",
+    ]
+    col = res["test"]["columns-r3"][first_seed]
+    lines.append(
+        f"| columns-r3 (first) | {float(res['best_lr']['columns-r3']):g} | {col['mean_nll']:.4f} | "
+        f"{paired_cell({first_seed: col}, ref)} | {run_cost(Path(res['runs']['columns-r3'][first_seed]))['trainable']:,} |"
+    )
+    for name, a in res["ablations"].items():
+        lines.append(
+            f"| {name} | {float(a['lr']):g} | {a['test']['mean_nll']:.4f} | {paired_cell({first_seed: a['test']}, ref)} "
+            f"| {run_cost(Path(a['run']))['trainable']:,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def generation_tables(res: dict) -> str:
+    if not res["generation"]:
+        return "Generation: not run (--no-generation).\n"
+    models = {}
+    for k, (method, run) in enumerate(res["generation"].items()):
+        if k == 0:
+            models["base"] = json.loads((Path(run) / "eval" / "base" / "summary.json").read_text())
+        models[method] = json.loads((Path(run) / "eval" / "adapted" / "summary.json").read_text())
+    return (
+        results_table(models, "Generation on held-out math test items (greedy; best seed per method)")
+        + "\n"
+        + pooled(models)
+        + "\n"
+        + pooled(models, "equation_recomputed")
+        + "\n"
+    )
+
+
+def plot_curves(res: dict, path: Path) -> None:
+    """Two panels: validation NLL against optimizer step and against training seconds (first seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_step, by_time) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for method, runs in res["runs"].items():
+        run = Path(next(iter(runs.values())))
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        points = [r for r in rows if "val_nll" in r]
+        label = f"{method} (lr {float(res['best_lr'][method]):g})"
+        by_step.plot(
+            [r["step"] for r in points], [r["val_nll"] for r in points], marker="o", ms=3, label=label
+        )
+        by_time.plot([r["train_seconds"] for r in points], [r["val_nll"] for r in points], marker="o", ms=3)
+    records = res["meta"]["config"]["curve_records"]
+    by_step.set_xlabel("optimizer step")
+    by_time.set_xlabel("training seconds (optimizer steps only)")
+    by_step.set_ylabel(f"validation NLL per response token\n(first {records} records)")
+    for ax in (by_step, by_time):
+        ax.grid(alpha=0.3)
+    by_step.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(res: dict, out: Path) -> str:
+    """results.md and learning_curves.png in ``out``; returns the markdown (also printed)."""
+    res = json.loads(json.dumps(res, default=str))  # the same (string) keys as a reloaded results.json
+    meta = res["meta"]
+    c = meta["config"]
+    text = "\n".join(
+        [
+            f"# {meta['command']}",
+            "",
+            f"date: {meta['date']}; machine: {meta['machine']}; torch threads: {meta['threads']}",
+            f"versions: {meta['versions']}",
+            f"budget {meta['budget']}: {c['steps']} optimizer steps x batch {c['batch']} (cutoff {c['cutoff']}, "
+            f"response-only loss), seeds {c['seeds']}, learning rates {meta['lrs']}; validation "
+            f"{c['validation_records'] or 'all'} records, test {c['test_records'] or 'all'} records; "
+            f"wall time of the last invocation {meta['wall_minutes']} min (finished runs and evaluations reused)",
+            "",
+            main_table(res),
+            sweep_table(res),
+            ablation_table(res),
+            generation_tables(res),
+            "![learning curves](learning_curves.png)",
+        ]
+    )
+    plot_curves(res, out / "learning_curves.png")
+    (out / "results.md").write_text(text + "\n")
+    print(text, flush=True)
+    return text

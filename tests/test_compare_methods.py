@@ -1,0 +1,66 @@
+"""bench/compare_methods.py's logic without training: the best learning rate is the lowest
+validation NLL, the seeds and ablations run at the tuned rates, and paired differences against
+LoRA average each record over seeds before the bootstrap."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.bench import load_bench_script
+
+compare = load_bench_script("compare_methods")
+report = load_bench_script("compare_report")
+
+
+def rows(sums, tokens):
+    return {"rows": [{"index": i, "nll_sum": s, "tokens": n} for i, (s, n) in enumerate(zip(sums, tokens))]}
+
+
+def test_paired_difference_averages_seeds_then_bootstraps():
+    tokens = [10, 20, 30, 40]
+    lora = {42: rows([10, 20, 30, 40], tokens), 43: rows([12, 18, 30, 40], tokens)}
+    # every token 0.1 nats worse than LoRA's seed average, spread differently over the two seeds
+    rows_method = {42: rows([12, 20, 33, 44], tokens), 43: rows([12, 22, 33, 44], tokens)}
+    assert report.paired_cell(rows_method, lora) == "+0.1000 [+0.1000, +0.1000]"
+    with pytest.raises(ValueError, match="different target tokens"):
+        report.paired_cell({42: rows([1, 2, 3, 4], [1, 2, 3, 5])}, lora)
+
+
+class FakeBench:
+    """Records what would run; validation NLL is lowest at a known rate per method."""
+
+    best = {"rows-r3": 1e-2, "columns-r3": 3e-2, "lora-r8": 3e-4, "full": 3e-5}
+
+    def __init__(self, tmp: Path):
+        self.tmp, self.trained = tmp, []
+
+    def train(self, name, overrides, lr, seed, curve):
+        run = self.tmp / name
+        run.mkdir(exist_ok=True)
+        (run / "summary.json").write_text(json.dumps({"final_val_nll": 1.0 + seed / 1000}))
+        self.trained.append((name, lr, seed, curve))
+        return run
+
+    def nll(self, name, part, run, base=False):
+        method = next((m for m in self.best if name.startswith(m)), None)
+        lr = 0 if base else float(name.split("-lr")[1].split("-s")[0])
+        return {"mean_nll": 1.0 if method and lr == self.best[method] else 2.0, "rows": []}
+
+    def generation(self, run, with_base):
+        self.trained.append(("generation", run.name, with_base))
+
+
+def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
+    cfg = dict(compare.BUDGETS["smoke"], lrs=3, seeds=[42, 43, 44])
+    b = FakeBench(tmp_path)
+    res = compare.run_all(b, cfg)
+    assert res["best_lr"] == FakeBench.best
+    seeded = {(n, lr, s) for n, lr, s, _ in (t for t in b.trained if t[0] != "generation") if s != 42}
+    for method, lr in FakeBench.best.items():
+        assert {(compare.run_name(method, lr, s), lr, s) for s in (43, 44)} <= seeded
+    ablations = [t for t in b.trained if t[0].startswith(tuple(cfg["ablations"]))]
+    assert [t[1] for t in ablations] == [FakeBench.best["rows-r3"]] * len(cfg["ablations"])
+    generation = [t for t in b.trained if t[0] == "generation"]
+    assert [g[1] for g in generation] == [compare.run_name(m, lr, 42) for m, lr in FakeBench.best.items()]
+    assert [g[2] for g in generation] == [True, False, False, False]  # the base once
