@@ -91,6 +91,13 @@ BUDGETS = {
         test_records=None, lrs=3, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=24,
     ),
+    # the headline question only (RoCoFT vs LoRA, tuned and seeded, by held-out NLL) in about
+    # 1.5-2 hours on 2 CPU cores with --methods rows-r3,lora-r8: a quarter of the steps, no ablations
+    "short": dict(
+        steps=24, batch=8, cutoff=256, warmup=2, curve_every=6, curve_records=64, validation_records=None,
+        test_records=None, lrs=3, seeds=[42, 43, 44], ablations=[], gen_tasks=MATH_TASKS,
+        gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=12,
+    ),
     # proves every stage end to end in minutes; its numbers are not results
     "smoke": dict(
         steps=3, batch=2, cutoff=160, warmup=1, curve_every=1, curve_records=4, validation_records=6,
@@ -221,12 +228,13 @@ def run_all(b: Bench, cfg: dict) -> dict:
     """Every stage; returns what the report needs (file names and per-record rows)."""
     seed0 = cfg["seeds"][0]
     res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
-    for method, overrides in METHODS.items():  # 1. sweep
+    methods = {m: METHODS[m] for m in cfg["methods"]}
+    for method, overrides in methods.items():  # 1. sweep
         for lr in LRS[method][: cfg["lrs"]]:
             run = b.train(run_name(method, lr, seed0), overrides, lr, seed0, curve=True)
             res["sweep"].setdefault(method, {})[lr] = b.nll(run.name, "validation", run)["mean_nll"]
         res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
-    for method, overrides in METHODS.items():  # 2. seeds at the best rate
+    for method, overrides in methods.items():  # 2. seeds at the best rate
         lr = res["best_lr"][method]
         for seed in cfg["seeds"]:
             run = b.train(run_name(method, lr, seed), overrides, lr, seed, curve=seed == seed0)
@@ -240,7 +248,7 @@ def run_all(b: Bench, cfg: dict) -> dict:
         run = b.train(run_name(name, lr, seed0), overrides, lr, seed0, curve=False)
         res["ablations"][name] = {"run": str(run), "lr": lr, "test": b.nll(run.name, "test", run)}
     res["generation"] = {}
-    for k, method in enumerate(METHODS if cfg.get("generation", True) else []):  # 4. best seed by validation
+    for k, method in enumerate(methods if cfg.get("generation", True) else []):  # 4. best seed by validation
         runs = {seed: Path(p) for seed, p in res["runs"][method].items()}
         best = min(runs, key=lambda s: final_val(runs[s]))
         b.generation(runs[best], with_base=k == 0)
@@ -276,6 +284,11 @@ def main() -> None:
     ap.add_argument(
         "--no-generation", action="store_true", help="skip stage 4 (about 3 hours of the full budget)"
     )
+    ap.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help="comma-separated subset of the four methods (lora-r8 is required: the reference)",
+    )
     args = ap.parse_args()
     from compare_report import render
 
@@ -283,7 +296,15 @@ def main() -> None:
     if args.report_only:
         render(json.loads((out / "results.json").read_text()), out)
         return
-    cfg = dict(BUDGETS[args.budget], generation=not args.no_generation)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or "lora-r8" not in methods:
+        sys.exit(
+            f"--methods {args.methods}: use names of {', '.join(METHODS)}, lora-r8 included (the reference)"
+        )
+    cfg = dict(BUDGETS[args.budget], generation=not args.no_generation, methods=methods)
+    if not {"rows-r3", "columns-r3"} <= set(methods):
+        cfg["ablations"] = []  # ablations are paired against rows-r3 and listed beside columns-r3
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
     if not data_file.is_file():
         sys.exit(f"{data_file} not found; pass --llm-adapters-dir DIR (with ft-training_set/math_data.json).")
@@ -310,7 +331,7 @@ def main() -> None:
         "command": f"python bench/compare_methods.py {' '.join(sys.argv[1:])}",
         "budget": args.budget,
         "config": cfg,
-        "lrs": {m: LRS[m][: cfg["lrs"]] for m in METHODS},
+        "lrs": {m: LRS[m][: cfg["lrs"]] for m in cfg["methods"]},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "threads": args.threads or "default",

@@ -95,6 +95,8 @@ def sweep_table(res: dict) -> str:
 
 
 def ablation_table(res: dict) -> str:
+    if not {"rows-r3", "columns-r3"} <= set(res["test"]):
+        return "Ablations: not run (they need rows-r3 and columns-r3 among --methods).\n"
     first_seed = next(iter(res["test"]["rows-r3"]))
     ref = {first_seed: res["test"]["rows-r3"][first_seed]}
     lines = [
