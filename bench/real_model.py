@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 CS_TASKS = ["boolq", "piqa", "siqa", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
 MATH_TASKS = ["svamp", "multiarith", "addsub", "singleeq", "gsm8k"]

@@ -17,7 +17,7 @@ from tests.helpers.models import batch, tiny_model
 from tests.helpers.paths import REPO
 from tests.helpers.tokenizers import save_tiny_tokenizer
 
-COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]
+COMMANDS = sorted(main.commands)  # every command, so a new one cannot miss its help test
 
 
 def run(*args):

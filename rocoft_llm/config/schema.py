@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..data.options import DataOptions
+from ..methods import method_names
 from ..rocoft.config import RoCoFTConfig
 from ..typed import Float, StrictModel
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[Float, Field(ge=0, lt=1)]
+
+
+def registered_method(name: str) -> str:
+    """``method:`` names a method of the registry (built-in or registered by the user's code)."""
+    if name not in method_names():
+        raise ValueError(f"{name!r} is not a registered method; use one of {', '.join(method_names())}")
+    return name
 
 
 class ModelSection(StrictModel):
@@ -159,8 +167,9 @@ class Recipe(StrictModel):
     """The base model."""
     output: OutputSection
     """Where the run writes."""
-    method: Literal["rocoft", "lora", "full"] = "rocoft"
-    """rocoft (rows/columns), lora (peft baseline) or full finetuning."""
+    method: Annotated[str, AfterValidator(registered_method)] = "rocoft"
+    """A registered method (:mod:`rocoft_llm.methods`): rocoft (rows/columns), lora (peft baseline)
+    or full finetuning."""
     rocoft: RoCoFTSection = Field(default_factory=RoCoFTSection)
     """RoCoFT settings (method: rocoft)."""
     lora: LoRASection = Field(default_factory=LoRASection)

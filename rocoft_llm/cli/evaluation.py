@@ -1,5 +1,5 @@
 """``rocoft-llm eval`` and ``score``: generation / lm-eval evaluation of a run, an adapter or a base model,
-and re-scoring saved responses (registered on the group in cli.py)."""
+and re-scoring saved responses."""
 
 from __future__ import annotations
 
@@ -100,12 +100,12 @@ def eval_cmd(
     """
     from pathlib import Path
 
-    from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
-    from .eval.heldout import policy_for_run
-    from .eval.identity import load_for_eval, run_recipe
-    from .eval.run import Decoding, evaluate
-    from .eval.tables import render_tables
-    from .eval.task_check import check_task_specs
+    from ..distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
+    from ..eval.heldout import policy_for_run
+    from ..eval.identity import load_for_eval, run_recipe
+    from ..eval.run import Decoding, evaluate
+    from ..eval.tables import render_tables
+    from ..eval.task_check import check_task_specs
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -136,7 +136,7 @@ def eval_cmd(
         )
         target = out_dir / ("base" if base_only else "adapted")
         if harness == "lm-eval":
-            from .eval.harness import run_harness
+            from ..eval.harness import run_harness
 
             summaries = run_harness(
                 model,
@@ -195,8 +195,8 @@ Examples:
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
-    from .eval.rescore import rescore
-    from .eval.tables import markdown_table
+    from ..eval.rescore import rescore
+    from ..eval.tables import markdown_table
 
     summary = rescore(task, predictions, test_file, llm_adapters_dir)
     click.echo(markdown_table([summary], f"{predictions}"))
