@@ -8,6 +8,13 @@ import json
 
 import click
 
+from ..eval.decoding import Decoding
+
+
+def _default(key: str) -> str:
+    """A decoding default as declared once (:class:`rocoft_llm.eval.decoding.Decoding`)."""
+    return str(Decoding.model_fields[key].default)
+
 
 @click.command(
     "eval",
@@ -40,7 +47,7 @@ Examples:
 @click.option(
     "--num-beams",
     type=click.IntRange(min=1),
-    help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.",
+    help="1 = greedy. Default: the run recipe's eval.num_beams, else " + _default("num_beams") + ".",
 )
 @click.option(
     "--max-new-tokens",
@@ -48,7 +55,9 @@ Examples:
     help="Default: the run recipe's eval.max_new_tokens, else 32 commonsense / 256 math (protocol).",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Default: the run recipe's eval.batch_size, else " + _default("batch_size") + ".",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests)."
@@ -103,7 +112,7 @@ def eval_cmd(
     from ..distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
     from ..eval.heldout import policy_for_run
     from ..eval.identity import load_for_eval, run_recipe
-    from ..eval.run import Decoding, evaluate
+    from ..eval.run import evaluate
     from ..eval.tables import render_tables
     from ..eval.task_check import check_task_specs
 
@@ -120,12 +129,16 @@ def eval_cmd(
     if not task_list:
         raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
     out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
-    decoding = Decoding(
-        num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
-        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
-        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
-        template=template or recipe["data"].get("template") or "llm_adapters",
-    )
+    settings = {
+        "num_beams": num_beams,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "template": template,
+    }
+    fallback = {**recipe["eval"], "template": recipe["data"].get("template")}
+    # each setting: the flag, else the run recipe's, else Decoding's declared default
+    chosen = {k: v if v is not None else fallback.get(k) for k, v in settings.items()}
+    decoding = Decoding(**{k: v for k, v in chosen.items() if v is not None})
     check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     heldout = policy_for_run(run_dir, score_all)

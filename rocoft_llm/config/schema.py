@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from ..data.options import DataOptions
+from ..eval.decoding import GenerationSettings
 from ..methods import method_names
 from ..rocoft.config import RoCoFTConfig
 from ..typed import Float, StrictModel
@@ -134,17 +135,11 @@ class DistSection(StrictModel):
     """Collective timeout: a hung rank fails the job after this long instead of hanging it."""
 
 
-class EvalSection(StrictModel):
-    """Defaults of `rocoft-llm eval --run` for this run."""
+class EvalSection(GenerationSettings):
+    """Defaults of `rocoft-llm eval --run` for this run: the decoding settings plus the tasks."""
 
     tasks: list[str] = Field(default_factory=list)
     """Task ids evaluated after training (boolq, gsm8k, svamp ...)."""
-    num_beams: PositiveInt = 4
-    """Beam search width; 1 = greedy."""
-    max_new_tokens: PositiveInt | None = None
-    """null = protocol default (32 commonsense, 256 math)."""
-    batch_size: PositiveInt = 8
-    """Prompts per generate call on one device."""
 
 
 class OutputSection(StrictModel):

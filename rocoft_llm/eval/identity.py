@@ -5,7 +5,7 @@ check of ``load_adapter`` - architecture, shapes, file hash, base weights - then
 ``--run DIR`` (a training output: its recipe names the base, its final adapter / LoRA / full model
 is used - the folder its method wrote, loaded by that method - and its data manifest supplies
 contamination flags). When an adapter was asked for, the
-adapted modules must exist before merging, so the base can never be evaluated by mistake; the
+adapted modules must exist before merging, so the base is never evaluated in its place; the
 summary records the adapter's sha256.
 """
 
