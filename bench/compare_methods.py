@@ -47,8 +47,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 RECIPE = REPO / "recipes" / "smollm2-135m-math.yaml"
 MATH_TASKS = ["svamp", "multiarith", "addsub", "singleeq", "gsm8k"]

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ scripts import each other by name
-from real_model import pooled, results_table, seconds_per_ktok  # noqa: E402
-
-from rocoft_llm.eval.intervals import bootstrap_ratio  # noqa: E402
+from rocoft_llm.eval.intervals import bootstrap_ratio
+from rocoft_llm.eval.tables import models_table, pooled_line
+from rocoft_llm.train.metrics import seconds_per_1k_tokens
 
 ITERATIONS, SEED = 2000, 0
 
@@ -42,7 +40,7 @@ def paired_cell(a: dict, b: dict) -> str:
 
 def run_cost(run: Path) -> dict:
     s = json.loads((run / "summary.json").read_text())
-    ktok = seconds_per_ktok(run)
+    ktok = seconds_per_1k_tokens(run)
     return {
         "trainable": s["trainable_parameters"],
         "s_per_ktok": statistics.median(ktok) if ktok else float("nan"),
@@ -129,11 +127,11 @@ def generation_tables(res: dict) -> str:
             models["base"] = json.loads((Path(run) / "eval" / "base" / "summary.json").read_text())
         models[method] = json.loads((Path(run) / "eval" / "adapted" / "summary.json").read_text())
     return (
-        results_table(models, "Generation on held-out math test items (greedy; best seed per method)")
+        models_table(models, "Generation on held-out math test items (greedy; best seed per method)")
         + "\n"
-        + pooled(models)
+        + pooled_line(models)
         + "\n"
-        + pooled(models, "equation_recomputed")
+        + pooled_line(models, "equation_recomputed")
         + "\n"
     )
 

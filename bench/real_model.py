@@ -42,8 +42,10 @@ import sys
 import time
 from pathlib import Path
 
+from rocoft_llm.eval.tables import models_table, pooled_line, top_cell
+from rocoft_llm.train.metrics import seconds_per_1k_tokens
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 CS_TASKS = ["boolq", "piqa", "siqa", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
 MATH_TASKS = ["svamp", "multiarith", "addsub", "singleeq", "gsm8k"]
@@ -185,104 +187,8 @@ def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int |
     return times
 
 
-def seconds_per_ktok(run: Path) -> list[float]:
-    """A training run's seconds per 1,000 tokens, per step (its metrics.jsonl), the first step excluded."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [1000 / r["tokens_per_s"] for r in rows[1:] if r.get("tokens_per_s")]
-
-
 def read_summaries(path: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
-
-
-def pct_ci(cell: dict | None) -> str:
-    if not cell:
-        return "-"
-    return f"{100 * cell['accuracy']:.1f} ({100 * cell['ci95'][0]:.0f}-{100 * cell['ci95'][1]:.0f})"
-
-
-def top(s: dict) -> str:
-    t = s.get("top_prediction")
-    return f"{t['pred'] or '(none)'} x{t['count']}" if t else "-"
-
-
-def results_table(models: dict[str, list[dict]], title: str, metric_key: str = "protocol") -> str:
-    """Rows: task x metric; columns: n, majority, chance, then every model (acc % with 95% CI)."""
-    names = list(models)
-    lines = [
-        f"#### {title}",
-        "",
-        "| task | metric | n | majority rate | chance | " + " | ".join(names) + " |",
-        "|---|---|---:|---:|---:|" + "---|" * len(names),
-    ]
-    first = models[names[0]]
-    for i, s in enumerate(first):
-        b = s.get("baselines") or {}
-        majority = (
-            f"{100 * b['majority_rate']:.1f} ({b['majority_label']})"
-            if b.get("majority_rate") is not None
-            else "-"
-        )
-        chance = f"{100 * b['chance_rate']:.1f}" if b.get("chance_rate") is not None else "-"
-        metrics = (
-            [("protocol", f"{s.get('harness_task', '')} {s.get('metric', '')}".strip())]
-            if "strict" not in s
-            else [("protocol", "protocol"), ("strict", "strict")]
-        )
-        for key, label in metrics:
-            cells = [pct_ci(models[m][i].get(key)) if i < len(models[m]) else "-" for m in names]
-            lines.append(
-                f"| {s['task']} | {label} | {s['n']} | {majority} | {chance} | " + " | ".join(cells) + " |"
-            )
-        if s.get("balanced"):  # any constant answer scores exactly 1/K here: above it is task skill
-            cells = [
-                f"{100 * models[m][i]['balanced']['accuracy']:.1f}"
-                if i < len(models[m]) and models[m][i].get("balanced")
-                else "-"
-                for m in names
-            ]
-            lines.append(
-                f"| {s['task']} | balanced (protocol) | {s['n']} | any constant answer "
-                f"{100 * s['balanced']['constant_answer']:.1f} | {chance} | " + " | ".join(cells) + " |"
-            )
-        if s.get("equation_recomputed"):  # did the model set up the right computation (math only)
-            cells = [
-                pct_ci(models[m][i].get("equation_recomputed")) if i < len(models[m]) else "-" for m in names
-            ]
-            lines.append(
-                f"| {s['task']} | equation recomputed (diagnostic) | {s['n']} | {majority} | - | "
-                + " | ".join(cells)
-                + " |"
-            )
-        if "strict" in s:
-            lines.append(
-                f"| {s['task']} | top prediction | | | | "
-                + " | ".join(top(models[m][i]) if i < len(models[m]) else "-" for m in names)
-                + " |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def pooled(models: dict[str, list[dict]], key: str = "protocol") -> str:
-    """Accuracy pooled over all items of all tasks, beside the pooled majority rate."""
-    from rocoft_llm.eval.intervals import accuracy_cell
-
-    out = []
-    for name, summaries in models.items():
-        n = sum(s["n"] for s in summaries)
-        c = sum(s[key]["correct"] for s in summaries if s.get(key))
-        out.append(f"{name} {pct_ci(accuracy_cell(c, n))}")
-    maj = sum(
-        round(s["baselines"]["majority_rate"] * s["n"])
-        for s in next(iter(models.values()))
-        if (s.get("baselines") or {}).get("majority_rate") is not None
-    )
-    n = sum(s["n"] for s in next(iter(models.values())))
-    return (
-        f"pooled over {n} items ({key}): "
-        + "; ".join(out)
-        + f"; majority-label rate {100 * maj / max(n, 1):.1f}%"
-    )
 
 
 def run_family(family: str, cfg: dict, args, env: dict, out: Path, log: Path) -> dict:
@@ -317,7 +223,7 @@ def run_family(family: str, cfg: dict, args, env: dict, out: Path, log: Path) ->
             args.timeout,
         )
         summary = json.loads((run / "summary.json").read_text())
-        steps = seconds_per_ktok(run)
+        steps = seconds_per_1k_tokens(run)
         methods[name] = {
             "lr": lr,
             "trainable": summary["trainable_parameters"],
@@ -430,16 +336,16 @@ def render(family: str, res: dict, cfg: dict) -> str:
     if res["generation"]:
         gen_n = res["plan"]["gen_n"]
         lines.append(
-            results_table(
+            models_table(
                 res["generation"],
                 f"generation (greedy, LLM-Adapters prompt; first {gen_n or 'all'} "
                 "held-out items per task), accuracy % (95% Wilson CI)",
             )
         )
-        lines.append(pooled(res["generation"]) + "\n")
+        lines.append(pooled_line(res["generation"]) + "\n")
     if res["loglik"]:
         lines.append(
-            results_table(
+            models_table(
                 res["loglik"],
                 f"lm-eval log-likelihood accuracy (first {cfg['loglik_n'] or 'all'} "
                 "held-out items per task), % (95% Wilson CI)",
@@ -456,7 +362,7 @@ def render_saved(out: Path) -> None:
     print((out / "results.md").read_text().split("\n### ")[0].rstrip() + "\n")
     for family, res in saved["results"].items():
         for name, m in res["methods"].items():  # step times of the first step excluded, as in the run
-            m["step_min_s"] = min(seconds_per_ktok(out / family / name), default=None)
+            m["step_min_s"] = min(seconds_per_1k_tokens(out / family / name), default=None)
         for name in res["loglik"]:
             run = out / family / (name if name != "base" else next(iter(res["methods"])))
             samples_file = (
@@ -477,7 +383,7 @@ def render_saved(out: Path) -> None:
                 if s["metric"].startswith("acc,"):
                     tops.append(
                         f"| {s['task']} | {s['harness_task']} | "
-                        + " | ".join(top(res["loglik"][m][k]) for m in res["loglik"])
+                        + " | ".join(top_cell(res["loglik"][m][k]) for m in res["loglik"])
                         + " |"
                     )
             text += (

@@ -84,3 +84,33 @@ def test_no_file_over_400_lines():
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert not long, f"split these files (one job each): {long}"
+
+
+def test_imports_come_before_definitions():
+    """A module's top-level imports all precede its first definition (no bottom-of-file registration)."""
+    late = []
+    for name, path in MODULES.items():
+        body = ast.parse(path.read_text()).body
+        defined = False
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined = True
+            elif defined and isinstance(node, (ast.Import, ast.ImportFrom)):
+                late.append(f"{name}:{node.lineno}")
+    assert not late, f"imports after definitions: {late}"
+
+
+def test_methods_are_asked_not_compared():
+    """Only the method registry (rocoft_llm/methods/) knows method names: the rest of the package asks
+    ``get_method(name)`` instead of comparing ``method == "..."``."""
+    import re
+
+    pattern = re.compile(r"""method\S*\s*(==|!=)|(==|!=)\s*\S*method\b|method\S* (not )?in \(""")
+    found = [
+        f"{p.relative_to(PACKAGE.parent)}:{i}"
+        for p in PACKAGE.rglob("*.py")
+        if "methods" not in p.relative_to(PACKAGE).parts
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, f"method names compared outside rocoft_llm/methods/: {found}"

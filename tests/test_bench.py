@@ -216,7 +216,7 @@ def test_methods_benchmark_needs_only_torch_transformers_peft():
 
 
 def test_real_model_results_table_shows_balanced_accuracy_beside_the_prior():
-    """bench/real_model.py's table: a model answering one label everywhere sits at the majority
+    """The side-by-side table bench/real_model.py prints (eval.tables.models_table): a model answering one label everywhere sits at the majority
     rate on plain accuracy and at exactly 1/K on the balanced row; counts from the summaries."""
     from rocoft_llm.eval.intervals import accuracy_cell
 
@@ -233,11 +233,15 @@ def test_real_model_results_table_shows_balanced_accuracy_beside_the_prior():
             "top_prediction": {"pred": top, "count": 10},
         }
 
-    table = real_model.results_table(
+    table = real_model.models_table(
         {"base": [summary(1, 0.1, "")], "rocoft-rows": [summary(6, 0.5, "solution2")]}, "t"
     )
-    assert "| piqa:heldout | protocol | 10 | 60.0 (solution2) | 50.0 | 10.0 (2-40) | 60.0 (31-83) |" in table
     assert (
-        "| piqa:heldout | balanced (protocol) | 10 | any constant answer 50.0 | 50.0 | 10.0 | 50.0 |" in table
+        "| piqa:heldout | protocol | 10 | 60.0% (solution2) | 50.0% | 10.0% (1.8-40.4) | 60.0% (31.3-83.2) |"
+        in table
     )
-    assert "| piqa:heldout | top prediction | | | | (none) x10 | solution2 x10 |" in table
+    assert (
+        "| piqa:heldout | balanced (protocol) | 10 | any constant answer 50.0% | 50.0% | 10.0% | 50.0% |"
+        in table
+    )
+    assert "| piqa:heldout | top prediction |  |  |  | (none) x10 | solution2 x10 |" in table

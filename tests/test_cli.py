@@ -17,7 +17,7 @@ from tests.helpers.models import batch, tiny_model
 from tests.helpers.paths import REPO
 from tests.helpers.tokenizers import save_tiny_tokenizer
 
-COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]
+COMMANDS = sorted(main.commands)  # every command, so a new one cannot miss its help test
 
 
 def run(*args):
@@ -237,3 +237,12 @@ def test_prepare_preview_and_recipe(tmp_path, monkeypatch):
     assert manifest["cutoff_len"] == 96 and manifest["examples"] == 3
     bad = CliRunner().invoke(main, ["prepare", "--dataset", "gsm9k", "--tokenizer", str(tok)])
     assert bad.exit_code == 2 and "neither an existing file nor a dataset id" in bad.output
+
+
+def test_command_reference_is_current():
+    """docs/cli.md is generated from the commands; regenerate it when a command changes."""
+    from rocoft_llm.cli.reference import render_reference
+
+    assert (REPO / "docs" / "cli.md").read_text() == render_reference(), (
+        "docs/cli.md is stale: python -m rocoft_llm.cli.reference > docs/cli.md"
+    )

@@ -17,7 +17,7 @@ from ..data.catalog import all_dataset_ids, canonical_dataset_id
 from ..data.file_split import parse_file_split_spec
 from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
-from ..rocoft.selection import SCORED_SELECTIONS
+from ..methods import all_methods, get_method
 from .schema import Recipe
 
 
@@ -63,15 +63,14 @@ def warmup_problem(warmup: int, steps: int) -> str | None:
 
 def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     p = res.problems
-    if r.method != "rocoft" and raw.get("rocoft"):
-        p.append(
-            f"rocoft: section given but method is {r.method!r}; remove it (or override rocoft=null) or set "
-            "method: rocoft"
-        )
-    if r.method != "lora" and raw.get("lora"):
-        p.append(
-            f"lora: section given but method is {r.method!r}; remove it (or override lora=null) or set method: lora"
-        )
+    method = get_method(r.method)
+    for other in all_methods():
+        if other.section and other is not method and raw.get(other.section):
+            p.append(
+                f"{other.section}: section given but method is {r.method!r}; remove it (or override "
+                f"{other.section}=null) or set method: {other.name}"
+            )
+    method.check(r, p, res.warnings)
     if r.dist.backend != "deepspeed":
         for key in ("zero_stage", "deepspeed_config"):
             if getattr(r.dist, key) is not None:
@@ -99,16 +98,6 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
             "train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "
             "from); drop one of them"
         )
-    if (
-        r.method == "rocoft"
-        and r.rocoft.selection in SCORED_SELECTIONS
-        and not r.rocoft.indices_file
-        and not r.data.train
-    ):
-        p.append(
-            f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set data.train "
-            "or rocoft.indices_file (from `rocoft-llm select`)"
-        )
     if r.rocoft.indices_file and not Path(r.rocoft.indices_file).is_file():
         p.append(
             f"rocoft.indices_file: {r.rocoft.indices_file} does not exist; create it with `rocoft-llm select`"
@@ -121,11 +110,6 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
     if r.dist.zero_init and r.model.random_init:
         p.append(
             "dist.zero_init: true loads pretrained weights partitioned; it does not apply to model.random_init"
-        )
-    if r.method == "rocoft" and r.train.weight_decay > 0:
-        res.warnings.append(
-            f"train.weight_decay {r.train.weight_decay}: on RoCoFT slices AdamW decays the selected "
-            "pretrained weights themselves (slice = W0[idx] + update), not just the update"
         )
     if r.train.precision == "fp16" and r.model.dtype == "bfloat16":
         p.append(
@@ -270,11 +254,12 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
         return
     arch = find_architecture(config.model_type)
     shapes = linear_shapes(config)
-    section = r.rocoft if r.method == "rocoft" else r.lora if r.method == "lora" else None
-    if section is None:
+    method = get_method(r.method)
+    if method.section is None:  # a method without targets (full finetuning)
+        res.derived["model_config_from"] = where
         return
-    targets = section.targets or (arch.targets if arch else None)
-    key = "rocoft.targets" if r.method == "rocoft" else "lora.targets"
+    targets = method.targets(r) or (arch.targets if arch else None)
+    key = f"{method.section}.targets"
     if targets is None:
         res.problems.append(
             f"{key}: model_type {config.model_type!r} (from {where}) is not in the architecture table "
@@ -288,35 +273,7 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
             f"its linears: {', '.join(sorted(shapes))}"
         )
         return
-    if r.method != "rocoft":
-        return
-    if r.rocoft.train_bias and arch is not None and not arch.has_bias:
-        res.warnings.append(
-            f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
-        )
-    rank, mode, trainable = r.rocoft.rank, r.rocoft.mode, 0
-    n_layers, too_small = {}, []
-    for t in targets:
-        s = shapes[t.rsplit(".", 1)[-1]]
-        limit = s.out_features // s.row_parts if mode == "row" else s.in_features
-        if rank > limit:
-            too_small.append(
-                (limit, f"{t} ({limit}{' per fused part' if s.row_parts > 1 and mode == 'row' else ''})")
-            )
-        per = rank * s.row_parts * s.in_features if mode == "row" else rank * s.out_features
-        if r.rocoft.train_bias and arch is not None and arch.has_bias:
-            per += s.out_features
-        n_layers[t] = per
-    if too_small:
-        dim = "output rows" if mode == "row" else "input columns"
-        res.problems.append(
-            f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
-            f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}"
-        )
-    layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
-    if layers:
-        trainable = layers * sum(n_layers.values())
-        res.derived["trainable_parameters"] = trainable
+    method.check_shapes(r, config, arch, shapes, targets, res)
     res.derived["model_config_from"] = where
 
 

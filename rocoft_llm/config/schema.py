@@ -7,15 +7,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from ..data.options import DataOptions
+from ..eval.decoding import GenerationSettings
+from ..methods import method_names
 from ..rocoft.config import RoCoFTConfig
 from ..typed import Float, StrictModel
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[Float, Field(ge=0, lt=1)]
+
+
+def registered_method(name: str) -> str:
+    """``method:`` names a method of the registry (built-in or registered by the user's code)."""
+    if name not in method_names():
+        raise ValueError(f"{name!r} is not a registered method; use one of {', '.join(method_names())}")
+    return name
 
 
 class ModelSection(StrictModel):
@@ -126,17 +135,11 @@ class DistSection(StrictModel):
     """Collective timeout: a hung rank fails the job after this long instead of hanging it."""
 
 
-class EvalSection(StrictModel):
-    """Defaults of `rocoft-llm eval --run` for this run."""
+class EvalSection(GenerationSettings):
+    """Defaults of `rocoft-llm eval --run` for this run: the decoding settings plus the tasks."""
 
     tasks: list[str] = Field(default_factory=list)
     """Task ids evaluated after training (boolq, gsm8k, svamp ...)."""
-    num_beams: PositiveInt = 4
-    """Beam search width; 1 = greedy."""
-    max_new_tokens: PositiveInt | None = None
-    """null = protocol default (32 commonsense, 256 math)."""
-    batch_size: PositiveInt = 8
-    """Prompts per generate call on one device (and records per forward of eval.nll_data)."""
     nll_data: str | None = None
     """Held-out records whose NLL per target token is measured DURING training (a JSON file or a split
     part, e.g. math_data.json:validation); metrics.jsonl then has val_nll and train_seconds."""
@@ -166,8 +169,9 @@ class Recipe(StrictModel):
     """The base model."""
     output: OutputSection
     """Where the run writes."""
-    method: Literal["rocoft", "lora", "full"] = "rocoft"
-    """rocoft (rows/columns), lora (peft baseline) or full finetuning."""
+    method: Annotated[str, AfterValidator(registered_method)] = "rocoft"
+    """A registered method (:mod:`rocoft_llm.methods`): rocoft (rows/columns), lora (peft baseline)
+    or full finetuning."""
     rocoft: RoCoFTSection = Field(default_factory=RoCoFTSection)
     """RoCoFT settings (method: rocoft)."""
     lora: LoRASection = Field(default_factory=LoRASection)

@@ -32,9 +32,10 @@ def generate(
     model,
     tokenizer,
     prompts: list[str],
-    batch_size: int = 8,
-    num_beams: int = 4,
-    max_new_tokens: int = 32,
+    *,
+    batch_size: int,
+    num_beams: int,
+    max_new_tokens: int,
     progress: bool = False,
 ) -> list[Generation]:
     """One Generation per prompt, in order. Prompts are batched by length (less padding)."""

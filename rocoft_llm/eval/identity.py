@@ -3,8 +3,9 @@
 ``--model`` (HF dir or id), ``--adapter DIR`` (a RoCoFT adapter: applied to the base with every
 check of ``load_adapter`` - architecture, shapes, file hash, base weights - then merged), or
 ``--run DIR`` (a training output: its recipe names the base, its final adapter / LoRA / full model
-is used, its data manifest supplies contamination flags). When an adapter was asked for, the
-adapted modules must exist before merging, so the base can never be evaluated by mistake; the
+is used - the folder its method wrote, loaded by that method - and its data manifest supplies
+contamination flags). When an adapter was asked for, the
+adapted modules must exist before merging, so the base is never evaluated in its place; the
 summary records the adapter's sha256.
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import read_json, read_yaml, sha256_file
+from ..io_utils import read_json, read_yaml
+from ..methods import get_method
 from ..modeling import load_model, load_tokenizer
 
 
@@ -44,18 +46,17 @@ def load_for_eval(
     base_only: bool = False,
 ):
     """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
-    from ..rocoft.adapter import WEIGHTS_FILE, load_adapter, read_adapter_config
-    from ..rocoft.apply import merge_rocoft, rocoft_modules
+    from ..rocoft.adapter import read_adapter_config
 
     if sum(x is not None for x in (adapter, run)) > 1:
         raise RoCoFTError("pass either --adapter or --run, not both.")
     random_init, seed, tokenizer_path, method = False, 0, None, None
     flags = {}
-    adapter_dir = Path(adapter) if adapter else None
+    product = Path(adapter) if adapter else None
     if run:
         run_dir = Path(run)
         recipe = run_recipe(run_dir)
-        method = recipe["method"]
+        method = get_method(recipe["method"])
         model = model or recipe["model"]["name_or_path"]
         random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]
         tokenizer_path = recipe["model"].get("tokenizer")
@@ -64,19 +65,15 @@ def load_for_eval(
                 run_dir / "data_manifest.json", "data manifest", "rerun the training or remove it"
             )
             flags = manifest.get("contamination", {}).get("flagged_test_sets", {})
-        adapter_dir = {
-            "rocoft": run_dir / "adapter",
-            "lora": run_dir / "lora_adapter",
-            "full": run_dir / "model",
-        }[method]
-        if not adapter_dir.exists():
+        product = run_dir / method.output_folder
+        if not product.exists():
             raise RoCoFTError(
-                f"--run {run}: {adapter_dir.name}/ is missing; the run did not finish. Finish it with "
+                f"--run {run}: {product.name}/ is missing; the run did not finish. Finish it with "
                 f"`rocoft-llm train {run}/recipe.resolved.yaml train.resume=auto`."
             )
-    elif adapter_dir is not None:
-        info = read_adapter_config(adapter_dir)
-        method = "rocoft"
+    elif product is not None:
+        info = read_adapter_config(product)
+        method = get_method("rocoft")  # --adapter is a RoCoFT adapter directory
         model = model or info.get("base_model")
         flags = info.get("metadata", {}).get("contamination", {})
     if model is None:
@@ -84,31 +81,17 @@ def load_for_eval(
     identity = {
         "model": str(model),
         "random_init": random_init,
-        "method": method if not base_only else "base",
+        "method": method.name if method is not None and not base_only else "base",
         "adapter": None,
         "adapter_sha256": None,
     }
     tokenizer = load_tokenizer(tokenizer_path or model)
-    if method == "full" and not base_only:
-        net = load_model(str(adapter_dir), dtype=dtype, device=device)
-        identity.update(adapter=str(adapter_dir))
-        return net.eval(), tokenizer, identity, flags
-    net = load_model(model, dtype=dtype, random_init=random_init, seed=seed, device=device)
-    if base_only or method is None:
-        return net.eval(), tokenizer, identity, flags
-    if method == "lora":
-        from peft import PeftModel
 
-        net = PeftModel.from_pretrained(net, str(adapter_dir)).merge_and_unload()
-        identity.update(
-            adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / "adapter_model.safetensors")
-        )
-        return net.eval(), tokenizer, identity, flags
-    load_adapter(net, adapter_dir)
-    if not rocoft_modules(net):
-        raise RoCoFTError(
-            f"adapter {adapter_dir} did not apply to {model}; refusing to evaluate the bare base model."
-        )
-    merge_rocoft(net)
-    identity.update(adapter=str(adapter_dir), adapter_sha256=sha256_file(adapter_dir / WEIGHTS_FILE))
+    def load_base():
+        return load_model(model, dtype=dtype, random_init=random_init, seed=seed, device=device)
+
+    if base_only or method is None:
+        return load_base().eval(), tokenizer, identity, flags
+    net, sha256 = method.load(product, load_base, dtype, device)
+    identity.update(adapter=str(product), adapter_sha256=sha256)
     return net.eval(), tokenizer, identity, flags

@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.templates import get_template
 from ..distributed import is_distributed, is_main, rank, world_size
 from ..io_utils import atomic_write_json, atomic_write_text
+from .decoding import Decoding
 from .generate import generate, prepare_tokenizer
 from .heldout import HeldoutPolicy, select_items
 from .intervals import wilson  # noqa: F401 - re-exported for older imports
@@ -27,14 +27,6 @@ from .rescore import PROTOCOL, rescore  # noqa: F401 - re-exported for older imp
 from .summaries import score_rows
 from .tables import markdown_table, render_tables  # noqa: F401 - re-exported for older imports
 from .tasks import EvalTask, resolve_tasks
-
-
-@dataclass
-class Decoding:
-    num_beams: int = 4
-    max_new_tokens: int | None = None  # None: per-task protocol default (32 / 256)
-    batch_size: int = 8
-    template: str = "llm_adapters"
 
 
 def _gather(rows: list[dict]) -> list[dict]:
@@ -72,9 +64,9 @@ def evaluate_task(
         model,
         tokenizer,
         prompts,
-        decoding.batch_size,
-        decoding.num_beams,
-        max_new,
+        batch_size=decoding.batch_size,
+        num_beams=decoding.num_beams,
+        max_new_tokens=max_new,
         progress=progress and is_main(),
     )
     rows = [

@@ -112,6 +112,82 @@ def before_after_table(before: list[dict], after: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def models_table(models: dict[str, list[dict]], title: str) -> str:
+    """Several models on the same items, side by side: rows task x metric, columns n, the majority
+    and chance rates, then every model (accuracy with its 95% interval)."""
+    names = list(models)
+    lines = [
+        f"#### {title}",
+        "",
+        "| task | metric | n | majority rate | chance | " + " | ".join(names) + " |",
+        "|---|---|---:|---:|---:|" + "---|" * len(names),
+    ]
+
+    def row(i: int, label: str, cell, first: str, s: dict, chance: str, n: str) -> str:
+        cells = [cell(models[m][i]) if i < len(models[m]) else "-" for m in names]
+        return f"| {s['task']} | {label} | {n} | {first} | {chance} | " + " | ".join(cells) + " |"
+
+    for i, s in enumerate(models[names[0]]):
+        majority, chance = baseline_cells(s)
+        metrics = (
+            [("protocol", f"{s.get('harness_task', '')} {s.get('metric', '')}".strip())]
+            if "strict" not in s
+            else [("protocol", "protocol"), ("strict", "strict")]
+        )
+        for key, label in metrics:
+            lines.append(row(i, label, lambda x, k=key: acc_ci(x.get(k)), majority, s, chance, s["n"]))
+        if s.get("balanced"):  # any constant answer scores exactly 1/K here: above it is task skill
+            constant = balanced_cells(s)[1]
+            lines.append(
+                row(
+                    i,
+                    "balanced (protocol)",
+                    lambda x: balanced_cells(x)[0],
+                    f"any constant answer {constant}",
+                    s,
+                    chance,
+                    s["n"],
+                )
+            )
+        if s.get("equation_recomputed"):  # did the model set up the right computation (math only)
+            lines.append(
+                row(
+                    i,
+                    "equation recomputed (diagnostic)",
+                    lambda x: acc_ci(x.get("equation_recomputed")),
+                    majority,
+                    s,
+                    "-",
+                    s["n"],
+                )
+            )
+        if "strict" in s:
+            lines.append(row(i, "top prediction", top_cell, "", s, "", ""))
+    return "\n".join(lines) + "\n"
+
+
+def pooled_line(models: dict[str, list[dict]], key: str = "protocol") -> str:
+    """Accuracy pooled over all items of all tasks per model, beside the pooled majority-label rate."""
+    from .intervals import accuracy_cell
+
+    first = next(iter(models.values()))
+    n = sum(s["n"] for s in first)
+    out = []
+    for name, summaries in models.items():
+        correct = sum(s[key]["correct"] for s in summaries if s.get(key))
+        out.append(f"{name} {acc_ci(accuracy_cell(correct, sum(s['n'] for s in summaries)))}")
+    majority = sum(
+        round(s["baselines"]["majority_rate"] * s["n"])
+        for s in first
+        if (s.get("baselines") or {}).get("majority_rate") is not None
+    )
+    return (
+        f"pooled over {n} items ({key}): "
+        + "; ".join(out)
+        + f"; majority-label rate {pct(majority / max(n, 1))}"
+    )
+
+
 def render_tables(tables: dict, out_dir) -> str:
     """`eval`'s closing table: the results, or a before (base) / after (adapted) comparison."""
     after = tables["after"]

@@ -43,6 +43,7 @@ from ..io_utils import (
     read_json,
     sha256_file,
 )
+from ..methods import all_methods
 from ..rocoft.adapter import verify_adapter_tensors
 from ..rocoft.gather import gather_on_main
 
@@ -50,11 +51,10 @@ log = logging.getLogger("rocoft_llm")
 CKPT_ROOT = "checkpoints"
 MARKER = "COMPLETE.json"
 TRAINABLE = "trainable.safetensors"
-#: recipe keys whose change makes a checkpoint meaningless for the new run
-RESUME_KEYS = {
+#: recipe keys whose change makes a checkpoint meaningless for the new run (each method adds its
+#: own section's keys: :func:`resume_keys`)
+COMMON_RESUME_KEYS = {
     "model": ("name_or_path", "random_init", "dtype"),
-    "rocoft": ("mode", "rank", "selection", "targets", "train_bias", "seed", "indices_file", "also_train"),
-    "lora": ("r", "alpha", "targets"),
     "data": ("train", "source", "template", "cutoff_len", "train_on_inputs", "add_eos", "overlength"),
     "train": ("global_batch_size", "seed", "precision"),
     "dist": ("backend", "zero_stage"),
@@ -90,9 +90,20 @@ def set_rng_state(state: dict) -> None:
 WORLD_BOUND_BACKENDS = ("deepspeed",)
 
 
+def resume_keys() -> dict[str, tuple[str, ...]]:
+    """Section -> keys that a resumed run must share with its checkpoint: the common ones plus every
+    registered method's own section (all of them, so a signature never depends on the method)."""
+    keys = dict(COMMON_RESUME_KEYS)
+    keys.update({m.section: m.resume_keys for m in all_methods() if m.section and m.resume_keys})
+    return keys
+
+
 def resume_signature(recipe_dict: dict, world: int) -> dict:
     sig = {
-        f"{section}.{key}": recipe_dict[section][key] for section, keys in RESUME_KEYS.items() for key in keys
+        f"{section}.{key}": recipe_dict[section][key]
+        for section, keys in resume_keys().items()
+        for key in keys
+        if section in recipe_dict
     }
     if recipe_dict["dist"]["backend"] in WORLD_BOUND_BACKENDS:
         sig["world_size"] = world

@@ -174,9 +174,9 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
     return state
 
 
-def flops_per_token(n_total: int, method: str) -> float:
-    """Forward 2N + backward-to-inputs 2N (+ 2N weight gradients for full finetuning)."""
-    return (6 if method == "full" else 4) * n_total
+def flops_per_token(n_total: int, trains_all_weights: bool) -> float:
+    """Forward 2N + backward-to-inputs 2N (+ 2N weight gradients when every weight trains)."""
+    return (6 if trains_all_weights else 4) * n_total
 
 
 def seed_everything(seed: int) -> None:

@@ -115,3 +115,11 @@ class MetricsLogger:
             with disk_full_guard(Path(output_dir) / "loss_curve.png", "loss curve"):
                 fig.savefig(Path(output_dir) / "loss_curve.png", dpi=110)
             plt.close(fig)
+
+
+def seconds_per_1k_tokens(run_dir: Path) -> list[float]:
+    """A finished run's seconds per 1,000 tokens at each logged step (from its metrics.jsonl), the
+    first step (allocations, compilation) excluded: the per-token cost benchmarks compare."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines[1:]]
+    return [1000 / r["tokens_per_s"] for r in rows if r.get("tokens_per_s")]

@@ -1,6 +1,6 @@
 """Model for a run: load (optionally partitioned with ZeRO-3 zero.Init), activation checkpointing,
-then the method - RoCoFT (default), LoRA via peft (baseline), or full finetuning - so all three
-share data, loop, logging and evaluation."""
+then the recipe's method (:mod:`rocoft_llm.methods`: RoCoFT, LoRA, full finetuning, or a registered
+one), so every method shares data, loop, logging and evaluation."""
 
 from __future__ import annotations
 
@@ -8,18 +8,11 @@ import logging
 
 import torch
 
-from ..architectures import default_targets
-from ..errors import RoCoFTError
+from ..methods import get_method
 from ..modeling import load_model
-from ..rocoft.apply import RoCoFTConfig, apply_rocoft, trainable_parameters
+from ..rocoft.apply import trainable_parameters
 
 log = logging.getLogger("rocoft_llm")
-
-
-def rocoft_config(recipe) -> RoCoFTConfig:
-    """The recipe's ``rocoft:`` section is a RoCoFTConfig already (one declaration); a copy, so a model
-    never shares its config object with the recipe."""
-    return RoCoFTConfig.model_validate(recipe.rocoft.model_dump())
 
 
 def build_model(recipe, calibration=None, ds_config: dict | None = None):
@@ -47,27 +40,7 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
         )
         enable({"use_reentrant": False})
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still get input grads
-    if recipe.method == "rocoft":
-        apply_rocoft(model, rocoft_config(recipe), calibration=calibration)
-    elif recipe.method == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                r=recipe.lora.r,
-                lora_alpha=recipe.lora.alpha,
-                lora_dropout=recipe.lora.dropout,
-                target_modules=targets,
-                task_type="CAUSAL_LM",
-            ),
-        )
-    elif recipe.method == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-    else:
-        raise RoCoFTError(f"method {recipe.method!r} is not rocoft, lora or full.")
+    model = get_method(recipe.method).prepare(model, recipe, calibration)
     params = trainable_parameters(model)
     n_train = sum(int(getattr(p, "ds_numel", p.numel())) for p in params.values())
     n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())

@@ -1,8 +1,8 @@
 """``rocoft-llm train RECIPE``: a run reads top to bottom -
 config -> data -> model -> wrap -> engine -> loop -> save.
 
-Output directory: ``adapter/`` (RoCoFT adapter; ``lora_adapter/`` or ``model/`` for the other
-methods), optional ``merged/``, ``metrics.jsonl``, ``tensorboard/``, ``loss_curve.png``,
+Output directory: the method's product (``adapter/`` for RoCoFT; ``lora_adapter/``, ``model/`` ...:
+``Method.output_folder``), optional ``merged/``, ``metrics.jsonl``, ``tensorboard/``, ``loss_curve.png``,
 ``recipe.resolved.yaml``, ``data_manifest.json`` (what it trained on, for contamination flags),
 ``summary.json`` (trainable params, tokens seen, wall time, peak memory) and ``checkpoints/``,
 plus the ownership marker and the run lock of :mod:`rocoft_llm.ownership` (held while the run lives).
@@ -23,6 +23,7 @@ from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import DiskFullError, RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..methods import get_method
 from ..models.gguf_import import materialize_recipe_model
 from ..ownership import (
     OWNER_MARKER,
@@ -33,7 +34,6 @@ from ..ownership import (
     holds_results,
     mark_output,
 )
-from ..rocoft.selection import SCORED_SELECTIONS
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
 from .checkpoint import find_resume_point, load_checkpoint, resume_note, save_checkpoint, verify_checkpoint
@@ -144,12 +144,9 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
 
     # model
     pad_id = recipe.model.pad_token_id
+    method = get_method(recipe.method)
     calibration = None
-    if (
-        recipe.method == "rocoft"
-        and recipe.rocoft.selection in SCORED_SELECTIONS
-        and not recipe.rocoft.indices_file
-    ):
+    if method.needs_calibration(recipe):
         calibration = list(calibration_from(dataset, plan, pad_id, recipe.rocoft.calibration_batches))
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
@@ -184,7 +181,7 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
             pad_id=pad_id,
             log_steps=t.log_steps,
             save_steps=t.save_steps,
-            flops_per_token=flops_per_token(n_total, recipe.method),
+            flops_per_token=flops_per_token(n_total, method.trains_all_weights),
             logger=logger,
             save=save,
             validate=validate,
@@ -261,49 +258,15 @@ def optimizer_state_bytes(optimizer) -> int:
 
 
 def save_final(recipe, module, out: Path, manifest: dict) -> None:
-    """The run's product: RoCoFT adapter, LoRA adapter, or full model (+ merged model if asked)."""
+    """The run's product, written by its method (RoCoFT adapter, LoRA adapter, full model ...), plus a
+    merged model when asked and the method supports it."""
     metadata = {
         "data_manifest_key": manifest.get("key"),
         "data_sources": [s["name"] for s in manifest["sources"]],
         "contamination": manifest.get("contamination", {}).get("flagged_test_sets", {}),
     }
-    if recipe.method == "rocoft":
-        from ..rocoft.adapter import save_adapter
-
-        save_adapter(
-            module, out / "adapter", base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata
-        )
-    else:
-        from ..rocoft.gather import gather_on_main
-
-        state = gather_on_main(module.state_dict(keep_vars=True)) if recipe.method == "full" else None
-        if is_main():
-            from ..modeling import load_tokenizer
-
-            target = out / ("lora_adapter" if recipe.method == "lora" else "model")
-            if recipe.method == "lora":
-                module.save_pretrained(target)
-            else:
-                module.save_pretrained(target, state_dict=state)
-            load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
+    method = get_method(recipe.method)
+    method.save(module, out / method.output_folder, recipe, metadata)
     barrier()
-    if recipe.output.merge and recipe.method == "rocoft":
-        merge_after_training(recipe, out)
-
-
-def merge_after_training(recipe, out: Path) -> None:
-    if not is_main():
-        return
-    from ..rocoft.merge_dir import merge_to_directory
-
-    base = Path(recipe.model.name_or_path)
-    has_weights = not base.is_dir() or any(base.glob("*.safetensors"))
-    if recipe.model.random_init or not has_weights:
-        log.warning(
-            "output.merge: the base %s has no weights on disk (random init); skipping the merged model",
-            recipe.model.name_or_path,
-        )
-        return
-    merge_to_directory(
-        recipe.model.name_or_path, out / "adapter", out / "merged", overwrite=True, progress=False
-    )
+    if recipe.output.merge and method.mergeable:
+        method.merge_after_training(recipe, out)

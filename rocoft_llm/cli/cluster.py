@@ -1,7 +1,9 @@
-"""``rocoft-llm slurm``: render (and optionally submit) a validated multi-node job for a recipe
-(registered on the group in cli.py)."""
+"""Clusters: ``slurm`` renders (and optionally submits) a validated multi-node job for a recipe;
+``doctor`` checks every rank's environment before a long run."""
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -68,7 +70,7 @@ def slurm(
     """Render a ready SLURM job for RECIPE (validated for nodes x processes ranks); submit only with --submit."""
     from pathlib import Path
 
-    from .slurm import Allocation, render, write_and_maybe_submit
+    from ..slurm import Allocation, render, write_and_maybe_submit
 
     alloc = Allocation(
         nodes,
@@ -83,3 +85,34 @@ def slurm(
     )
     text = render(recipe, alloc, list(overrides), backend)
     click.echo(write_and_maybe_submit(text, Path(out or Path(recipe).with_suffix(".sbatch").name), submit))
+
+
+@click.command(
+    epilog="""
+\b
+Examples:
+  rocoft-llm doctor --out-dir runs/x
+  torchrun --nproc-per-node 8 -m rocoft_llm.cli doctor --out-dir /shared/runs/x     # every rank
+"""
+)
+@click.option(
+    "--out-dir", required=True, help="The run's output directory (checked for sharing and free space)."
+)
+@click.option(
+    "--timeout", default=120, show_default=True, type=click.IntRange(min=5), help="All-reduce timeout (s)."
+)
+@click.option("--min-free-gib", default=1.0, show_default=True, type=float)
+def doctor(out_dir, timeout, min_free_gib) -> None:
+    """Check versions, GPUs, an all-reduce over all ranks, the shared output dir and free disk."""
+    from ..distributed import is_main, shutdown_distributed
+    from ..doctor import run_doctor
+
+    results = run_doctor(out_dir, timeout, min_free_gib)
+    if is_main():
+        for name, ok, detail in results:
+            click.echo(f"[{'PASS' if ok else 'FAIL'}] {name}: {detail}")
+        click.echo("doctor: all checks passed" if all(ok for _, ok, _ in results) else "doctor: FAILED")
+    if all(ok for name, ok, _ in results if name == "all-reduce"):  # a broken group would hang the barrier
+        shutdown_distributed()
+    if not all(ok for _, ok, _ in results):
+        sys.exit(1)

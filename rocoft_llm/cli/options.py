@@ -16,7 +16,7 @@ import click
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .typed import unwrap
+from ..typed import unwrap
 
 
 def _bounds(info) -> dict:

@@ -1,5 +1,5 @@
 """``rocoft-llm eval`` and ``score``: generation / lm-eval evaluation of a run, an adapter or a base model,
-and re-scoring saved responses (registered on the group in cli.py)."""
+and re-scoring saved responses."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import gc
 import json
 
 import click
+
+from ..eval.decoding import Decoding
+
+
+def _default(key: str) -> str:
+    """A decoding default as declared once (:class:`rocoft_llm.eval.decoding.Decoding`)."""
+    return str(Decoding.model_fields[key].default)
 
 
 @click.command(
@@ -42,7 +49,7 @@ Examples:
 @click.option(
     "--num-beams",
     type=click.IntRange(min=1),
-    help="1 = greedy. Default: the run recipe's eval.num_beams, else 4.",
+    help="1 = greedy. Default: the run recipe's eval.num_beams, else " + _default("num_beams") + ".",
 )
 @click.option(
     "--max-new-tokens",
@@ -50,7 +57,9 @@ Examples:
     help="Default: the run recipe's eval.max_new_tokens, else 32 commonsense / 256 math (protocol).",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(min=1), help="Default: the run recipe's eval.batch_size, else 8."
+    "--batch-size",
+    type=click.IntRange(min=1),
+    help="Default: the run recipe's eval.batch_size, else " + _default("batch_size") + ".",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Only the first N examples of each task (smoke tests)."
@@ -135,12 +144,12 @@ def eval_cmd(
     """
     from pathlib import Path
 
-    from .distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
-    from .eval.heldout import policy_for_run
-    from .eval.identity import load_for_eval, run_recipe
-    from .eval.run import Decoding, evaluate
-    from .eval.tables import render_tables
-    from .eval.task_check import check_task_specs
+    from ..distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
+    from ..eval.heldout import policy_for_run
+    from ..eval.identity import load_for_eval, run_recipe
+    from ..eval.run import evaluate
+    from ..eval.tables import render_tables
+    from ..eval.task_check import check_task_specs
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -154,7 +163,7 @@ def eval_cmd(
     )
     out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
     if metric == "nll":
-        from .eval.nll_cli import nll_command
+        from ..eval.nll_cli import nll_command
 
         if harness != "generation":
             raise click.UsageError("--metric nll computes the likelihood itself; drop --harness.")
@@ -188,12 +197,16 @@ def eval_cmd(
         raise click.UsageError("--versus is for --metric nll.")
     if not task_list:
         raise click.UsageError("pass --tasks (or --run with a recipe whose eval.tasks is set).")
-    decoding = Decoding(
-        num_beams=num_beams or recipe["eval"].get("num_beams") or 4,
-        max_new_tokens=max_new_tokens or recipe["eval"].get("max_new_tokens"),
-        batch_size=batch_size or recipe["eval"].get("batch_size") or 8,
-        template=template or recipe["data"].get("template") or "llm_adapters",
-    )
+    settings = {
+        "num_beams": num_beams,
+        "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,
+        "template": template,
+    }
+    fallback = {**recipe["eval"], "template": recipe["data"].get("template")}
+    # each setting: the flag, else the run recipe's, else Decoding's declared default
+    chosen = {k: v if v is not None else fallback.get(k) for k, v in settings.items()}
+    decoding = Decoding(**{k: v for k, v in chosen.items() if v is not None})
     check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
     heldout = policy_for_run(run_dir, score_all)
@@ -204,7 +217,7 @@ def eval_cmd(
         )
         target = out_dir / ("base" if base_only else "adapted")
         if harness == "lm-eval":
-            from .eval.harness import run_harness
+            from ..eval.harness import run_harness
 
             summaries = run_harness(
                 model,
@@ -263,8 +276,8 @@ Examples:
 @click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
-    from .eval.rescore import rescore
-    from .eval.tables import markdown_table
+    from ..eval.rescore import rescore
+    from ..eval.tables import markdown_table
 
     summary = rescore(task, predictions, test_file, llm_adapters_dir)
     click.echo(markdown_table([summary], f"{predictions}"))

@@ -1,0 +1,100 @@
+"""Recipes: ``validate`` (check a recipe, explain its keys) and ``recipes`` (list or copy the shipped
+ones)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import RecipeError
+
+
+@click.command(
+    epilog="""
+\b
+Examples:
+  rocoft-llm validate recipes/llama2-13b-math.yaml
+  rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=1e-4 rocoft.rank=8
+  rocoft-llm validate recipes/llama2-7b-math.yaml --world-size 16 --strict
+  rocoft-llm validate --explain train.lr          # what a key means, its type, default and range
+  rocoft-llm validate --explain rocoft            # every key of a section ("" = the sections)
+"""
+)
+@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
+@click.argument("overrides", nargs=-1)
+@click.option(
+    "--world-size",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).",
+)
+@click.option("--strict", is_flag=True, help="Treat unreachable model configs and data files as errors.")
+@click.option(
+    "--explain",
+    "explain_key",
+    metavar="KEY",
+    help="Print the documentation of a recipe key or section "
+    "(its type, default and constraints) and exit; no RECIPE needed.",
+)
+def validate(
+    recipe: str | None, overrides: tuple[str, ...], world_size: int, strict: bool, explain_key: str | None
+) -> None:
+    """Check RECIPE (with KEY=VALUE OVERRIDES) and print the resolved recipe, or EVERY problem (exit 2).
+
+    Rank-versus-dimension checks read the model config from a local directory, the HF cache, or
+    rocoft-llm's table of the paper's models (Llama-2-7B/13B, BLOOMZ-7B1, GPT-J-6B); when neither
+    the model nor a data file can be reached offline, those checks are skipped with a warning.
+    Data files that can be reached are read as `prepare` reads them.
+    """
+    from ..config import dump_recipe, load_recipe
+
+    if explain_key is not None:
+        from ..config.explain import explain
+
+        click.echo(explain(explain_key), nl=False)
+        return
+    if recipe is None:
+        raise click.UsageError("pass a RECIPE to check (or --explain KEY).")
+
+    try:
+        resolved, result = load_recipe(recipe, list(overrides), world_size=world_size, strict=strict)
+    except RecipeError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    click.echo(f"# {recipe}: valid" + (f" with overrides {' '.join(overrides)}" if overrides else ""))
+    for w in result.warnings:
+        click.echo(f"# warning: {w}")
+    for key, value in result.derived.items():
+        click.echo(f"# {key}: {value:,}" if isinstance(value, int) else f"# {key}: {value}")
+    click.echo(dump_recipe(resolved), nl=False)
+
+
+@click.command(
+    epilog="""
+\b
+Examples:
+  rocoft-llm recipes                          # list the shipped recipes
+  rocoft-llm recipes --copy .                 # write them (and the tiny demo's assets) to ./recipes
+  cd . && rocoft-llm train recipes/tiny-llama-rows.yaml
+"""
+)
+@click.option(
+    "--copy",
+    "copy_to",
+    type=click.Path(file_okay=False),
+    help="Copy the shipped recipes and the tiny assets to DIR/recipes (paths in them are relative to DIR).",
+)
+@click.option("--overwrite", is_flag=True, help="Let --copy write into an existing non-empty DIR/recipes.")
+def recipes(copy_to, overwrite) -> None:
+    """List the recipes shipped with rocoft-llm, or copy them out to edit and run them."""
+    from ..shipped import copy_recipes, shipped, shipped_recipes
+
+    if copy_to:
+        target = copy_recipes(copy_to, overwrite=overwrite)
+        click.echo(f"wrote {target}; run from {copy_to}, e.g.: rocoft-llm train recipes/tiny-llama-rows.yaml")
+        return
+    click.echo(f"shipped recipes (in {shipped('recipes')}):")
+    for name, first_line in shipped_recipes().items():
+        click.echo(f"  {name:32s} {first_line}")

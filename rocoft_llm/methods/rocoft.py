@@ -1,0 +1,120 @@
+"""RoCoFT: only r rows or r columns of each targeted linear are trained (the default method)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import RoCoFTError
+from .base import Method
+
+log = logging.getLogger("rocoft_llm")
+
+
+def rocoft_config(recipe):
+    """The recipe's ``rocoft:`` section is a RoCoFTConfig already (one declaration); a copy, so a model
+    never shares its config object with the recipe."""
+    from ..rocoft.config import RoCoFTConfig
+
+    return RoCoFTConfig.model_validate(recipe.rocoft.model_dump())
+
+
+class RoCoFTMethod(Method):
+    name = "rocoft"
+    output_folder = "adapter"
+    section = "rocoft"
+    resume_keys = ("mode", "rank", "selection", "targets", "train_bias", "seed", "indices_file", "also_train")
+    mergeable = True
+
+    def needs_calibration(self, recipe) -> bool:
+        from ..rocoft.selection import SCORED_SELECTIONS
+
+        return recipe.rocoft.selection in SCORED_SELECTIONS and not recipe.rocoft.indices_file
+
+    def prepare(self, model, recipe, calibration=None):
+        from ..rocoft.apply import apply_rocoft
+
+        apply_rocoft(model, rocoft_config(recipe), calibration=calibration)
+        return model
+
+    def save(self, module, target: Path, recipe, metadata: dict) -> None:
+        from ..rocoft.adapter import save_adapter
+
+        save_adapter(module, target, base_model=recipe.model.name_or_path, overwrite=True, metadata=metadata)
+
+    def merge_after_training(self, recipe, out: Path) -> None:
+        from ..distributed import is_main
+        from ..rocoft.merge_dir import merge_to_directory
+
+        if not is_main():
+            return
+        base = Path(recipe.model.name_or_path)
+        has_weights = not base.is_dir() or any(base.glob("*.safetensors"))
+        if recipe.model.random_init or not has_weights:
+            log.warning(
+                "output.merge: the base %s has no weights on disk (random init); skipping the merged model",
+                recipe.model.name_or_path,
+            )
+            return
+        merge_to_directory(
+            recipe.model.name_or_path,
+            out / self.output_folder,
+            out / "merged",
+            overwrite=True,
+            progress=False,
+        )
+
+    def load(self, folder: Path, load_base, dtype: str, device: str):
+        from ..io_utils import sha256_file
+        from ..rocoft.adapter import WEIGHTS_FILE, load_adapter
+        from ..rocoft.apply import merge_rocoft, rocoft_modules
+
+        net = load_base()
+        load_adapter(net, folder)
+        if not rocoft_modules(net):
+            raise RoCoFTError(
+                f"adapter {folder} did not apply to its base model; refusing to evaluate the bare base model."
+            )
+        merge_rocoft(net)
+        return net, sha256_file(folder / WEIGHTS_FILE)
+
+    def check(self, recipe, problems: list[str], warnings: list[str]) -> None:
+        r = recipe
+        if self.needs_calibration(r) and not r.data.train:
+            problems.append(
+                f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set "
+                "data.train or rocoft.indices_file (from `rocoft-llm select`)"
+            )
+        if r.train.weight_decay > 0:
+            warnings.append(
+                f"train.weight_decay {r.train.weight_decay}: on RoCoFT slices AdamW decays the selected "
+                "pretrained weights themselves (slice = W0[idx] + update), not just the update"
+            )
+
+    def check_shapes(self, recipe, config, arch, shapes: dict, targets: list[str], result) -> None:
+        r = recipe
+        if r.rocoft.train_bias and arch is not None and not arch.has_bias:
+            result.warnings.append(
+                f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
+            )
+        rank, mode = r.rocoft.rank, r.rocoft.mode
+        n_layers, too_small = {}, []
+        for t in targets:
+            s = shapes[t.rsplit(".", 1)[-1]]
+            limit = s.out_features // s.row_parts if mode == "row" else s.in_features
+            if rank > limit:
+                fused = " per fused part" if s.row_parts > 1 and mode == "row" else ""
+                too_small.append((limit, f"{t} ({limit}{fused})"))
+            per = rank * s.row_parts * s.in_features if mode == "row" else rank * s.out_features
+            if r.rocoft.train_bias and arch is not None and arch.has_bias:
+                per += s.out_features
+            n_layers[t] = per
+        if too_small:
+            dim = "output rows" if mode == "row" else "input columns"
+            result.problems.append(
+                f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
+                f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}"
+            )
+        layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+        if layers:
+            result.derived["trainable_parameters"] = layers * sum(n_layers.values())
