@@ -1,4 +1,4 @@
-"""``rocoft-llm`` commands that take no recipe options: ``doctor``, ``merge`` and ``recipes``
+"""``rocoft-llm`` commands that take no recipe options: ``doctor``, ``merge``, ``export-peft`` and ``recipes``
 (registered on the group in cli.py)."""
 
 from __future__ import annotations
@@ -63,6 +63,44 @@ def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
 
     path = merge_to_directory(base, adapter, out, overwrite=overwrite)
     click.echo(f"merged model written to {path} (loads with AutoModelForCausalLM.from_pretrained)")
+
+
+@click.command(
+    "export-peft",
+    epilog="""
+\b
+Examples:
+  rocoft-llm export-peft runs/llama2-7b-math --out exports/llama2-7b-math-lora
+  rocoft-llm export-peft runs/x/adapter --base path/to/base --out exports/x --pad-rank 8
+  lm_eval --model hf --model_args pretrained=path/to/base,peft=exports/x --tasks boolq
+""",
+)
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(), help="Directory for the peft LoRA adapter.")
+@click.option(
+    "--base",
+    default=None,
+    help="Base model directory (safetensors) or Hub id; default: the run's model, else the adapter's base_model.",
+)
+@click.option(
+    "--pad-rank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pad every module to this LoRA rank with zeros (output unchanged), e.g. 8 or 16 for vLLM.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out once the new export is complete.")
+def export_peft(source: str, out: str, base: str | None, pad_rank: int | None, overwrite: bool) -> None:
+    """Export the RoCoFT adapter of SOURCE (a run or adapter directory) as an exact peft LoRA directory."""
+    from .models.gguf_import import materialize_model
+    from .rocoft.peft_export import export_peft as run_export
+    from .rocoft.peft_export import peft_config_summary, resolve_export_source
+
+    if base is None:
+        base = resolve_export_source(source)[1]
+    path = run_export(
+        source, out, base=materialize_model(base) if base else None, pad_rank=pad_rank, overwrite=overwrite
+    )
+    click.echo(f"peft LoRA written to {path} ({peft_config_summary(path)})")
 
 
 @click.command(
