@@ -17,7 +17,18 @@ from tests.helpers.models import batch, tiny_model
 from tests.helpers.paths import REPO
 from tests.helpers.tokenizers import save_tiny_tokenizer
 
-COMMANDS = ["validate", "select", "merge", "prepare", "train", "eval", "score", "slurm", "doctor"]
+COMMANDS = [
+    "validate",
+    "select",
+    "merge",
+    "export-peft",
+    "prepare",
+    "train",
+    "eval",
+    "score",
+    "slurm",
+    "doctor",
+]
 
 
 def run(*args):
