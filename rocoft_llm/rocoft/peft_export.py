@@ -81,16 +81,15 @@ def resolve_export_source(path: str | Path) -> tuple[Path, str | None]:
     return adapter_dir, model.get("name_or_path")
 
 
-def _check_exportable(adapter: dict, adapter_dir: Path) -> None:
-    if adapter.get("train_bias"):
+def _check_exportable(tensors: dict[str, torch.Tensor], adapter_dir: Path) -> None:
+    """Only row/column slices are a LoRA: trained biases (``train_bias``) and ``also_train`` parameters
+    (norms, lm_head) have no B @ A form."""
+    extra = sorted(n for n in tensors if not n.endswith(".rocoft_slice"))
+    if extra:
         raise AdapterError(
-            f"adapter {adapter_dir} trained the biases (train_bias: true): a bias update is not a LoRA "
-            "(B @ A has no constant term), so no exact peft LoRA exists. Use `rocoft-llm merge` instead."
-        )
-    if adapter.get("also_train"):
-        raise AdapterError(
-            f"adapter {adapter_dir} also trained full parameters ({adapter['also_train']}): they are not "
-            "a LoRA update, so no exact peft LoRA exists. Use `rocoft-llm merge` instead."
+            f"adapter {adapter_dir} also trained {len(extra)} full tensor(s) ({', '.join(extra[:3])}...: "
+            "train_bias or also_train): a LoRA update B @ A has no bias term and covers only the adapted "
+            "linears, so no exact peft LoRA exists. Use `rocoft-llm merge` for this adapter instead."
         )
 
 
@@ -197,8 +196,8 @@ def export_peft(
     out = Path(out)
     exists = _check_output(out, overwrite)
     adapter = read_adapter_config(adapter_dir)
-    _check_exportable(adapter, adapter_dir)
     tensors = read_adapter_tensors(adapter_dir, adapter)
+    _check_exportable(tensors, adapter_dir)
     base = base or run_base or adapter.get("base_model")
     if not base:
         raise AdapterError(

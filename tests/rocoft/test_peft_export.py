@@ -94,8 +94,13 @@ def test_one_hot_factor_is_exactly_one_hot(tmp_path):
 
 def test_export_refuses_bias_runs_wrong_base_and_existing_output(tmp_path):
     base_dir, _, adapter = trained("gptj", "row", tmp_path / "b", train_bias=True)
-    with pytest.raises(AdapterError, match="train_bias"):
+    with pytest.raises(AdapterError, match=r"fc_in.bias.*train_bias or also_train"):
         export_peft(adapter, tmp_path / "x1")
+    _, _, adapter = trained("llama", "row", tmp_path / "n", also_train=["model.norm.weight"])
+    with pytest.raises(AdapterError, match=r"model.norm.weight.*train_bias or also_train"):
+        export_peft(adapter, tmp_path / "x1")
+    _, _, adapter = trained("llama", "row", tmp_path / "lb", train_bias=True)  # llama has no biases
+    assert export_peft(adapter, tmp_path / "lb" / "peft").is_dir()
     base_dir, _, adapter = trained("llama", "row", tmp_path)
     other = tmp_path / "other"
     tiny_model("llama", seed=1).save_pretrained(other)
@@ -121,10 +126,10 @@ def test_export_refuses_bias_runs_wrong_base_and_existing_output(tmp_path):
     assert sorted(p.name for p in taken.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
 
 
-def _fake_run(tmp_path, method, base_dir):
-    run = tmp_path / f"run-{method}"
+def _fake_run(tmp_path, method, base_dir, random_init=False):
+    run = tmp_path / f"run-{method}-{random_init}"
     run.mkdir()
-    recipe = {"method": method, "model": {"name_or_path": str(base_dir), "random_init": False}}
+    recipe = {"method": method, "model": {"name_or_path": str(base_dir), "random_init": random_init}}
     (run / "recipe.resolved.yaml").write_text(json.dumps(recipe))  # JSON is YAML
     return run
 
@@ -148,3 +153,7 @@ def test_cli_exports_a_run_and_refuses_lora_and_full_runs(tmp_path):
         )
         assert res.exit_code != 0 and words in res.output, res.output
         assert not (tmp_path / method).exists()
+    random_run = _fake_run(tmp_path, "rocoft", base_dir, random_init=True)
+    (random_run / "adapter").mkdir()
+    res = CliRunner().invoke(main, ["export-peft", str(random_run), "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "randomly initialised" in res.output, res.output
