@@ -228,3 +228,24 @@ def test_real_model_peft_export_round_trip(smollm2, tmp_path):
         hf = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()
         hf.load_adapter(str(out))
         torch.testing.assert_close(hf(**probe).logits, want, rtol=1e-5, atol=1e-4)
+
+
+def test_real_model_gguf_export_round_trip(smollm2, tmp_path):
+    """SmolLM2 written as F16 GGUF by `export-gguf` loads back through transformers' GGUF loader with
+    logits within 1% of max|logit| of the HF model's and the same tokenizer ids and chat template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rocoft_llm.models.gguf_export import export_gguf
+
+    out = export_gguf(smollm2, tmp_path / "smollm2-f16.gguf", "f16")
+    tok, back_tok = load_tokenizer(str(smollm2)), AutoTokenizer.from_pretrained(tmp_path, gguf_file=out.name)
+    texts = ["The capital of France is", "Tom has 3 apples and buys 5 more.\n\n### Response:\n"]
+    assert [back_tok(t).input_ids for t in texts] == [tok(t).input_ids for t in texts]
+    chat = [{"role": "user", "content": "3 + 5?"}]
+    assert back_tok.apply_chat_template(chat, tokenize=False) == tok.apply_chat_template(chat, tokenize=False)
+    probe = tok(texts[:1], return_tensors="pt")
+    with torch.no_grad():
+        want = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()(**probe).logits
+        back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32)
+        err = (back.eval()(**probe).logits - want).abs().max() / want.abs().max()
+    assert 0 < err < 1e-2, float(err)
