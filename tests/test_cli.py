@@ -22,6 +22,7 @@ COMMANDS = [
     "select",
     "merge",
     "export-peft",
+    "export-gguf",
     "prepare",
     "train",
     "eval",
