@@ -92,11 +92,13 @@ Examples:
 def export_peft(source: str, out: str, base: str | None, pad_rank: int | None, overwrite: bool) -> None:
     """Export the RoCoFT adapter of SOURCE (a run or adapter directory) as an exact peft LoRA directory."""
     from .models.gguf_import import materialize_model
+    from .rocoft.adapter import read_adapter_config
     from .rocoft.peft_export import export_peft as run_export
     from .rocoft.peft_export import peft_config_summary, resolve_export_source
 
-    if base is None:
-        base = resolve_export_source(source)[1]
+    if base is None:  # the run's model, else the adapter's; a .gguf base is read from its converted copy
+        adapter_dir, base = resolve_export_source(source)
+        base = base or read_adapter_config(adapter_dir).get("base_model")
     path = run_export(
         source, out, base=materialize_model(base) if base else None, pad_rank=pad_rank, overwrite=overwrite
     )
