@@ -226,7 +226,7 @@ def run_all(b: Bench, cfg: dict) -> dict:
     """Every stage; returns what the report needs (file names and per-record rows)."""
     seed0 = cfg["seeds"][0]
     res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
-    methods = {m: METHODS[m] for m in cfg["methods"]}
+    methods = {m: METHODS[m] for m in cfg.get("methods", METHODS)}
     for method, overrides in methods.items():  # 1. sweep
         for lr in LRS[method][: cfg["lrs"]]:
             run = b.train(run_name(method, lr, seed0), overrides, lr, seed0, curve=True)

@@ -195,3 +195,57 @@ def test_real_model_learns_a_label_that_depends_on_the_input(smollm2, tmp_path):
     assert base["n"] == adapted["n"] == 40
     assert base["balanced"]["accuracy"] < 0.5 and adapted["balanced"]["constant_answer"] == 0.25
     assert adapted["balanced"]["accuracy"] >= 0.9, adapted["balanced"]
+
+
+def test_real_model_peft_export_round_trip(smollm2, tmp_path):
+    """The peft export of a SmolLM2 RoCoFT adapter (rows, padded to rank 8) gives the RoCoFT model's
+    logits through PeftModel, transformers' load_adapter and merge_and_unload (fp32). Unmerged, peft
+    computes W0 x + B (A x) instead of W x: 4.1e-5 apart at logits of magnitude 35 (1.2e-6 relative);
+    merged, the weights are the RoCoFT ones to the last bit here."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+    from rocoft_llm.rocoft.peft_export import export_peft
+
+    tok = load_tokenizer(str(smollm2))
+    probe = tok(["Below is an instruction. is 12 greater than 4?"], return_tensors="pt")
+    model = apply_rocoft(load_model(str(smollm2), dtype="float32"), RoCoFTConfig(mode="row", rank=3)).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in trainable_parameters(model).values():  # a trained-sized update of every slice
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+        want = model(**probe).logits
+    save_adapter(model, tmp_path / "adapter", base_model=str(smollm2))
+    del model
+    out = export_peft(tmp_path / "adapter", tmp_path / "peft", pad_rank=8)
+    with torch.no_grad():
+        base = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()
+        assert (base(**probe).logits - want).abs().max() > 0.1  # the update matters
+        lora = PeftModel.from_pretrained(base, str(out)).eval()
+        torch.testing.assert_close(lora(**probe).logits, want, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(lora.merge_and_unload()(**probe).logits, want, rtol=0, atol=1e-5)
+        hf = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()
+        hf.load_adapter(str(out))
+        torch.testing.assert_close(hf(**probe).logits, want, rtol=1e-5, atol=1e-4)
+
+
+def test_real_model_gguf_export_round_trip(smollm2, tmp_path):
+    """SmolLM2 written as F16 GGUF by `export-gguf` loads back through transformers' GGUF loader with
+    logits within 1% of max|logit| of the HF model's and the same tokenizer ids and chat template."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rocoft_llm.models.gguf_export import export_gguf
+
+    out = export_gguf(smollm2, tmp_path / "smollm2-f16.gguf", "f16")
+    tok, back_tok = load_tokenizer(str(smollm2)), AutoTokenizer.from_pretrained(tmp_path, gguf_file=out.name)
+    texts = ["The capital of France is", "Tom has 3 apples and buys 5 more.\n\n### Response:\n"]
+    assert [back_tok(t).input_ids for t in texts] == [tok(t).input_ids for t in texts]
+    chat = [{"role": "user", "content": "3 + 5?"}]
+    assert back_tok.apply_chat_template(chat, tokenize=False) == tok.apply_chat_template(chat, tokenize=False)
+    probe = tok(texts[:1], return_tensors="pt")
+    with torch.no_grad():
+        want = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()(**probe).logits
+        back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32)
+        err = (back.eval()(**probe).logits - want).abs().max() / want.abs().max()
+    assert 0 < err < 1e-2, float(err)

@@ -16,7 +16,7 @@ from ..version import __version__
 from .cluster import doctor, slurm
 from .data import prepare
 from .evaluation import eval_cmd, score
-from .models import convert_gguf, fetch_model, merge
+from .models import convert_gguf, export_gguf, export_peft, fetch_model, merge
 from .recipe import recipes, validate
 from .training import select, train
 
@@ -76,6 +76,8 @@ COMMANDS = (
     score,
     # model files
     merge,
+    export_peft,
+    export_gguf,
     fetch_model,
     convert_gguf,
     # clusters

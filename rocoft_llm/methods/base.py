@@ -50,6 +50,13 @@ class Method:
         ``load_base()`` returns the base model with its recipe's dtype, seed and device."""
         raise NotImplementedError
 
+    def peft_export_problem(self, run_dir: Path) -> str | None:
+        """Why this method's run has no RoCoFT adapter to export as peft LoRA (None: it has one)."""
+        return (
+            f"{run_dir} is a {self.name!r} run, not a RoCoFT run: it has no RoCoFT adapter to export "
+            f"(its {self.output_folder}/ is what it trained)."
+        )
+
     # ---- recipe checks --------------------------------------------------------------------------
     def targets(self, recipe) -> list[str] | None:
         """The recipe's explicit targets (None = the architecture table's)."""

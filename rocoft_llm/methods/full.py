@@ -31,3 +31,9 @@ class FullMethod(Method):
         from ..modeling import load_model
 
         return load_model(str(folder), dtype=dtype, device=device), None
+
+    def peft_export_problem(self, run_dir: Path) -> str | None:
+        return (
+            f"{run_dir} is a 'full' run, not a RoCoFT run: it has no RoCoFT adapter to export "
+            f"(a full finetune's {self.output_folder}/ is already a plain HF model directory)."
+        )

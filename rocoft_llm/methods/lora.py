@@ -43,3 +43,9 @@ class LoRAMethod(Method):
 
         net = PeftModel.from_pretrained(load_base(), str(folder)).merge_and_unload()
         return net, sha256_file(folder / "adapter_model.safetensors")
+
+    def peft_export_problem(self, run_dir: Path) -> str | None:
+        return (
+            f"{run_dir} is a LoRA run: {run_dir / self.output_folder} is already a peft LoRA directory; "
+            "use it directly instead of exporting."
+        )

@@ -78,6 +78,9 @@ class RoCoFTMethod(Method):
         merge_rocoft(net)
         return net, sha256_file(folder / WEIGHTS_FILE)
 
+    def peft_export_problem(self, run_dir: Path) -> str | None:
+        return None
+
     def check(self, recipe, problems: list[str], warnings: list[str]) -> None:
         r = recipe
         if self.needs_calibration(r) and not r.data.train:
