@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..architectures import find_architecture, supported_model_types
+from ..architectures import find_architecture, packing_problem, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
 from ..data.heldout_split import parse_split_spec
 from ..errors import RoCoFTError
@@ -241,6 +241,10 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
         )
         return
     arch = find_architecture(config.model_type)
+    if r.train.packing:
+        problem = packing_problem(config.model_type, r.model.attn_implementation)
+        if problem:
+            res.problems.append(f"{problem} (model {r.model.name_or_path}, from {where})")
     shapes = linear_shapes(config)
     section = r.rocoft if r.method == "rocoft" else r.lora if r.method == "lora" else None
     if section is None:

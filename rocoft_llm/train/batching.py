@@ -5,6 +5,9 @@ so a recipe means the same everywhere and a resumed run continues on exactly the
 Each global batch is cut into ``world x accumulation`` micro-batches; rank r takes micro-batch
 ``m * world + r`` for m = 0..accumulation-1. The loss is normalised by the number of target tokens
 of the WHOLE global batch, which every rank computes locally from the labels.
+
+A micro-batch is either right-padded (:func:`collate`) or packed (:func:`collate_packed`,
+``train.packing``): the same examples, the same target tokens, no pad tokens.
 """
 
 from __future__ import annotations
@@ -68,3 +71,32 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         labels[i, :k] = torch.tensor(e["labels"])
         mask[i, :k] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def collate_packed(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """One row of the examples concatenated, no padding. ``position_ids`` restart at 0 per example:
+    with no attention_mask and no cache, transformers turns them into a block-causal mask (attention
+    stays inside each example). Each example's first label is ignored, so the shifted loss never
+    predicts an example's first token from the previous example's last one: the same target tokens
+    as :func:`collate` (whose shift drops position 0 of every row), hence the same loss."""
+    ids, labels, positions = [], [], []
+    for e in examples:
+        ids.extend(e["input_ids"])
+        labels.extend([IGNORE_INDEX, *e["labels"][1:]][: len(e["labels"])])
+        positions.extend(range(len(e["input_ids"])))
+    return {
+        "input_ids": torch.tensor([ids], dtype=torch.long),
+        "position_ids": torch.tensor([positions], dtype=torch.long),
+        "labels": torch.tensor([labels], dtype=torch.long),
+    }
+
+
+def micro_batch(examples: list[dict], pad_id: int, packing: bool) -> dict[str, torch.Tensor]:
+    """The model inputs and labels of one micro-batch, packed or right-padded."""
+    return collate_packed(examples) if packing else collate(examples, pad_id)
+
+
+def real_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Non-pad tokens of a micro-batch (every token of a packed one)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..distributed import all_sum, any_rank, is_main, rank
-from .batching import BatchPlan, collate, target_tokens
+from .batching import BatchPlan, micro_batch, real_tokens, target_tokens
 from .metrics import peak_flops, peak_memory_gib
 from .model_setup import target_mask, token_loss_sum
 
@@ -66,6 +66,7 @@ class LoopContext:
     flops_per_token: float  #: for MFU on known GPUs
     logger: Any  #: a ``train.metrics.MetricsLogger``
     save: Callable[[int, dict], None]  #: ``save(step, state)`` writes a checkpoint (collective)
+    packing: bool = False  #: train.packing: each micro-batch one row of concatenated examples
 
 
 def run_loop(ctx: LoopContext, state: dict) -> dict:
@@ -93,13 +94,12 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             loss_sum, tokens_local = 0.0, 0
             for m, idx in enumerate(micro):
                 is_last = m == len(micro) - 1
-                batch = {
-                    k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()
-                }
+                examples = [ctx.dataset[i] for i in idx]
+                batch = {k: v.to(device) for k, v in micro_batch(examples, ctx.pad_id, ctx.packing).items()}
                 batch["logits_to_keep"] = target_mask(
                     batch["labels"]
                 )  # vocabulary projection at targets only
-                tokens_local += int(batch["attention_mask"].sum())
+                tokens_local += real_tokens(batch)
                 with backend.micro_context(is_last):
                     s = token_loss_sum(backend.forward(batch), batch["labels"], batch["logits_to_keep"])
                     backend.backward(s / max(n_target, 1) * backend.world, is_last)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ..architectures import packing_problem
 from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
@@ -120,6 +121,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
     check_vocab(dataset, model.config, recipe)
+    if t.packing:  # `validate` checks it when it can read the config; the loaded model always can
+        problem = packing_problem(model.config.model_type, recipe.model.attn_implementation)
+        if problem:
+            raise RoCoFTError(f"{recipe_path}: {problem}")
 
     # wrap -> engine
     backend = make_backend(recipe, device, world, total_steps, ds_config)
@@ -152,6 +157,7 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
             flops_per_token=flops_per_token(n_total, recipe.method),
             logger=logger,
             save=save,
+            packing=t.packing,
         ),
         state,
     )
