@@ -115,9 +115,10 @@ def default_targets(
     return get_architecture(model_type).targets
 
 
-#: attention kernels that keep packed examples apart from restarting position ids: eager, sdpa and
-#: flex build transformers' block-causal mask, flash-attention switches to its varlen kernel
-PACKING_KERNELS = (None, "eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3")
+#: attention kernels that keep packed examples apart by restarting position ids in every row of a
+#: micro-batch: eager, sdpa and flex build transformers' block-causal mask. Not flash-attention:
+#: transformers uses its varlen kernel only for a batch of ONE row, and attends across examples otherwise
+PACKING_KERNELS = (None, "eager", "sdpa", "flex_attention")
 
 
 def packing_problem(model_type: str | None, attn_implementation: str | None) -> str | None:
@@ -139,8 +140,8 @@ def packing_problem(model_type: str | None, attn_implementation: str | None) -> 
     if attn_implementation not in PACKING_KERNELS:
         kernels = ", ".join(k for k in PACKING_KERNELS if k)
         return (
-            f"train.packing: true with model.attn_implementation {attn_implementation!r}: only {kernels} "
-            f"(or null) are known to keep packed examples apart; use one of them or {fix}"
+            f"train.packing: true with attention kernel {attn_implementation!r}: only {kernels} keep the "
+            f"examples of packed rows apart; set model.attn_implementation to one of them, or {fix}"
         )
     return None
 

@@ -73,30 +73,53 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def collate_packed(examples: list[dict]) -> dict[str, torch.Tensor]:
-    """One row of the examples concatenated, no padding. ``position_ids`` restart at 0 per example:
-    with no attention_mask and no cache, transformers turns them into a block-causal mask (attention
-    stays inside each example). Each example's first label is ignored, so the shifted loss never
-    predicts an example's first token from the previous example's last one: the same target tokens
-    as :func:`collate` (whose shift drops position 0 of every row), hence the same loss."""
-    ids, labels, positions = [], [], []
-    for e in examples:
-        ids.extend(e["input_ids"])
-        labels.extend([IGNORE_INDEX, *e["labels"][1:]][: len(e["labels"])])
-        positions.extend(range(len(e["input_ids"])))
-    return {
-        "input_ids": torch.tensor([ids], dtype=torch.long),
-        "position_ids": torch.tensor([positions], dtype=torch.long),
-        "labels": torch.tensor([labels], dtype=torch.long),
+def pack_rows(lengths: list[int]) -> list[list[int]]:
+    """Example indices per row: first-fit decreasing into rows as long as the longest example, so a
+    packed micro-batch never has more rows, or longer rows, than the padded one. Rows, not one long
+    row: attention over a row costs its length squared (the masked-out blocks included on CPU)."""
+    capacity = max(lengths)
+    rows, free = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):  # stable: ties keep their order
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(capacity - lengths[i])
+    return rows
+
+
+def collate_packed(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """The examples concatenated into rows (:func:`pack_rows`); ``position_ids`` restart at 0 per
+    example, and a row shorter than the longest is filled by one pad segment that also restarts at
+    0 (its own sequence, no targets). With no attention_mask and no cache, transformers turns the
+    position ids into a block-causal mask: attention stays inside each example. Each example's first
+    label is ignored, so the shifted loss never predicts an example's first token from the previous
+    example's last one: the same target tokens as :func:`collate` (whose shift drops position 0 of
+    every row), hence the same loss."""
+    rows = []
+    for row in pack_rows([len(e["input_ids"]) for e in examples]):
+        ids, labels, positions = [], [], []
+        for i in row:
+            e = examples[i]
+            ids.extend(e["input_ids"])
+            labels.extend([IGNORE_INDEX, *e["labels"][1:]][: len(e["labels"])])
+            positions.extend(range(len(e["input_ids"])))
+        rows.append((ids, labels, positions))
+    width = max(len(ids) for ids, _, _ in rows)
+    out = {
+        k: torch.empty((len(rows), width), dtype=torch.long) for k in ("input_ids", "labels", "position_ids")
     }
+    for r, (ids, labels, positions) in enumerate(rows):
+        pad = width - len(ids)
+        out["input_ids"][r] = torch.tensor(ids + [pad_id] * pad)
+        out["labels"][r] = torch.tensor(labels + [IGNORE_INDEX] * pad)
+        out["position_ids"][r] = torch.tensor(positions + list(range(pad)))
+    return out
 
 
 def micro_batch(examples: list[dict], pad_id: int, packing: bool) -> dict[str, torch.Tensor]:
     """The model inputs and labels of one micro-batch, packed or right-padded."""
-    return collate_packed(examples) if packing else collate(examples, pad_id)
-
-
-def real_tokens(batch: dict[str, torch.Tensor]) -> int:
-    """Non-pad tokens of a micro-batch (every token of a packed one)."""
-    mask = batch.get("attention_mask")
-    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
+    return collate_packed(examples, pad_id) if packing else collate(examples, pad_id)

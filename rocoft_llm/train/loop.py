@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..distributed import all_sum, any_rank, is_main, rank
-from .batching import BatchPlan, micro_batch, real_tokens, target_tokens
+from .batching import BatchPlan, micro_batch, target_tokens
 from .metrics import peak_flops, peak_memory_gib
 from .model_setup import target_mask, token_loss_sum
 
@@ -99,7 +99,7 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
                 batch["logits_to_keep"] = target_mask(
                     batch["labels"]
                 )  # vocabulary projection at targets only
-                tokens_local += real_tokens(batch)
+                tokens_local += sum(len(e["input_ids"]) for e in examples)
                 with backend.micro_context(is_last):
                     s = token_loss_sum(backend.forward(batch), batch["labels"], batch["logits_to_keep"])
                     backend.backward(s / max(n_target, 1) * backend.world, is_last)

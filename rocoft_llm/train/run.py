@@ -122,7 +122,8 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
     check_vocab(dataset, model.config, recipe)
     if t.packing:  # `validate` checks it when it can read the config; the loaded model always can
-        problem = packing_problem(model.config.model_type, recipe.model.attn_implementation)
+        kernel = getattr(model.config, "_attn_implementation", None) or recipe.model.attn_implementation
+        problem = packing_problem(model.config.model_type, kernel)
         if problem:
             raise RoCoFTError(f"{recipe_path}: {problem}")
 

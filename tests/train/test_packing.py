@@ -11,7 +11,7 @@ from rocoft_llm.config.checks import check_recipe
 from rocoft_llm.config.schema import Recipe
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.train.backends import model_inputs
-from rocoft_llm.train.batching import collate, collate_packed, real_tokens, target_tokens
+from rocoft_llm.train.batching import collate, collate_packed, pack_rows, target_tokens
 from rocoft_llm.train.model_setup import target_mask, token_loss_sum
 from rocoft_llm.train.run import train
 from tests.helpers.models import VOCAB, tiny_model
@@ -39,17 +39,27 @@ def loss_and_grads(model, batch):
     return loss.detach(), {n: p.grad.clone() for n, p in trainable_parameters(model).items()}
 
 
-def test_packed_row_layout_keeps_the_padded_target_tokens():
-    exs = [{"input_ids": [1, 5, 6, 2], "labels": [-100, 5, 6, 2]}, {"input_ids": [1, 7], "labels": [1, 7]}]
-    packed, padded = collate_packed(exs), collate(exs, pad_id=0)
-    assert packed["input_ids"].tolist() == [[1, 5, 6, 2, 1, 7]]
-    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 0, 1]]
-    # the second example's first token (1) is not predicted from the first example's EOS
-    assert packed["labels"].tolist() == [[-100, 5, 6, 2, -100, 7]]
+def test_packed_rows_layout_keeps_the_padded_target_tokens():
+    exs = [
+        {"input_ids": [1, 5, 6, 2], "labels": [-100, 5, 6, 2]},
+        {"input_ids": [1, 7], "labels": [1, 7]},
+        {"input_ids": [1, 8, 9], "labels": [1, 8, 9]},
+    ]
+    packed, padded = collate_packed(exs, pad_id=0), collate(exs, pad_id=0)
+    # first-fit decreasing into rows as long as the longest example (3 + 2 > 4: three rows here)
+    assert pack_rows([4, 2, 3]) == [[0], [2], [1]] and pack_rows([4, 2, 2, 3, 1]) == [[0], [3, 4], [1, 2]]
+    assert packed["input_ids"].tolist() == [[1, 5, 6, 2], [1, 8, 9, 0], [1, 7, 0, 0]]
+    # positions restart per example and per pad segment (its own sequence)
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 2, 0], [0, 1, 0, 1]]
+    assert packed["labels"].tolist() == [[-100, 5, 6, 2], [-100, 8, 9, -100], [-100, 7, -100, -100]]
     assert "attention_mask" not in packed
-    assert int(target_mask(packed["labels"]).sum()) == int(target_mask(padded["labels"]).sum()) == 4
-    assert sum(target_tokens(e["labels"]) for e in exs) == 4
-    assert real_tokens(packed) == real_tokens(padded) == 6
+    # two examples in one row: the second's first token is not predicted from the first's last one
+    row = collate_packed([exs[0], exs[1], exs[1]], pad_id=0)
+    assert row["input_ids"].tolist() == [[1, 5, 6, 2], [1, 7, 1, 7]]
+    assert row["position_ids"].tolist() == [[0, 1, 2, 3], [0, 1, 0, 1]]
+    assert row["labels"].tolist() == [[-100, 5, 6, 2], [-100, 7, -100, 7]]
+    assert int(target_mask(packed["labels"]).sum()) == int(target_mask(padded["labels"]).sum()) == 6
+    assert sum(target_tokens(e["labels"]) for e in exs) == 6
 
 
 @pytest.mark.parametrize("family", ["llama", "gptj"])
@@ -58,7 +68,9 @@ def test_packed_loss_and_slice_gradients_equal_padded(family, mode):
     model = apply_rocoft(tiny_model(family), RoCoFTConfig(mode=mode, rank=2))
     exs = examples()
     padded_loss, padded_grads = loss_and_grads(model, collate(exs, pad_id=0))
-    packed_loss, packed_grads = loss_and_grads(model, collate_packed(exs))
+    packed = collate_packed(exs, pad_id=0)
+    assert packed["input_ids"].shape == (3, 12)  # rows [12], [9, 3], [7 + a pad segment of 5]
+    packed_loss, packed_grads = loss_and_grads(model, packed)
     assert packing_problem(family, None) is None
     torch.testing.assert_close(packed_loss, padded_loss, rtol=1e-5, atol=1e-5)
     assert padded_grads and set(packed_grads) == set(padded_grads)
@@ -70,19 +82,18 @@ def test_packed_loss_and_slice_gradients_equal_padded(family, mode):
 @pytest.mark.parametrize("family", ["llama", "gptj"])
 def test_changing_one_packed_example_does_not_move_the_others_logits(family):
     model = tiny_model(family)
-    exs = examples(lengths=(6, 9, 5))
-    changed = [exs[0], {"input_ids": [7, 8, 9, 10, 11, 12, 13], "labels": [IGNORE] * 7}, exs[2]]
+    exs = examples(lengths=(9, 5, 4))  # rows: [ex0], [ex1, ex2]
+    changed = [exs[0], {"input_ids": [7, 8, 9, 10, 11], "labels": [IGNORE] * 5}, exs[2]]
 
-    def per_example_logits(batch_examples):
+    def logits_of(batch_examples):
         with torch.no_grad():
-            logits = model(**model_inputs(collate_packed(batch_examples))).logits[0]
-        bounds = torch.tensor([0] + [len(e["input_ids"]) for e in batch_examples]).cumsum(0).tolist()
-        return [logits[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+            logits = model(**model_inputs(collate_packed(batch_examples, pad_id=0))).logits
+        return logits[0, :9], logits[1, :5], logits[1, 5:]
 
-    before, after = per_example_logits(exs), per_example_logits(changed)
+    before, after = logits_of(exs), logits_of(changed)
+    torch.testing.assert_close(after[2], before[2], rtol=1e-5, atol=1e-5)  # behind the changed one, same row
     torch.testing.assert_close(after[0], before[0], rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(after[2], before[2], rtol=1e-5, atol=1e-5)  # its position in the row moved too
-    assert not torch.allclose(after[1][:5], before[1][:5], atol=1e-3)  # the changed example did change
+    assert not torch.allclose(after[1], before[1], atol=1e-3)  # the changed example did change
     # and each packed example sees what it sees alone
     with torch.no_grad():
         alone = model(**model_inputs(collate([exs[2]], pad_id=0))).logits[0]
@@ -94,9 +105,9 @@ def test_packed_bloom_would_attend_across_examples_so_it_is_refused():
     so the second packed example's logits depend on the first. Should transformers learn packed
     BLOOM, this test fails and the refusal can be lifted."""
     model = tiny_model("bloom")
-    exs = examples(lengths=(6, 5))
+    exs = examples(lengths=(6, 5, 11))  # rows: [ex2], [ex0, ex1]
     with torch.no_grad():
-        packed = model(**model_inputs(collate_packed(exs))).logits[0, 6:]
+        packed = model(**model_inputs(collate_packed(exs, pad_id=0))).logits[1, 6:]
         alone = model(**model_inputs(collate([exs[1]], pad_id=0))).logits[0]
     assert not torch.allclose(packed, alone, atol=1e-3)
     problem = packing_problem("bloom", None)
@@ -120,8 +131,8 @@ def test_validate_refuses_packing_for_bloom_unknown_families_and_kernels(tmp_pat
     assert (
         "model_type 'bloom'" in bloom and "bigscience/bloomz-7b1" in bloom and "train.packing: false" in bloom
     )
-    (kernel,) = problems("meta-llama/Llama-2-7b-hf", attn_implementation="my_kernel")
-    assert "'my_kernel'" in kernel and "sdpa" in kernel
+    (kernel,) = problems("meta-llama/Llama-2-7b-hf", attn_implementation="flash_attention_2")
+    assert "'flash_attention_2'" in kernel and "model.attn_implementation" in kernel and "sdpa" in kernel
     assert "not in the table" in packing_problem("gpt2", None)
 
 
