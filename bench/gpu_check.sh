@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Everything issue 7 (and issue 4's GPU measure) needs from one GPU machine, as ONE script that fits
 # a short lease: the 7B-shaped methods table, the gpu-marked tests, and 7B-shaped FSDP2 / ZeRO-3
-# runs with per-GPU memory. Each step has its own time limit and writes to $OUT (default
-# ./gpu_out), so a step that fails or runs long does not cost the others; the most important step
-# runs first and the limits add up to 9.5 minutes (60 + 210 + 90 + 210 s), inside a 600 s device run.
+# runs with per-GPU memory, and issue 21's packed vs padded throughput on the real data. Each step
+# has its own time limit and writes to $OUT (default ./gpu_out), so a step that fails or runs long
+# does not cost the others; the most important step runs first and the limits add up to 9.5 minutes
+# (60 + 210 + 90 + 40 + 170 s), inside a 600 s device run.
 #
 #   here:   .venv/bin/python bench/gpu_wheels.py      # .whl/: datasets, deepspeed, this checkout's
 #                                                     # transformers/peft versions (~29 MiB)
-#   there:  bash bench/gpu_check.sh                   # device run, carry [".whl"], timeout 600
+#           .venv/bin/python bench/packing_throughput.py --export-kit models/packing-kit
+#                                                     # SmolLM2 config + tokenizer + math_data.json (~5 MiB)
+#   there:  bash bench/gpu_check.sh                   # device run, carry [".whl", "models/packing-kit"], timeout 600
 #   here, rehearsal on CPU with tiny shapes (same steps, same code paths but CUDA):
 #           SMOKE=1 PY=.venv/bin/python OUT=/tmp/gpu_out bash bench/gpu_check.sh
 #
@@ -39,9 +42,14 @@ if [ "$SMOKE" = 1 ]; then
     methods_args=(--config gpu --device cpu --layers 1 --hidden 256 --intermediate 688 --heads 4 --vocab 1024
                   --seq 64 --batch 2 --rounds 1 --steps 1 --profile 1)
     sharding_args=(--shape small --layers 1 --ranks 1 --precision bf16 --seq 64 --steps 2)
+    packing_args=(--model rocoft_llm/recipes/tiny/llama --data rocoft_llm/recipes/tiny/data/train.json
+                  --random-init --device cpu --steps 2 --micro-batch 4)
 else
     methods_args=(--config gpu --profile 2)
     sharding_args=(--shape llama2-7b --ranks 1 --precision bf16 --seq 1024 --steps 3)
+    # SmolLM2-135M shapes with random weights (the same timing; the weights do not fit the carry)
+    packing_args=(--model models/packing-kit --data models/packing-kit/math_data.json --random-init
+                  --device cuda --precision bf16 --steps 20 --micro-batch 8)
 fi
 
 step machine 60 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo 'no nvidia-smi'; \
@@ -51,4 +59,5 @@ step methods_gpu 210 "$PY" bench/methods.py "${methods_args[@]}"
 step gpu_tests 90 "$PY" -m pytest -q -m gpu -p no:cacheprovider tests/test_gpu.py
 backends=fsdp
 "$PY" -c "import deepspeed" 2>/dev/null && backends=fsdp,deepspeed
-step sharding_7b 210 "$PY" bench/sharding_memory.py "${sharding_args[@]}" --backends "$backends"
+step packing 40 "$PY" bench/packing_throughput.py "${packing_args[@]}"
+step sharding_7b 170 "$PY" bench/sharding_memory.py "${sharding_args[@]}" --backends "$backends"

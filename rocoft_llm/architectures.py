@@ -37,6 +37,10 @@ class Architecture:
     dropout_attrs: tuple[str, ...]
     fused: dict[str, FusedQKV] = field(default_factory=dict)
     has_bias: bool = False
+    #: transformers restricts this family's attention to one example when several are packed in a
+    #: row with position ids restarting at 0 (``train.packing``); checked per family in the installed
+    #: transformers and by tests/train/test_packing.py
+    packs_by_position_ids: bool = True
 
 
 ARCHITECTURES: tuple[Architecture, ...] = (
@@ -62,6 +66,9 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         dropout_attrs=("hidden_dropout", "attention_dropout"),
         fused={"query_key_value": FusedQKV(heads_attr="n_head")},
         has_bias=True,
+        # BloomModel takes no position_ids and builds its causal mask and ALiBi from attention_mask
+        # only: packed examples would attend to each other
+        packs_by_position_ids=False,
     ),
     Architecture(
         family="gptj",
@@ -106,6 +113,37 @@ def default_targets(
     if user_targets:
         return tuple(user_targets)
     return get_architecture(model_type).targets
+
+
+#: attention kernels that keep packed examples apart by restarting position ids in every row of a
+#: micro-batch: eager, sdpa and flex build transformers' block-causal mask. Not flash-attention:
+#: transformers uses its varlen kernel only for a batch of ONE row, and attends across examples otherwise
+PACKING_KERNELS = (None, "eager", "sdpa", "flex_attention")
+
+
+def packing_problem(model_type: str | None, attn_implementation: str | None) -> str | None:
+    """Why ``train.packing: true`` cannot train this model exactly (None when it can)."""
+    arch = find_architecture(model_type)
+    fix = "set train.packing: false (padded micro-batches; the loss is the same, only slower)"
+    if arch is None:
+        return (
+            f"train.packing: true is only enabled for the families of the architecture table whose "
+            f"attention transformers restricts by position ids; model_type {model_type!r} is not in the "
+            f"table; {fix}"
+        )
+    if not arch.packs_by_position_ids:
+        return (
+            f"train.packing: true cannot be used with model_type {model_type!r}: transformers builds its "
+            "attention mask (and ALiBi biases) from attention_mask alone and ignores position ids, so "
+            f"packed examples would attend to each other; {fix}"
+        )
+    if attn_implementation not in PACKING_KERNELS:
+        kernels = ", ".join(k for k in PACKING_KERNELS if k)
+        return (
+            f"train.packing: true with attention kernel {attn_implementation!r}: only {kernels} keep the "
+            f"examples of packed rows apart; set model.attn_implementation to one of them, or {fix}"
+        )
+    return None
 
 
 def fused_layout(model_type: str | None, target: str) -> FusedQKV | None:

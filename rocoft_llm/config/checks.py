@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..architectures import find_architecture, supported_model_types
+from ..architectures import find_architecture, packing_problem, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
 from ..data.file_split import parse_file_split_spec
 from ..data.heldout_split import parse_split_spec, split_suffix_problem
@@ -253,6 +253,10 @@ def _shapes(r: Recipe, res: CheckResult, strict: bool) -> None:
         )
         return
     arch = find_architecture(config.model_type)
+    if r.train.packing:
+        problem = packing_problem(config.model_type, r.model.attn_implementation)
+        if problem:
+            res.problems.append(f"{problem} (model {r.model.name_or_path}, from {where})")
     shapes = linear_shapes(config)
     method = get_method(r.method)
     if method.section is None:  # a method without targets (full finetuning)

@@ -86,6 +86,13 @@ class TrainSection(StrictModel):
     """Examples per optimizer step across ALL ranks; accumulation = global / (micro x world)."""
     micro_batch_size: PositiveInt = 4
     """Examples per forward on one device."""
+    packing: bool = False
+    """Padding-free micro-batches: a micro-batch's examples are concatenated into rows as long as its
+    longest example, position ids restart at 0 per example and attention stays inside each example,
+    so little compute goes to pad tokens. Same examples per step and the same loss as padded batches.
+    Llama-family and GPT-J with eager / sdpa / flex attention; refused for BLOOM (its attention
+    ignores position ids) and flash-attention (transformers keeps examples apart there only in a
+    single row)."""
     epochs: Annotated[Float, Field(gt=0)] = 1.0
     """Passes over the data (fractions allowed); ignored when max_steps is set."""
     max_steps: PositiveInt | None = None

@@ -25,6 +25,14 @@ from ..rocoft.apply import trainable_parameters
 from .schedule import make_scheduler
 
 
+def model_inputs(batch: dict) -> dict:
+    """The forward's keyword arguments: a padded batch has an attention_mask, a packed one
+    position_ids instead. No cache: transformers builds the packed block-causal mask only without
+    one (with a cache, packed examples would attend to each other), and training never reads it."""
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids") if k in batch}
+    return {**inputs, "use_cache": False, "logits_to_keep": batch.get("logits_to_keep", 0)}
+
+
 def _unwrap_norm(norm) -> float:
     if hasattr(norm, "full_tensor"):
         norm = norm.full_tensor()
@@ -78,11 +86,7 @@ class Backend:
 
     def forward(self, batch: dict):
         with self.autocast():
-            return self.model(
-                input_ids=batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                logits_to_keep=batch.get("logits_to_keep", 0),
-            ).logits
+            return self.model(**model_inputs(batch)).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
@@ -320,11 +324,7 @@ class DeepSpeedBackend(Backend):
         return params
 
     def forward(self, batch: dict):
-        return self.model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            logits_to_keep=batch.get("logits_to_keep", 0),
-        ).logits
+        return self.model(**model_inputs(batch)).logits
 
     def backward(self, loss: torch.Tensor, is_last: bool) -> None:
         self.model.backward(loss, scale_wrt_gas=False)

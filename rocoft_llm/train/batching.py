@@ -5,6 +5,9 @@ so a recipe means the same everywhere and a resumed run continues on exactly the
 Each global batch is cut into ``world x accumulation`` micro-batches; rank r takes micro-batch
 ``m * world + r`` for m = 0..accumulation-1. The loss is normalised by the number of target tokens
 of the WHOLE global batch, which every rank computes locally from the labels.
+
+A micro-batch is either right-padded (:func:`collate`) or packed (:func:`collate_packed`,
+``train.packing``): the same examples, the same target tokens, no pad tokens.
 """
 
 from __future__ import annotations
@@ -68,3 +71,55 @@ def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         labels[i, :k] = torch.tensor(e["labels"])
         mask[i, :k] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def pack_rows(lengths: list[int]) -> list[list[int]]:
+    """Example indices per row: first-fit decreasing into rows as long as the longest example, so a
+    packed micro-batch never has more rows, or longer rows, than the padded one. Rows, not one long
+    row: attention over a row costs its length squared (the masked-out blocks included on CPU)."""
+    capacity = max(lengths)
+    rows, free = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):  # stable: ties keep their order
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(capacity - lengths[i])
+    return rows
+
+
+def collate_packed(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """The examples concatenated into rows (:func:`pack_rows`); ``position_ids`` restart at 0 per
+    example, and a row shorter than the longest is filled by one pad segment that also restarts at
+    0 (its own sequence, no targets). With no attention_mask and no cache, transformers turns the
+    position ids into a block-causal mask: attention stays inside each example. Each example's first
+    label is ignored, so the shifted loss never predicts an example's first token from the previous
+    example's last one: the same target tokens as :func:`collate` (whose shift drops position 0 of
+    every row), hence the same loss."""
+    rows = []
+    for row in pack_rows([len(e["input_ids"]) for e in examples]):
+        ids, labels, positions = [], [], []
+        for i in row:
+            e = examples[i]
+            ids.extend(e["input_ids"])
+            labels.extend([IGNORE_INDEX, *e["labels"][1:]][: len(e["labels"])])
+            positions.extend(range(len(e["input_ids"])))
+        rows.append((ids, labels, positions))
+    width = max(len(ids) for ids, _, _ in rows)
+    out = {
+        k: torch.empty((len(rows), width), dtype=torch.long) for k in ("input_ids", "labels", "position_ids")
+    }
+    for r, (ids, labels, positions) in enumerate(rows):
+        pad = width - len(ids)
+        out["input_ids"][r] = torch.tensor(ids + [pad_id] * pad)
+        out["labels"][r] = torch.tensor(labels + [IGNORE_INDEX] * pad)
+        out["position_ids"][r] = torch.tensor(positions + list(range(pad)))
+    return out
+
+
+def micro_batch(examples: list[dict], pad_id: int, packing: bool) -> dict[str, torch.Tensor]:
+    """The model inputs and labels of one micro-batch, packed or right-padded."""
+    return collate_packed(examples, pad_id) if packing else collate(examples, pad_id)

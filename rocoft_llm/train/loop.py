@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from ..distributed import all_sum, any_rank, is_main, rank
-from .batching import BatchPlan, collate, target_tokens
+from .batching import BatchPlan, micro_batch, target_tokens
 from .metrics import peak_flops, peak_memory_gib
 from .model_setup import target_mask, token_loss_sum
 
@@ -68,6 +68,7 @@ class LoopContext:
     save: Callable[[int, dict], None]  #: ``save(step, state)`` writes a checkpoint (collective)
     validate: Callable[[], tuple[float, int]] | None = None  #: held-out NLL (``train.validation``)
     validate_steps: int = 0  #: eval.nll_steps: validate every N steps (0: after the last only)
+    packing: bool = False  #: train.packing: padding-free rows of concatenated examples
 
 
 def run_loop(ctx: LoopContext, state: dict) -> dict:
@@ -95,13 +96,12 @@ def run_loop(ctx: LoopContext, state: dict) -> dict:
             loss_sum, tokens_local = 0.0, 0
             for m, idx in enumerate(micro):
                 is_last = m == len(micro) - 1
-                batch = {
-                    k: v.to(device) for k, v in collate([ctx.dataset[i] for i in idx], ctx.pad_id).items()
-                }
+                examples = [ctx.dataset[i] for i in idx]
+                batch = {k: v.to(device) for k, v in micro_batch(examples, ctx.pad_id, ctx.packing).items()}
                 batch["logits_to_keep"] = target_mask(
                     batch["labels"]
                 )  # vocabulary projection at targets only
-                tokens_local += int(batch["attention_mask"].sum())
+                tokens_local += sum(len(e["input_ids"]) for e in examples)
                 with backend.micro_context(is_last):
                     s = token_loss_sum(backend.forward(batch), batch["labels"], batch["logits_to_keep"])
                     backend.backward(s / max(n_target, 1) * backend.world, is_last)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..architectures import packing_problem
 from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
@@ -151,6 +152,11 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
     ds_config = deepspeed_config(recipe, plan.accumulation) if recipe.dist.backend == "deepspeed" else None
     model, n_train, n_total = build_model(recipe, calibration, ds_config)
     check_vocab(dataset, model.config, recipe)
+    if t.packing:  # `validate` checks it when it can read the config; the loaded model always can
+        kernel = getattr(model.config, "_attn_implementation", None) or recipe.model.attn_implementation
+        problem = packing_problem(model.config.model_type, kernel)
+        if problem:
+            raise RoCoFTError(f"{recipe_path}: {problem}")
 
     # wrap -> engine
     backend = make_backend(recipe, device, world, total_steps, ds_config)
@@ -186,6 +192,7 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
             save=save,
             validate=validate,
             validate_steps=recipe.eval.nll_steps or 0,
+            packing=t.packing,
         ),
         state,
     )

@@ -1,5 +1,5 @@
 """2 CPU ranks (torchrun, gloo): DDP, FSDP2 and ZeRO-3 give the single-process slices and losses on
-the same global batches; frozen weights, slices and optimizer state are really sharded; resume works under FSDP2 and ZeRO-3."""
+the same global batches (padded or packed); frozen weights, slices and optimizer state are really sharded; resume works under FSDP2 and ZeRO-3."""
 
 import json
 
@@ -63,6 +63,19 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
         assert 0.45 <= ratios["frozen_param_bytes_rank0"] <= 0.6, ratios
         assert 0.45 <= ratios["trainable_param_bytes_rank0"] <= 0.6, ratios
         assert 0.7 <= ratios["optimizer_state_bytes_rank0"] <= 0.8, ratios
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["ddp", "fsdp", "deepspeed"])
+def test_two_ranks_packed_match_single_process_padded(reference, tmp_path, backend):
+    """train.packing under every backend: each rank packs its micro-batches (rows of different
+    lengths per rank), and the run is the padded single-process run."""
+    _, ref = reference
+    dist = {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})}
+    recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2, "packing": True}, dist=dist)
+    torchrun_train(recipe)
+    assert_same_run(tmp_path / backend, ref, tol=1e-4)
 
 
 @pytest.mark.distributed
