@@ -149,7 +149,7 @@ def measure_floor(recipe: Path, overrides: list[str], steps: int, threads: int |
     import torch
 
     from rocoft_llm.config import load_recipe
-    from rocoft_llm.modeling import load_model
+    from rocoft_llm.model_loading import load_model
     from rocoft_llm.models.gguf_import import materialize_recipe_model
     from rocoft_llm.train.batching import BatchPlan, collate
     from rocoft_llm.train.model_setup import target_mask, token_loss_sum

@@ -8,14 +8,14 @@ import rocoft_llm
 
 PACKAGE = Path(rocoft_llm.__file__).parent
 #: modules below rocoft/ that it may use: leaves that import nothing else of the package but errors
-#: leaf modules the method package may use (typed: the strict pydantic base its RoCoFTConfig is declared with)
+#: leaf modules the method package may use (strict_settings: the strict pydantic base of RoCoFTConfig)
 BELOW_ROCOFT = {
     "rocoft_llm.architectures",
     "rocoft_llm.distributed",
     "rocoft_llm.errors",
     "rocoft_llm.io_utils",
     "rocoft_llm.ownership",
-    "rocoft_llm.typed",
+    "rocoft_llm.strict_settings",
     "rocoft_llm.version",
 }
 #: what those leaves may import: errors, the version string, and the ownership rules io_utils applies

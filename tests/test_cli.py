@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter
 from rocoft_llm.cli import main
 from rocoft_llm.rocoft.apply import rocoft_modules
-from rocoft_llm.select_indices import calibration_batches
+from rocoft_llm.scored_indices import calibration_batches
 from tests.helpers.models import batch, tiny_model
 from tests.helpers.paths import REPO
 from tests.helpers.tokenizers import save_tiny_tokenizer

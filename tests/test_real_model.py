@@ -16,7 +16,7 @@ import torch
 
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.data.tokenize import tokenize_records
-from rocoft_llm.modeling import load_model, load_tokenizer
+from rocoft_llm.model_loading import load_model, load_tokenizer
 from tests.helpers.paths import TINY
 
 pytestmark = pytest.mark.slow

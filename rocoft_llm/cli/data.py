@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..data.options import PrepareOptions
-from ..typed import validated
+from ..data.settings import PrepareOptions
+from ..strict_settings import validated
 from .options import options_from
 
 
@@ -90,7 +90,7 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
         from ..data.preview import preview as render_preview
         from ..data.sources import resolve_source
         from ..data.templates import get_template
-        from ..modeling import load_tokenizer
+        from ..model_loading import load_tokenizer
 
         src = resolve_source(opts.datasets[0], opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir)
         records = [{**r, "source": src.name} for r in src.records[:preview]]

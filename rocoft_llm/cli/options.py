@@ -1,5 +1,5 @@
 """Command-line options derived from settings classes, so a flag's name, type, choices, default and help
-come from the one declaration of the field (:mod:`rocoft_llm.typed`) instead of a hand-typed copy.
+come from the one declaration of the field (:mod:`rocoft_llm.strict_settings`) instead of a hand-typed copy.
 
 A field may set ``json_schema_extra={"cli": ["--flag", "--alias"], "multiple": True}`` for flag names
 that differ from ``--field-name``; required fields become optional flags (another option, such as
@@ -16,7 +16,7 @@ import click
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from ..typed import unwrap
+from ..strict_settings import unwrap
 
 
 def _bounds(info) -> dict:

@@ -107,8 +107,8 @@ def select(
     overwrite,
 ) -> None:
     """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
-    from ..modeling import load_model, load_tokenizer
-    from ..select_indices import select_to_file
+    from ..model_loading import load_model, load_tokenizer
+    from ..scored_indices import select_to_file
 
     cfg = RoCoFTConfig(
         mode=mode,

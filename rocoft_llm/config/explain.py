@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic_core import PydanticUndefined
 
 from ..errors import RecipeError
-from ..typed import describe_type, did_you_mean, field_at, is_section, unwrap
+from ..strict_settings import describe_type, did_you_mean, field_at, is_section, unwrap
 from .schema import Recipe
 
 

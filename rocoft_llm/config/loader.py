@@ -1,7 +1,7 @@
 """Recipe loading: YAML -> dotted overrides -> the pydantic :class:`Recipe`.
 
 pydantic does the typing (unknown keys, wrong types, values outside their choices or ranges,
-missing required keys - every error with its location); :mod:`rocoft_llm.typed` words them the
+missing required keys - every error with its location); :mod:`rocoft_llm.strict_settings` words them the
 rocoft-llm way ("did you mean", the valid keys, what is allowed). Kept by hand on purpose:
 overrides (``train.lr=1e-4`` must name a real key, with a hint), and *recovery* - keys that fail
 are dropped and the recipe rebuilt on their defaults, so the cross-field and file checks still run
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import RecipeError, preview
 from ..io_utils import read_yaml, safe_yaml_load
-from ..typed import describe_errors, did_you_mean, error_path, is_section, unwrap
+from ..strict_settings import describe_errors, did_you_mean, error_path, is_section, unwrap
 from .schema import Recipe
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..data.options import DataOptions, PrepareOptions
+from ..data.settings import DataOptions, PrepareOptions
 from . import load_recipe
 
 #: where each `prepare` option lands in a recipe (the data options are data.<name>)

@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from ..data.options import DataOptions
+from ..data.settings import DataOptions
 from ..eval.decoding import GenerationSettings
 from ..methods import method_names
 from ..rocoft.config import RoCoFTConfig
-from ..typed import Float, StrictModel
+from ..strict_settings import Float, StrictModel
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]

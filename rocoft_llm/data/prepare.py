@@ -25,8 +25,8 @@ from ..ownership import check_not_a_file, check_replaceable
 from ..version import __version__
 from .answers import MATH_ANSWER_TYPES
 from .converters import CONVERTER_VERSION
-from .options import PrepareOptions
 from .reports import contamination_report, local_test_sets, quirk_report
+from .settings import PrepareOptions
 from .sources import Source, resolve_source
 from .templates import get_template, input_problem
 from .tokenize import tokenize_records, tokenizer_fingerprint
@@ -101,7 +101,7 @@ def prepare(
     Without ``out`` the directory is ``cache_root/<key>`` (default: :func:`default_cache_root`)."""
     from filelock import FileLock
 
-    from ..modeling import load_tokenizer
+    from ..model_loading import load_tokenizer
 
     if out is not None:
         check_not_a_file(out, "prepared data")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..typed import StrictModel
+from ..strict_settings import StrictModel
 
 PositiveInt = Annotated[int, Field(ge=1)]
 

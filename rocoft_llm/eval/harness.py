@@ -20,9 +20,9 @@ from ..distributed import is_main
 from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..shipped import read_shipped_text
+from .choice_texts import parse_options
 from .heldout import HeldoutPolicy, base_test_id, select_items
 from .intervals import wilson
-from .options import parse_options
 from .summaries import baselines
 from .tasks import resolve_task
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..errors import RoCoFTError
 from ..io_utils import read_json, read_yaml
 from ..methods import get_method
-from ..modeling import load_model, load_tokenizer
+from ..model_loading import load_model, load_tokenizer
 
 
 def run_recipe(run: Path) -> dict:

@@ -19,7 +19,7 @@ class FullMethod(Method):
 
     def save(self, module, target: Path, recipe, metadata: dict) -> None:
         from ..distributed import is_main
-        from ..modeling import load_tokenizer
+        from ..model_loading import load_tokenizer
         from ..rocoft.gather import gather_on_main
 
         state = gather_on_main(module.state_dict(keep_vars=True))  # collective: every rank calls it
@@ -28,7 +28,7 @@ class FullMethod(Method):
             load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
 
     def load(self, folder: Path, load_base, dtype: str, device: str):
-        from ..modeling import load_model
+        from ..model_loading import load_model
 
         return load_model(str(folder), dtype=dtype, device=device), None
 

@@ -30,7 +30,7 @@ class LoRAMethod(Method):
 
     def save(self, module, target: Path, recipe, metadata: dict) -> None:
         from ..distributed import is_main
-        from ..modeling import load_tokenizer
+        from ..model_loading import load_tokenizer
 
         if is_main():
             module.save_pretrained(target)

@@ -23,7 +23,7 @@ from ..io_utils import read_json
 from .config import RoCoFTConfig
 from .gather import full_weight, weight_shape
 from .layer import ROW, RoCoFTLinear
-from .selection import SCORED_SELECTIONS, row_groups, run_calibration, select_indices
+from .selection import SCORED_SELECTIONS, row_groups, run_calibration, scored_indices
 
 log = logging.getLogger("rocoft_llm")
 
@@ -155,7 +155,7 @@ def compute_indices(
             )
         else:
             with full_weight(lin.weight) as w:
-                chosen[name] = select_indices(
+                chosen[name] = scored_indices(
                     w,
                     cfg.mode,
                     cfg.rank,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError
 
 from ..errors import RoCoFTError
-from ..typed import StrictModel, describe_errors
+from ..strict_settings import StrictModel, describe_errors
 
 Mode = Literal["row", "column"]
 #: every selection strategy; the Wanda-scored ones need calibration data (or an indices file)

@@ -83,7 +83,7 @@ def wanda_scores(weight: torch.Tensor, input_norm: torch.Tensor, mode: str) -> t
     return w.sum(0) * xn
 
 
-def select_indices(
+def scored_indices(
     weight: torch.Tensor,
     mode: str,
     rank: int,

@@ -9,7 +9,7 @@ import logging
 import torch
 
 from ..methods import get_method
-from ..modeling import load_model
+from ..model_loading import load_model
 from ..rocoft.apply import trainable_parameters
 
 log = logging.getLogger("rocoft_llm")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from ..data.sources import resolve_source
 from ..eval.nll import NLLOptions, check_records, encode_records, validation_nll
-from ..modeling import load_tokenizer
+from ..model_loading import load_tokenizer
 
 
 def make_validator(recipe, backend, pad_id: int) -> Callable[[], tuple[float, int]] | None:

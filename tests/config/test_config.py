@@ -217,7 +217,7 @@ def test_every_recipe_key_is_documented_and_explained():
 
     from rocoft_llm.cli import main
     from rocoft_llm.config.schema import Recipe
-    from rocoft_llm.typed import is_section, unwrap
+    from rocoft_llm.strict_settings import is_section, unwrap
 
     def keys(model, prefix=""):
         for name, info in model.model_fields.items():

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from rocoft_llm.cli import main
 from rocoft_llm.eval import run as eval_run
+from rocoft_llm.eval.choice_texts import parse_options
 from rocoft_llm.eval.generate import Generation
 from rocoft_llm.eval.heldout import policy_for_run, select_items
-from rocoft_llm.eval.options import parse_options
 from rocoft_llm.eval.summaries import balanced_accuracy, baselines
 from rocoft_llm.eval.tasks import resolve_task
 

@@ -7,7 +7,7 @@ import logging
 
 import yaml
 
-from rocoft_llm.modeling import load_model, remote_code_files
+from rocoft_llm.model_loading import load_model, remote_code_files
 from tests.helpers.cli import run_cli
 from tests.helpers.paths import TINY
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from ..errors import RoCoFTError
-from ..typed import StrictModel
+from ..strict_settings import StrictModel
 
 
 class DataOptions(StrictModel):
