@@ -46,6 +46,8 @@ import sys
 import time
 from pathlib import Path
 
+from rocoft_llm.version import versions_line
+
 REPO = Path(__file__).resolve().parents[1]
 
 RECIPE = REPO / "recipes" / "smollm2-135m-math.yaml"
@@ -254,19 +256,6 @@ def run_all(b: Bench, cfg: dict) -> dict:
     return res
 
 
-def versions() -> str:
-    import peft
-    import torch
-    import transformers
-
-    from rocoft_llm import __version__
-
-    return (
-        f"rocoft-llm {__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"peft {peft.__version__}, python {platform.python_version()}"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", choices=list(BUDGETS), default="full")
@@ -333,7 +322,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "threads": args.threads or "default",
-        "versions": versions(),
+        "versions": versions_line(),
         "model": model,
         "data": str(data_file),
         "wall_minutes": round((time.time() - started) / 60, 1),

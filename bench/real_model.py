@@ -44,6 +44,7 @@ from pathlib import Path
 
 from rocoft_llm.eval.tables import models_table, pooled_line, top_cell
 from rocoft_llm.train.metrics import seconds_per_1k_tokens
+from rocoft_llm.version import versions_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -392,20 +393,6 @@ def render_saved(out: Path) -> None:
         print(text)
 
 
-def versions() -> str:
-    import lm_eval
-    import peft
-    import torch
-    import transformers
-
-    from rocoft_llm.version import __version__
-
-    return (
-        f"rocoft-llm {__version__}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"peft {peft.__version__}, lm-eval {lm_eval.__version__}, python {platform.python_version()}"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", choices=list(CONFIGS), default="cpu")
@@ -461,7 +448,7 @@ def main() -> None:
         f"command: `python bench/real_model.py {' '.join(sys.argv[1:])}`",
         f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))}; machine: {platform.machine()}, "
         f"{os.cpu_count()} CPUs, {platform.platform()}; torch threads: {cfg['threads'] or 'default'}",
-        f"versions: {versions()}",
+        f"versions: {versions_line(('torch', 'transformers', 'peft', 'lm_eval'))}",
         f"sizes: steps {cfg['steps']} (math {cfg['math_steps']}) x batch {cfg['batch']}; generation items per task: commonsense "
         f"{cfg['gen_n'] or 'all'}, math {cfg['math_gen_n'] or 'all'}; log-likelihood items per task "
         f"{cfg['loglik_n'] or 'all'}; greedy decoding; dtype {cfg['dtype']}",

@@ -84,3 +84,13 @@ def all_sum(value: float, device: torch.device) -> float:
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank if it is true on any rank (a collective: call it on all ranks)."""
     return _reduce(1.0 if flag else 0.0, "MAX", device) > 0
+
+
+def gather_rows(rows: list[dict]) -> list[dict]:
+    """Every rank's per-item rows, on every rank, in item order (``row["index"]``): how a
+    data-parallel evaluation puts its shards back together. One process: the rows as they are."""
+    if not is_distributed():
+        return rows
+    parts = [None] * world_size()
+    dist.all_gather_object(parts, rows)
+    return sorted((r for part in parts for r in part), key=lambda r: r["index"])

@@ -22,7 +22,7 @@ import torch
 
 from ..data.templates import get_template
 from ..data.tokenize import IGNORE_INDEX, encode_batch
-from ..distributed import is_distributed, rank, world_size
+from ..distributed import gather_rows, rank, world_size
 from ..errors import RoCoFTError
 
 
@@ -126,16 +126,6 @@ def record_nll(
     return out
 
 
-def _gather(rows: list[dict]) -> list[dict]:
-    if not is_distributed():
-        return rows
-    import torch.distributed as dist
-
-    parts = [None] * world_size()
-    dist.all_gather_object(parts, rows)
-    return sorted((r for part in parts for r in part), key=lambda r: r["index"])
-
-
 def score_records(model, tokenizer, records: list[dict], opts: NLLOptions, pad_id: int, device) -> list[dict]:
     """Per-record rows ``{index, nll_sum, tokens}`` for every record (this rank's shard, gathered on
     every rank)."""
@@ -143,7 +133,7 @@ def score_records(model, tokenizer, records: list[dict], opts: NLLOptions, pad_i
     mine = [i for i in range(len(examples)) if i % world_size() == rank()]
     sums = record_nll(model_forward(model), [examples[i] for i in mine], opts.batch_size, pad_id, device)
     rows = [{"index": i, "nll_sum": s, "tokens": n} for i, (s, n) in zip(mine, sums)]
-    return _gather(rows)
+    return gather_rows(rows)
 
 
 def validation_nll(forward, examples: list[dict], batch_size: int, pad_id: int, device) -> tuple[float, int]:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..data.templates import get_template
-from ..distributed import is_distributed, is_main, rank, world_size
+from ..distributed import gather_rows, is_main, rank, world_size
 from ..io_utils import atomic_write_json, atomic_write_text
 from .decoding import Decoding
 from .generate import generate, prepare_tokenizer
@@ -27,16 +27,6 @@ from .rescore import PROTOCOL, rescore  # noqa: F401 - re-exported for older imp
 from .summaries import score_rows
 from .tables import markdown_table, render_tables  # noqa: F401 - re-exported for older imports
 from .tasks import EvalTask, resolve_tasks
-
-
-def _gather(rows: list[dict]) -> list[dict]:
-    if not is_distributed():
-        return rows
-    import torch.distributed as dist
-
-    parts = [None] * world_size()
-    dist.all_gather_object(parts, rows)
-    return sorted((r for part in parts for r in part), key=lambda r: r["index"])
 
 
 def evaluate_task(
@@ -81,7 +71,7 @@ def evaluate_task(
         }
         for i, p, g in zip(mine, prompts, gens)
     ]
-    rows = _gather(rows)
+    rows = gather_rows(rows)
     summary = score_rows(task, rows)
     summary.update(
         decoding={
