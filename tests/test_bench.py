@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.helpers.bench import load_bench_script
+from tests.helpers.bench import load_bench_script, table_rows
 from tests.helpers.paths import REPO
 
 methods = load_bench_script("methods")
@@ -66,16 +66,11 @@ def _run(*args):
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {}
     timing = proc.stdout.split("# torch.profiler")[0]  # the profile table (if asked for) comes after
-    for line in timing.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and cells[0] != "method":
-            rows[cells[0]] = {
-                "trainable": int(cells[1].replace(",", "")),
-                "ms": float(cells[2]),
-                "peak": float(cells[6]),
-            }
+    rows = {
+        name: {"trainable": int(c[1].replace(",", "")), "ms": float(c[2]), "peak": float(c[6])}
+        for name, c in table_rows(timing, "method").items()
+    }
     return proc.stdout, rows
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from tests.helpers.bench import table_rows
 from tests.helpers.paths import REPO, TINY
 
 
@@ -47,11 +48,7 @@ def test_packing_benchmark_compares_the_same_steps(tmp_path):
         cwd=REPO,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = {}
-    for line in proc.stdout.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if line.startswith("| ") and cells[0] in ("padded", "packed"):
-            rows[cells[0]] = cells
+    rows = {k: v for k, v in table_rows(proc.stdout, "mode").items() if k in ("padded", "packed")}
     padded, packed = rows["padded"], rows["packed"]
     assert padded[3] == packed[3] and padded[5] == packed[5]  # real and target tokens: the same steps
     n = {mode: int(row[2].replace(",", "")) for mode, row in rows.items()}

@@ -66,7 +66,7 @@ def list_shards(model_dir: Path) -> list[str]:
     )
 
 
-def _checkpoint_key(param_name: str, keys: set[str], prefix: str | None) -> str | None:
+def checkpoint_key(param_name: str, keys: set[str], prefix: str | None) -> str | None:
     """The checkpoint key of a model parameter name (base checkpoints may omit the model prefix)."""
     candidates = [param_name]
     if prefix:
@@ -83,7 +83,7 @@ def _plan(
     """checkpoint key -> (kind, payload): how each affected tensor changes."""
     plan, missing = {}, []
     for module, info in adapter["modules"].items():
-        key = _checkpoint_key(module + ".weight", keys, prefix)
+        key = checkpoint_key(module + ".weight", keys, prefix)
         if key is None:
             missing.append(module + ".weight")
             continue
@@ -98,7 +98,7 @@ def _plan(
     for name, t in tensors.items():
         if name.endswith(".rocoft_slice"):
             continue
-        key = _checkpoint_key(name, keys, prefix)
+        key = checkpoint_key(name, keys, prefix)
         if key is None:
             missing.append(name)
         else:
@@ -111,7 +111,7 @@ def _plan(
     return plan
 
 
-def _check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: Path, adapter: dict) -> None:
+def check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: Path, adapter: dict) -> None:
     """The checks ``load_adapter`` makes: the base weight's shape, and its checksum at the adapted rows/columns
     (a different model of the same shapes is refused, not silently merged)."""
     _, mode, idx, _, shape, want = change
@@ -191,7 +191,7 @@ def merge_to_directory(
             state = load_file(str(base_dir / shard))
             for key in shard_keys[shard] & set(plan):
                 if plan[key][0] == "slice":
-                    _check_base_slice(state[key], plan[key], key, base_dir, adapter)
+                    check_base_slice(state[key], plan[key], key, base_dir, adapter)
                 state[key] = _apply(state[key], plan[key], key)
                 done += 1
             save_file(state, str(tmp / shard), metadata=shard_metadata[shard])

@@ -36,7 +36,7 @@ from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json
 from .adapter import read_adapter_config, read_adapter_tensors
-from .merge_dir import _check_base_slice, _checkpoint_key, list_shards, resolve_model_dir
+from .merge_dir import check_base_slice, checkpoint_key, list_shards, resolve_model_dir
 
 log = logging.getLogger("rocoft_llm")
 
@@ -78,7 +78,7 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, torch.Tensor]:
     out = {}
     dim = 0 if adapter["mode"] == "row" else 1
     for module, info in adapter["modules"].items():
-        key = _checkpoint_key(module + ".weight", set(where), prefix)
+        key = checkpoint_key(module + ".weight", set(where), prefix)
         if key is None:
             raise AdapterError(
                 f"base {base_dir} has no weight {module}.weight; it is not the model the adapter was "
@@ -88,7 +88,7 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, torch.Tensor]:
             weight = f.get_tensor(key)
         idx = torch.tensor(info["indices"])
         change = ("slice", adapter["mode"], idx, None, info["weight_shape"], info.get("base_checksum"))
-        _check_base_slice(weight, change, key, base_dir, adapter)
+        check_base_slice(weight, change, key, base_dir, adapter)
         out[module] = weight.index_select(dim, idx).clone()
     return out
 

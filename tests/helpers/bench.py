@@ -12,3 +12,14 @@ def load_bench_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def table_rows(text: str, header: str) -> dict[str, list[str]]:
+    """The rows of the markdown tables a benchmark printed, keyed by their first cell (the header
+    row, whose first cell is ``header``, left out)."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] != header and not set(cells[0]) <= set("-:"):
+            rows[cells[0]] = cells
+    return rows
