@@ -1,5 +1,5 @@
 """The ``eval --metric nll`` command body: which models (variants), which target tokens, then
-:func:`.nll_run.run_nll`. Kept apart from ``cli_eval`` so the command module stays thin."""
+:func:`.nll_run.run_nll`. Kept apart from ``cli/evaluation.py`` so the command module stays thin."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..distributed import is_main
 from ..errors import RoCoFTError
+from .decoding import GenerationSettings
 from .identity import load_for_eval, run_recipe
 from .nll import NLLOptions
 from .nll_run import run_nll
@@ -19,7 +20,11 @@ def nll_options(recipe: dict, targets: str, batch_size: int | None, versus: Path
     forced = {"response": False, "all": True}.get(targets)
     if forced is None and "train_on_inputs" not in data:
         forced = False  # no run: the response, the quantity the comparison is about
-    batch = batch_size or recipe.get("eval", {}).get("batch_size") or 8
+    batch = (
+        batch_size
+        or recipe.get("eval", {}).get("batch_size")
+        or GenerationSettings.model_fields["batch_size"].default  # declared once
+    )
     opts = NLLOptions.from_data_section(data, batch, forced)
     if versus is not None:
         other = NLLOptions.from_data_section(run_recipe(versus).get("data", {}), batch, forced)
