@@ -69,7 +69,9 @@ def main_table(res: dict) -> str:
         sd = statistics.stdev(means) if len(means) > 1 else float("nan")
         cost = [run_cost(Path(p)) for p in res["runs"][method].values()]
         ktok = statistics.median(c["s_per_ktok"] for c in cost)
-        vs_lora = "-" if method == "lora-r8" else paired_cell(per_seed, test["lora-r8"])
+        vs_lora = (
+            "-" if method == "lora-r8" or "lora-r8" not in test else paired_cell(per_seed, test["lora-r8"])
+        )
         vs_base = paired_cell(per_seed, {s: base for s in per_seed})
         lines.append(
             f"| {method} | {float(res['best_lr'][method]):g} | {statistics.fmean(means):.4f} ({sd:.4f}), "
