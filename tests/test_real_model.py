@@ -231,13 +231,20 @@ def test_real_model_peft_export_round_trip(smollm2, tmp_path):
 
 
 def test_real_model_gguf_export_round_trip(smollm2, tmp_path):
-    """SmolLM2 written as F16 GGUF by `export-gguf` loads back through transformers' GGUF loader with
-    logits within 1% of max|logit| of the HF model's and the same tokenizer ids and chat template."""
+    """SmolLM2 written as F16 GGUF by `export-gguf` keeps the registry GGUF's tokenizer and general.*
+    fields, and loads back through transformers' GGUF loader with logits within 1% of max|logit| of
+    the HF model's and the same tokenizer ids and chat template."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rocoft_llm.models.gguf_export import export_gguf
 
+    from gguf import GGUFReader
+
     out = export_gguf(smollm2, tmp_path / "smollm2-f16.gguf", "f16")
+    kept = json.loads((smollm2 / "gguf_source_metadata.json").read_text())  # the registry file's fields
+    written = GGUFReader(str(out)).fields
+    assert kept["tokenizer.ggml.pre"]["value"] == written["tokenizer.ggml.pre"].contents() != "default"
+    assert {k: written[k].contents() for k in kept} == {k: v["value"] for k, v in kept.items()}
     tok, back_tok = load_tokenizer(str(smollm2)), AutoTokenizer.from_pretrained(tmp_path, gguf_file=out.name)
     texts = ["The capital of France is", "Tom has 3 apples and buys 5 more.\n\n### Response:\n"]
     assert [back_tok(t).input_ids for t in texts] == [tok(t).input_ids for t in texts]

@@ -103,12 +103,18 @@ Examples:
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .gguf file to write.")
 @click.option("--outtype", type=click.Choice(["f32", "f16", "q8_0"]), default="f16", show_default=True)
+@click.option(
+    "--metadata-from",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A .gguf whose tokenizer and general.* fields to keep (default: those MODEL_DIR kept from "
+    "the GGUF file it was converted from, else a tokenizer rebuilt from tokenizer.json).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
-def export_gguf(model_dir: str, out: str, outtype: str, overwrite: bool) -> None:
+def export_gguf(model_dir: str, out: str, outtype: str, metadata_from: str | None, overwrite: bool) -> None:
     """Write a merged llama-architecture HF directory (e.g. from `merge`) as one GGUF file."""
     from ..models.gguf_export import export_gguf as run_export
 
-    path = run_export(model_dir, out, outtype, overwrite=overwrite)
+    path = run_export(model_dir, out, outtype, overwrite=overwrite, metadata_from=metadata_from)
     click.echo(f"GGUF ({outtype}) written to {path}")
 
 

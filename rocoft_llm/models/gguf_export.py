@@ -3,10 +3,15 @@
 
 Tensor names come from ``gguf``'s own llama name map; q/k projections are permuted to llama.cpp's
 rotary layout (the inverse of what transformers' GGUF loader undoes). 2-D weights are stored as the
-requested type (F32, F16 or Q8_0), 1-D norms as F32. A byte-level BPE ``tokenizer.json`` (SmolLM2,
+requested type (F32, F16 or Q8_0), 1-D norms as F32.
+
+Metadata: when the model came from a GGUF file (``convert-gguf`` / ``fetch-model`` kept its fields in
+``gguf_source_metadata.json``, which ``merge`` copies) or ``metadata_from`` names one, its
+``tokenizer.*`` and ``general.*`` fields are written back unchanged - llama.cpp then tokenizes the
+finetuned model exactly as it did its base. Otherwise a byte-level BPE ``tokenizer.json`` (SmolLM2,
 GPT-2 style) is written as the ``gpt2`` GGUF tokenizer with its special ids and chat template; other
-tokenizers are left out (the file then holds the model only). The file is written under a temporary
-name and renamed into place.
+tokenizers are left out (the file then holds the model only). The model's shape always comes from
+its config. The file is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from ..errors import RoCoFTError
 from ..io_utils import read_json
+from .gguf_metadata import load_metadata, read_gguf_metadata, token_count, write_metadata
 
 OUTTYPES = ("f32", "f16", "q8_0")
 LLAMA_TYPES = ("llama",)
@@ -91,10 +97,32 @@ def _add_tokenizer(writer, model_dir: Path, config: dict) -> bool:
     return True
 
 
+def source_metadata(model_dir: Path, config: dict, metadata_from: str | Path | None) -> dict | None:
+    """The GGUF fields to keep (from ``metadata_from`` or the directory's kept file), checked against
+    the model's vocabulary; None when there are none."""
+    origin = metadata_from or model_dir / "gguf_source_metadata.json"
+    metadata = read_gguf_metadata(metadata_from) if metadata_from else load_metadata(model_dir)
+    count = token_count(metadata or {})
+    if count is not None and count != config["vocab_size"]:
+        raise RoCoFTError(
+            f"{origin}: its tokenizer has {count:,} tokens but {model_dir} has vocab_size "
+            f"{config['vocab_size']:,}; pass the GGUF file of this model's base as --metadata-from"
+            + ("" if metadata_from else f", or delete {origin} to rebuild the tokenizer from tokenizer.json")
+            + "."
+        )
+    return metadata
+
+
 def export_gguf(
-    model_dir: str | Path, out: str | Path, outtype: str = "f32", overwrite: bool = False
+    model_dir: str | Path,
+    out: str | Path,
+    outtype: str = "f32",
+    overwrite: bool = False,
+    metadata_from: str | Path | None = None,
 ) -> Path:
-    """Write the llama model in HF directory ``model_dir`` as GGUF file ``out``; returns ``out``."""
+    """Write the llama model in HF directory ``model_dir`` as GGUF file ``out``; returns ``out``.
+    ``metadata_from``: a .gguf whose ``tokenizer.*`` / ``general.*`` fields to keep (default: the
+    fields the directory kept from its source GGUF, if any)."""
     import gguf
 
     model_dir, out = Path(model_dir), Path(out)
@@ -108,6 +136,7 @@ def export_gguf(
             f"{model_dir}: GGUF export supports llama-architecture models only, this is model_type "
             f"{config.get('model_type')!r}; use the HF directory (or `rocoft-llm export-peft`) for it."
         )
+    kept = source_metadata(model_dir, config, metadata_from)
     n_head = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads") or n_head
     n_layers = config["num_hidden_layers"]
@@ -123,7 +152,10 @@ def export_gguf(
     os.close(fd)
     try:
         writer = gguf.GGUFWriter(tmp, "llama")
-        writer.add_name(config.get("_name_or_path") or model_dir.name)
+        if kept:
+            write_metadata(writer, kept)
+        if not kept or "general.name" not in kept:
+            writer.add_name(config.get("_name_or_path") or model_dir.name)
         writer.add_context_length(config.get("max_position_embeddings", 2048))
         writer.add_embedding_length(config["hidden_size"])
         writer.add_block_count(n_layers)
@@ -145,7 +177,9 @@ def export_gguf(
                 "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
             }[outtype]
         )
-        _add_tokenizer(writer, model_dir, config)
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        if not kept or "tokenizer.ggml.model" not in kept:
+            _add_tokenizer(writer, model_dir, config)
         for key, data in sorted(_tensors(model_dir).items()):
             if key.endswith("rotary_emb.inv_freq"):
                 continue

