@@ -100,6 +100,11 @@ def llamacpp_greedy(
     return outs, llm
 
 
+def close(llm) -> None:
+    """Free llama.cpp's model now (its finaliser can fail at interpreter exit)."""
+    llm.close()
+
+
 def first_difference(a: list[int], b: list[int]) -> int | None:
     """Index of the first differing token (the shorter length when one is a prefix); None if equal."""
     if a == b:
@@ -109,6 +114,7 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
 
 def check(adapter: Path | None, out: Path, max_new_tokens: int, threads: int) -> dict:
     """Merge, export, decode with both; returns per output type the comparison rows."""
+    from rocoft_llm.data.templates import get_template
     from rocoft_llm.model_loading import load_tokenizer
     from rocoft_llm.models.gguf_export import export_gguf
     from rocoft_llm.models.registry_models import fetch_model
@@ -124,14 +130,13 @@ def check(adapter: Path | None, out: Path, max_new_tokens: int, threads: int) ->
     started = time.time()
     want = hf_greedy(merged, ids, max_new_tokens, eos)
     result = {"hf_seconds": round(time.time() - started, 1), "prompts": PROMPTS, "hf": want, "types": {}}
-    from rocoft_llm.data.templates import get_template
-
     texts = [get_template("llm_adapters").render_prompt(p) for p in PROMPTS]
     for outtype in OUTTYPES:
         path = export_gguf(merged, out / f"merged-{outtype}.gguf", outtype, overwrite=True)
         started = time.time()
         got, llm = llamacpp_greedy(path, ids, max_new_tokens, eos, threads)
         own = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in texts]
+        close(llm)
         result["types"][outtype] = {
             "file_mb": round(path.stat().st_size / 2**20, 1),
             "seconds": round(time.time() - started, 1),
@@ -140,9 +145,7 @@ def check(adapter: Path | None, out: Path, max_new_tokens: int, threads: int) ->
             "tokenization_equal": own == ids,
             "continuations": got,
         }
-    result["texts"] = {
-        "hf": [tokenizer.decode(w, skip_special_tokens=True) for w in want],
-    }
+    result["hf_texts"] = [tokenizer.decode(w, skip_special_tokens=True) for w in want]
     return result
 
 
@@ -165,7 +168,10 @@ def render(result: dict, meta: dict) -> str:
             f"{'yes' if r['tokenization_equal'] else 'NO'} | {r['seconds']} |"
         )
     lines += ["", "Merged HF model's greedy answers:", ""]
-    lines += [f"{i + 1}. {p!r} -> {t.strip()!r}" for i, (p, t) in enumerate(zip(result["prompts"], result["texts"]["hf"]))]
+    lines += [
+        f"{i + 1}. {p!r} -> {t.strip()!r}"
+        for i, (p, t) in enumerate(zip(result["prompts"], result["hf_texts"]))
+    ]
     return "\n".join(lines) + "\n"
 
 

