@@ -61,14 +61,16 @@ METHODS = {
     "lora-r8": ["method=lora", "rocoft=null", "lora.r=8", "lora.alpha=16", "lora.dropout=0.0"],
     "full": ["method=full", "rocoft=null"],
 }
-#: learning rates swept per method (a factor ~3 apart, around each method's usual rate; a budget's
-#: ``lrs`` takes the first n of each list)
-LRS = {
-    "rows-r3": [3e-3, 1e-2, 3e-2],
-    "columns-r3": [3e-3, 1e-2, 3e-2],
-    "lora-r8": [1e-3, 3e-3, 1e-2, 3e-2],  # 3e-4 was far worse at 24 steps; 3e-3 was the top
-    "full": [1e-5, 3e-5, 1e-4],
+#: learning-rate ladders (a factor ~3 apart) and where each method's sweep starts on its ladder; a
+#: budget's ``lrs`` rates are tried first, then the sweep steps outward while the best rate is at
+#: an edge of what was tried (at most ``extend`` more rates): the chosen rate is bracketed
+LADDERS = {
+    "rows-r3": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    "columns-r3": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    "lora-r8": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
+    "full": [3e-6, 1e-5, 3e-5, 1e-4, 3e-4],
 }
+START = {"rows-r3": 1, "columns-r3": 1, "lora-r8": 2, "full": 1}
 #: ablation -> (method whose tuned rate it uses, overrides); rows-r3 (first) is the reference
 ABLATIONS = {
     "rows-r1": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=1", "rocoft.selection=first"]),
@@ -90,20 +92,21 @@ ABLATIONS = {
 BUDGETS = {
     "full": dict(
         steps=96, batch=8, cutoff=256, warmup=6, curve_every=12, curve_records=128, validation_records=None,
-        test_records=None, lrs=4, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
+        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=24,
     ),
-    # a quarter of the steps and half the curve records: every method, seed and ablation by held-out
-    # NLL in a few hours on 2 CPU cores (two invocations with disjoint --methods, one per core)
+    # a quarter of the steps, half the curve records, learning rates chosen on 128 validation
+    # records: about 15 min per run on one core of the 2-core machine (two invocations with disjoint
+    # --methods sharing OUT), so a method with its sweep and seeds takes about 1.5 h
     "short": dict(
-        steps=24, batch=8, cutoff=256, warmup=2, curve_every=6, curve_records=64, validation_records=None,
-        test_records=None, lrs=4, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
+        steps=24, batch=8, cutoff=256, warmup=2, curve_every=6, curve_records=64, validation_records=128,
+        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=12,
     ),
     # proves every stage end to end in minutes; its numbers are not results
     "smoke": dict(
         steps=3, batch=2, cutoff=160, warmup=1, curve_every=1, curve_records=4, validation_records=6,
-        test_records=6, lrs=2, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"],
+        test_records=6, lrs=2, extend=1, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"],
         gen_tasks=["addsub"], gen_limit=2, gen_max_new=8, eval_batch=4, floor_steps=1, save_steps=None,
     ),
 }  # fmt: skip
@@ -229,20 +232,38 @@ def final_val(run: Path) -> float:
     return json.loads((run / "summary.json").read_text())["final_val_nll"]
 
 
+def sweep(b: Bench, cfg: dict, method: str, seed: int) -> dict[float, float]:
+    """Validation NLL per tried learning rate: the budget's first ``lrs`` rates from the method's
+    start on its ladder, then one step outward while the best is at an edge (``extend`` at most)."""
+    ladder, tried = LADDERS[method], {}
+    lo, hi = START[method], START[method] + cfg["lrs"] - 1
+    for extra in range(cfg["extend"] + 1):
+        for k in range(lo, hi + 1):
+            lr = ladder[k]
+            if lr not in tried:
+                run = b.train(run_name(method, lr, seed), METHODS[method], lr, seed, curve=True)
+                tried[lr] = b.nll(run.name, "validation", run)["mean_nll"]
+        best = ladder.index(min(tried, key=tried.get))
+        if best == hi and hi + 1 < len(ladder) and extra < cfg["extend"]:
+            hi += 1
+        elif best == lo and lo > 0 and extra < cfg["extend"]:
+            lo -= 1
+        else:
+            break
+    return dict(sorted(tried.items()))
+
+
 def run_all(b: Bench, cfg: dict) -> dict:
-    """Every stage; returns what the report needs (file names and per-record rows)."""
+    """Every stage, one method at a time (its sweep, then its seeds at the best rate), then the
+    ablations and generation; returns what the report needs (file names and per-record rows)."""
     seed0 = cfg["seeds"][0]
     res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
-    methods = {m: METHODS[m] for m in cfg.get("methods", METHODS)}
-    for method, overrides in methods.items():  # 1. sweep
-        for lr in LRS[method][: cfg["lrs"]]:
-            run = b.train(run_name(method, lr, seed0), overrides, lr, seed0, curve=True)
-            res["sweep"].setdefault(method, {})[lr] = b.nll(run.name, "validation", run)["mean_nll"]
-        res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
-    for method, overrides in methods.items():  # 2. seeds at the best rate
-        lr = res["best_lr"][method]
+    methods = cfg.get("methods", list(METHODS))
+    for method in methods:  # 1. sweep, 2. seeds at the best rate
+        res["sweep"][method] = sweep(b, cfg, method, seed0)
+        lr = res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
         for seed in cfg["seeds"]:
-            run = b.train(run_name(method, lr, seed), overrides, lr, seed, curve=seed == seed0)
+            run = b.train(run_name(method, lr, seed), METHODS[method], lr, seed, curve=seed == seed0)
             res["runs"].setdefault(method, {})[seed] = str(run)
             res["test"].setdefault(method, {})[seed] = b.nll(run.name, "test", run)
             if "base" not in res["test"]:  # the base model, with the runs' data options
@@ -282,6 +303,10 @@ def main() -> None:
         help="comma-separated subset of the four methods (differences against LoRA need lora-r8; "
         "invocations with disjoint subsets may share --out, one per core)",
     )
+    ap.add_argument(
+        "--ablations",
+        help="comma-separated subset of the budget's ablations to run (default: all of them; 'none')",
+    )
     args = ap.parse_args()
     from compare_report import render
 
@@ -294,6 +319,11 @@ def main() -> None:
     if unknown or not methods:
         sys.exit(f"--methods {args.methods}: use names of {', '.join(METHODS)}")
     cfg = dict(BUDGETS[args.budget], generation=not args.no_generation, methods=methods)
+    if args.ablations is not None:
+        chosen = [a.strip() for a in args.ablations.split(",") if a.strip() and a.strip() != "none"]
+        if set(chosen) - set(ABLATIONS):
+            sys.exit(f"--ablations {args.ablations}: use names of {', '.join(ABLATIONS)} (or 'none')")
+        cfg["ablations"] = chosen
     if not {"rows-r3", "columns-r3"} <= set(methods):
         cfg["ablations"] = []  # ablations are paired against rows-r3 and listed beside columns-r3
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
@@ -322,7 +352,7 @@ def main() -> None:
         "command": f"python bench/compare_methods.py {' '.join(sys.argv[1:])}",
         "budget": args.budget,
         "config": cfg,
-        "lrs": {m: LRS[m][: cfg["lrs"]] for m in cfg["methods"]},
+        "lrs": {m: list(res["sweep"][m]) for m in cfg["methods"]},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}",
         "threads": args.threads or "default",

@@ -52,10 +52,13 @@ class FakeBench:
 
 
 def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
-    cfg = dict(compare.BUDGETS["smoke"], lrs=3, seeds=[42, 43, 44])
+    cfg = dict(compare.BUDGETS["smoke"], lrs=3, extend=1, seeds=[42, 43, 44])
     b = FakeBench(tmp_path)
     res = compare.run_all(b, cfg)
     assert res["best_lr"] == FakeBench.best
+    # columns' best (3e-2) is the top of its first three rates: the sweep steps up once to bracket it
+    assert list(res["sweep"]["columns-r3"]) == [3e-3, 1e-2, 3e-2, 1e-1]
+    assert list(res["sweep"]["rows-r3"]) == [3e-3, 1e-2, 3e-2]  # bracketed at once
     seeded = {(n, lr, s) for n, lr, s, _ in (t for t in b.trained if t[0] != "generation") if s != 42}
     for method, lr in FakeBench.best.items():
         assert {(compare.run_name(method, lr, s), lr, s) for s in (43, 44)} <= seeded
