@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from rocoft_llm import RoCoFTConfig, apply_rocoft, merge_rocoft, save_adapter, trainable_parameters
 from rocoft_llm.cli import main
 from rocoft_llm.errors import AdapterError, RoCoFTError
 from rocoft_llm.rocoft.peft_export import export_peft
@@ -162,3 +162,27 @@ def test_cli_exports_a_run_and_refuses_lora_and_full_runs(tmp_path):
     (random_run / "adapter").mkdir()
     res = CliRunner().invoke(main, ["export-peft", str(random_run), "--out", str(tmp_path / "r")])
     assert res.exit_code != 0 and "randomly initialised" in res.output, res.output
+
+
+@pytest.mark.parametrize("mode", ["row", "column"])
+def test_export_of_a_bf16_base_merges_back_to_the_rocoft_weights(mode, tmp_path):
+    """A bf16 base: peft's merge_and_unload (W0 + B A, rounded to bf16) gives the RoCoFT model's bf16
+    weights bit for bit. The exported delta is (trained slice - W0) in fp32, and both ends are bf16
+    values, so the sum rounds back to the trained value."""
+    from peft import PeftModel
+
+    base = tiny_model("llama").to(torch.bfloat16)
+    base.save_pretrained(tmp_path / "base")
+    model = apply_rocoft(copy.deepcopy(base), RoCoFTConfig(mode=mode, rank=2, selection="random"))
+    with torch.no_grad():
+        for p in trainable_parameters(model).values():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(0)).to(p.dtype))
+    save_adapter(model, tmp_path / "adapter", base_model=str(tmp_path / "base"))
+    want = merge_rocoft(model).state_dict()
+    out = export_peft(tmp_path / "adapter", tmp_path / "peft")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "base", dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(loaded, str(out)).merge_and_unload().state_dict()
+    changed = [k for k in want if not torch.equal(want[k], base.state_dict()[k])]
+    assert changed and all(merged[k].dtype == torch.bfloat16 for k in changed)
+    for k in want:
+        assert torch.equal(merged[k], want[k]), k
