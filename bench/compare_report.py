@@ -95,8 +95,8 @@ def sweep_table(res: dict) -> str:
 
 
 def ablation_table(res: dict) -> str:
-    if not {"rows-r3", "columns-r3"} <= set(res["test"]):
-        return "Ablations: not run (they need rows-r3 and columns-r3 among --methods).\n"
+    if "rows-r3" not in res["test"] or not (res["ablations"] or "columns-r3" in res["test"]):
+        return "Ablations: not run (they need rows-r3 among --methods).\n"
     first_seed = next(iter(res["test"]["rows-r3"]))
     ref = {first_seed: res["test"]["rows-r3"][first_seed]}
     lines = [
@@ -107,12 +107,19 @@ def ablation_table(res: dict) -> str:
         f"| rows-r3 (first) | {float(res['best_lr']['rows-r3']):g} | {ref[first_seed]['mean_nll']:.4f} | - | "
         f"{run_cost(Path(res['runs']['rows-r3'][first_seed]))['trainable']:,} |",
     ]
-    col = res["test"]["columns-r3"][first_seed]
-    lines.append(
-        f"| columns-r3 (first) | {float(res['best_lr']['columns-r3']):g} | {col['mean_nll']:.4f} | "
-        f"{paired_cell({first_seed: col}, ref)} | {run_cost(Path(res['runs']['columns-r3'][first_seed]))['trainable']:,} |"
-    )
-    for name, a in res["ablations"].items():
+    variants = {
+        name: {"lr": a["lr"], "test": a["test"], "run": a["run"]} for name, a in res["ablations"].items()
+    }
+    if "columns-r3" in res["test"]:  # columns at their own tuned rate
+        variants = {
+            "columns-r3 (first)": {
+                "lr": res["best_lr"]["columns-r3"],
+                "test": res["test"]["columns-r3"][first_seed],
+                "run": res["runs"]["columns-r3"][first_seed],
+            },
+            **variants,
+        }
+    for name, a in variants.items():
         lines.append(
             f"| {name} | {float(a['lr']):g} | {a['test']['mean_nll']:.4f} | {paired_cell({first_seed: a['test']}, ref)} "
             f"| {run_cost(Path(a['run']))['trainable']:,} |"

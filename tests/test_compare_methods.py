@@ -67,3 +67,67 @@ def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
     generation = [t for t in b.trained if t[0] == "generation"]
     assert [g[1] for g in generation] == [compare.run_name(m, lr, 42) for m, lr in FakeBench.best.items()]
     assert [g[2] for g in generation] == [True, False, False, False]  # the base once
+
+
+def fake_run(path: Path, trainable: int, curve: list[float]) -> str:
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(
+        json.dumps({"trainable_parameters": trainable, "peak_memory_gib_rank0": 6.0, "train_seconds": 100})
+    )
+    steps = [
+        {"step": i + 1, "tokens_per_s": 100.0, "val_nll": v, "train_seconds": 10.0 * (i + 1)}
+        for i, v in enumerate(curve)
+    ]
+    (path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in [{"step": 0}, *steps]) + "\n")
+    return str(path)
+
+
+def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
+    """Rows and LoRA with seeds plus two ablations, no columns, full or generation: the tables say
+    what ran; differences come from the per-record rows."""
+    tokens = [10, 20]
+
+    def evaluation(per_token):
+        return {"mean_nll": per_token, "ci95": [per_token - 0.1, per_token + 0.1], "records": 2,
+                "target_tokens": 30, **rows([per_token * n for n in tokens], tokens)}  # fmt: skip
+
+    res = {
+        "sweep": {
+            "rows-r3": {"0.003": 0.7, "0.01": 0.6, "0.03": 0.65},
+            "lora-r8": {"0.001": 0.6, "0.003": 0.5},
+        },
+        "best_lr": {"rows-r3": 0.01, "lora-r8": 0.003},
+        "runs": {
+            m: {s: fake_run(tmp_path / f"{m}-{s}", n, [0.9, 0.7]) for s in ("42", "43")}
+            for m, n in (("rows-r3", 449280), ("lora-r8", 2442240))
+        },  # fmt: skip
+        "test": {
+            "base": {"0": evaluation(1.0)},
+            "rows-r3": {"42": evaluation(0.6), "43": evaluation(0.62)},
+            "lora-r8": {"42": evaluation(0.5), "43": evaluation(0.52)},
+        },  # fmt: skip
+        "ablations": {
+            "rows-r1": {"run": fake_run(tmp_path / "r1", 149760, []), "lr": 0.01, "test": evaluation(0.65)}
+        },
+        "generation": {},
+        "floor_s_per_ktok": [5.0, 5.0],
+        "meta": {
+            "command": "python bench/compare_methods.py --budget short",
+            "budget": "short",
+            "config": {**compare.BUDGETS["short"]},
+            "lrs": {},
+            "date": "d",
+            "machine": "m",
+            "threads": 1,
+            "versions": "v",
+            "wall_minutes": 1.0,
+        },  # fmt: skip
+    }
+    text = report.render(res, tmp_path)
+    assert (
+        "| rows-r3 | 0.01 | 0.6100 (0.0141), 2 | +0.1000 [+0.1000, +0.1000] | -0.3900 [-0.3900, -0.3900] |"
+        in text
+    )
+    assert "| rows-r1 | 0.01 | 0.6500 | +0.0500 [+0.0500, +0.0500] | 149,760 |" in text
+    assert "columns-r3" not in text and "Generation: not run" in text
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
