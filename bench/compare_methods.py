@@ -5,10 +5,12 @@ of optimizer steps, with the public CLI only (`rocoft-llm train` / `rocoft-llm e
 per command):
 
 1. sweep: RoCoFT rows r=3, RoCoFT columns r=3, LoRA r=8 and full finetuning, each at (at least)
-   three learning rates (seed 0 of the budget), every run measuring the held-out NLL of the first
+   three learning rates (seed 0 of the budget), stepping further along a factor-3 ladder while the
+   best rate is at an edge of those tried (so it ends bracketed), every run measuring the held-out NLL of the first
    ``curve_records`` validation records every ``curve_every`` steps (``eval.nll_data``: the learning
    curves); the best rate per method is the lowest NLL on the validation part;
-2. seeds: every method at its best rate with the other seeds; test NLL of every seed
+2. seeds: the method at its best rate with the other seeds (stages 1 and 2 run method by method, so a
+   stopped comparison still answers for the methods it finished); test NLL of every seed
    (``eval --metric nll``), the base model's test NLL, and per method the paired difference against
    LoRA on the same test records (per-record NLL averaged over seeds, bootstrap over records);
 3. ablations by held-out NLL, rows' tuned rate, the first seed: r = 1 / 8, selection random /
@@ -64,9 +66,10 @@ METHODS = {
 #: learning-rate ladders (a factor ~3 apart) and where each method's sweep starts on its ladder; a
 #: budget's ``lrs`` rates are tried first, then the sweep steps outward while the best rate is at
 #: an edge of what was tried (at most ``extend`` more rates): the chosen rate is bracketed
+ROCOFT_LADDER = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]
 LADDERS = {
-    "rows-r3": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
-    "columns-r3": [1e-3, 3e-3, 1e-2, 3e-2, 1e-1],
+    "rows-r3": ROCOFT_LADDER,
+    "columns-r3": ROCOFT_LADDER,
     "lora-r8": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
     "full": [3e-6, 1e-5, 3e-5, 1e-4, 3e-4],
 }

@@ -96,7 +96,7 @@ def sweep_table(res: dict) -> str:
 
 def ablation_table(res: dict) -> str:
     if "rows-r3" not in res["test"] or not (res["ablations"] or "columns-r3" in res["test"]):
-        return "Ablations: not run (they need rows-r3 among --methods).\n"
+        return "Ablations: none run (they need rows-r3 among --methods and --ablations other than 'none').\n"
     first_seed = next(iter(res["test"]["rows-r3"]))
     ref = {first_seed: res["test"]["rows-r3"][first_seed]}
     lines = [
@@ -107,9 +107,7 @@ def ablation_table(res: dict) -> str:
         f"| rows-r3 (first) | {float(res['best_lr']['rows-r3']):g} | {ref[first_seed]['mean_nll']:.4f} | - | "
         f"{run_cost(Path(res['runs']['rows-r3'][first_seed]))['trainable']:,} |",
     ]
-    variants = {
-        name: {"lr": a["lr"], "test": a["test"], "run": a["run"]} for name, a in res["ablations"].items()
-    }
+    variants = dict(res["ablations"])  # each: lr, test, run
     if "columns-r3" in res["test"]:  # columns at their own tuned rate
         variants = {
             "columns-r3 (first)": {

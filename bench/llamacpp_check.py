@@ -7,8 +7,10 @@ moved by 0.02 N(0, 1), seed 0) is merged (`merge_to_directory`) and exported as 
 GGUF. Five math prompts in the LLM-Adapters template are then decoded greedily by transformers
 (the merged HF directory, fp32) and by llama.cpp (each GGUF file, temperature 0), from the same
 prompt token ids. Printed per output type: how many of the five continuations are identical token
-for token, and where the first one differs. llama.cpp's own tokenization of each prompt (with the
-GGUF's kept tokenizer fields) is compared with transformers' too.
+for token, and where the first one differs. llama.cpp's own tokenization of each prompt text is
+compared with transformers' too: with the GGUF's kept tokenizer fields, and once more for an F16
+file whose tokenizer is rebuilt from tokenizer.json (what the export writes for a base that did not
+come from a GGUF file), which shows why the fields are kept.
 
     pip install llama-cpp-python==0.3.36      # builds llama.cpp from source (minutes)
     python bench/llamacpp_check.py --out bench_out/llamacpp [--adapter runs/x/adapter]
@@ -32,6 +34,8 @@ PROMPTS = [
     "Mike had 58 marbles. He gave 23 to his friend and found 11 more. How many marbles does he have?",
 ]
 OUTTYPES = ("f32", "f16", "q8_0")
+#: the extra row: F16 with the tokenizer rebuilt from tokenizer.json instead of the kept fields
+REBUILT = "f16, tokenizer rebuilt"
 
 
 def default_adapter(model_dir: Path, out: Path) -> Path:
@@ -47,15 +51,14 @@ def default_adapter(model_dir: Path, out: Path) -> Path:
     with torch.no_grad():
         for p in trainable_parameters(model).values():
             p.add_(0.02 * torch.randn(p.shape, generator=g))
-    save_adapter(model, out, base_model=str(model_dir))
+    save_adapter(model, out, base_model=str(model_dir), overwrite=True)  # a rerun replaces its own
     return out
 
 
-def prompt_ids(tokenizer, prompts: list[str]) -> list[list[int]]:
+def prompt_texts(prompts: list[str]) -> list[str]:
     from rocoft_llm.data.templates import get_template
 
-    template = get_template("llm_adapters")
-    return [tokenizer(template.render_prompt(p)).input_ids for p in prompts]
+    return [get_template("llm_adapters").render_prompt(p) for p in prompts]
 
 
 def hf_greedy(model_dir: Path, ids: list[list[int]], max_new_tokens: int, eos: int) -> list[list[int]]:
@@ -79,30 +82,39 @@ def hf_greedy(model_dir: Path, ids: list[list[int]], max_new_tokens: int, eos: i
 
 
 def llamacpp_greedy(
-    gguf_file: Path, ids: list[list[int]], max_new_tokens: int, eos: int, threads: int
-) -> tuple[list[list[int]], list[list[int]] | None]:
-    """(greedy continuations, llama.cpp's own tokenization of each prompt text) from one GGUF file."""
+    gguf_file: Path, ids: list[list[int]], texts: list[str], max_new_tokens: int, eos: int, threads: int
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(greedy continuations of ``ids``, llama.cpp's own tokenization of ``texts``) from one GGUF file."""
     from llama_cpp import Llama
 
     llm = Llama(model_path=str(gguf_file), n_ctx=1024, n_threads=threads, seed=0, verbose=False)
-    outs = []
-    for prompt in ids:
-        llm.reset()
-        tokens = []
-        for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
-            if token == eos:
+    try:
+        outs = []
+        for prompt in ids:
+            llm.reset()
+            tokens = []
+            for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0):
                 tokens.append(token)
-                break
-            tokens.append(token)
-            if len(tokens) >= max_new_tokens:
-                break
-        outs.append(tokens)
-    return outs, llm
+                if token == eos or len(tokens) >= max_new_tokens:
+                    break
+            outs.append(tokens)
+        own = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in texts]
+    finally:
+        llm.close()  # now: its finaliser can fail at interpreter exit
+    return outs, own
 
 
-def close(llm) -> None:
-    """Free llama.cpp's model now (its finaliser can fail at interpreter exit)."""
-    llm.close()
+def without_kept_fields(merged: Path, dest: Path) -> Path:
+    """``merged`` without its kept GGUF fields (symlinks to every other file): the export then
+    rebuilds the tokenizer from tokenizer.json."""
+    from rocoft_llm.models.gguf_metadata import METADATA_FILE
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in merged.iterdir():
+        link = dest / item.name
+        if item.name != METADATA_FILE and not link.exists():
+            link.symlink_to(item.resolve())
+    return dest
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:
@@ -114,7 +126,6 @@ def first_difference(a: list[int], b: list[int]) -> int | None:
 
 def check(adapter: Path | None, out: Path, max_new_tokens: int, threads: int) -> dict:
     """Merge, export, decode with both; returns per output type the comparison rows."""
-    from rocoft_llm.data.templates import get_template
     from rocoft_llm.model_loading import load_tokenizer
     from rocoft_llm.models.gguf_export import export_gguf
     from rocoft_llm.models.registry_models import fetch_model
@@ -126,23 +137,24 @@ def check(adapter: Path | None, out: Path, max_new_tokens: int, threads: int) ->
     merged = merge_to_directory(str(model_dir), adapter, out / "merged", overwrite=True, progress=False)
     tokenizer = load_tokenizer(str(merged))
     eos = tokenizer.eos_token_id
-    ids = prompt_ids(tokenizer, PROMPTS)
+    texts = prompt_texts(PROMPTS)
+    ids = [tokenizer(t).input_ids for t in texts]
     started = time.time()
     want = hf_greedy(merged, ids, max_new_tokens, eos)
     result = {"hf_seconds": round(time.time() - started, 1), "prompts": PROMPTS, "hf": want, "types": {}}
-    texts = [get_template("llm_adapters").render_prompt(p) for p in PROMPTS]
-    for outtype in OUTTYPES:
-        path = export_gguf(merged, out / f"merged-{outtype}.gguf", outtype, overwrite=True)
+    sources = {t: (merged, t) for t in OUTTYPES}
+    sources[REBUILT] = (without_kept_fields(merged, out / "merged-rebuilt-tokenizer"), "f16")
+    for name, (model, outtype) in sources.items():
+        path = export_gguf(model, out / f"{model.name}-{outtype}.gguf", outtype, overwrite=True)
         started = time.time()
-        got, llm = llamacpp_greedy(path, ids, max_new_tokens, eos, threads)
-        own = [llm.tokenize(t.encode(), add_bos=False, special=True) for t in texts]
-        close(llm)
-        result["types"][outtype] = {
+        got, own = llamacpp_greedy(path, ids, texts, max_new_tokens, eos, threads)
+        result["types"][name] = {
             "file_mb": round(path.stat().st_size / 2**20, 1),
             "seconds": round(time.time() - started, 1),
             "identical": sum(g == w for g, w in zip(got, want)),
             "first_difference": [first_difference(g, w) for g, w in zip(got, want)],
             "tokenization_equal": own == ids,
+            "prompt_tokens": [[len(o), len(i)] for o, i in zip(own, ids)],
             "continuations": got,
         }
     result["hf_texts"] = [tokenizer.decode(w, skip_special_tokens=True) for w in want]
@@ -158,14 +170,16 @@ def render(result: dict, meta: dict) -> str:
         f"adapter: {meta['adapter']}; greedy, at most {meta['max_new_tokens']} new tokens per prompt",
         "",
         "| GGUF type | file MiB | identical to merged HF model (greedy) | first differing token per prompt "
-        "| llama.cpp tokenizes the prompts as transformers | llama.cpp s |",
+        "| llama.cpp tokenizes the prompts as transformers (prompt tokens, llama.cpp / transformers) "
+        "| llama.cpp s |",
         "|---|---:|---|---|---|---:|",
     ]
     for outtype, r in result["types"].items():
         diffs = ", ".join("-" if d is None else str(d) for d in r["first_difference"])
+        counts = ", ".join(f"{a}/{b}" for a, b in r["prompt_tokens"])
         lines.append(
-            f"| {outtype.upper()} | {r['file_mb']} | {r['identical']} / {n} | {diffs} | "
-            f"{'yes' if r['tokenization_equal'] else 'NO'} | {r['seconds']} |"
+            f"| {outtype.upper() if outtype in OUTTYPES else outtype} | {r['file_mb']} | {r['identical']} / {n} | {diffs} | "
+            f"{'yes' if r['tokenization_equal'] else 'NO'} ({counts}) | {r['seconds']} |"
         )
     lines += ["", "Merged HF model's greedy answers:", ""]
     lines += [

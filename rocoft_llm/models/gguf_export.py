@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import RoCoFTError
 from ..io_utils import read_json
-from .gguf_metadata import load_metadata, read_gguf_metadata, token_count, write_metadata
+from .gguf_metadata import METADATA_FILE, load_metadata, read_gguf_metadata, token_count, write_metadata
 
 OUTTYPES = ("f32", "f16", "q8_0")
 LLAMA_TYPES = ("llama",)
@@ -100,7 +100,7 @@ def _add_tokenizer(writer, model_dir: Path, config: dict) -> bool:
 def source_metadata(model_dir: Path, config: dict, metadata_from: str | Path | None) -> dict | None:
     """The GGUF fields to keep (from ``metadata_from`` or the directory's kept file), checked against
     the model's vocabulary; None when there are none."""
-    origin = metadata_from or model_dir / "gguf_source_metadata.json"
+    origin = metadata_from or model_dir / METADATA_FILE
     metadata = read_gguf_metadata(metadata_from) if metadata_from else load_metadata(model_dir)
     count = token_count(metadata or {})
     if count is not None and count != config["vocab_size"]:

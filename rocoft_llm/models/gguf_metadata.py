@@ -32,7 +32,10 @@ def read_gguf_metadata(path: str | Path) -> dict[str, dict]:
     try:
         fields = GGUFReader(str(path)).fields
     except Exception as e:  # noqa: BLE001 - any parser failure is a bad file
-        raise RoCoFTError(f"{path}: cannot read its GGUF metadata ({type(e).__name__}: {e}).") from None
+        raise RoCoFTError(
+            f"{path}: cannot read its GGUF metadata ({type(e).__name__}: {e}); pass a complete .gguf "
+            "file (download it again if it may be truncated)."
+        ) from None
     kept = {}
     for key, field in fields.items():
         if not key.startswith(KEPT_PREFIXES) or key in NOT_KEPT or not field.types:

@@ -77,3 +77,26 @@ def batch(seed: int = 0, bsz: int = 2, seq: int = 10, pad: int = 0):
         mask[0, :pad] = 0
         ids[0, :pad] = 0
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def merged_llama(tmp_path):
+    """A RoCoFT-updated tiny Llama (the bundled tokenizer; grouped-query attention, so q and k
+    permute differently in GGUF), merged into ``tmp_path/merged``: the GGUF export tests' model."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+    from rocoft_llm.rocoft.merge_dir import merge_to_directory
+
+    from .paths import TINY
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(TINY / "llama", num_key_value_heads=2)
+    base_dir = tmp_path / "base"
+    AutoModelForCausalLM.from_config(config).save_pretrained(base_dir)
+    AutoTokenizer.from_pretrained(TINY / "llama").save_pretrained(base_dir)
+    model = apply_rocoft(AutoModelForCausalLM.from_pretrained(base_dir), RoCoFTConfig(mode="row", rank=2))
+    with torch.no_grad():
+        for p in trainable_parameters(model).values():
+            p.add_(0.1 * torch.randn(p.shape))
+    save_adapter(model, tmp_path / "adapter", base_model=str(base_dir))
+    return merge_to_directory(str(base_dir), tmp_path / "adapter", tmp_path / "merged", progress=False)

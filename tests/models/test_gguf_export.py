@@ -5,34 +5,18 @@ stated tolerance) and the same tokenizer ids; non-llama models and existing file
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter
 from rocoft_llm.cli import main
 from rocoft_llm.errors import RoCoFTError
 from rocoft_llm.models.gguf_export import export_gguf
 from rocoft_llm.rocoft.merge_dir import merge_to_directory
-from tests.helpers.models import tiny_model
-from tests.helpers.paths import TINY
+from tests.helpers.models import merged_llama, tiny_model
 
 pytest.importorskip("gguf")
 #: max |logit difference| / max |logit| after a round trip, per output type
 REL_TOL = {"f32": 0.0, "f16": 2e-3, "q8_0": 6e-2}  # measured: 0, 1.1e-3, 3.7e-2
-
-
-def merged_llama(tmp_path):
-    """A RoCoFT-trained tiny Llama (grouped-query attention, so q and k permute differently), merged."""
-    torch.manual_seed(0)
-    config = AutoConfig.from_pretrained(TINY / "llama", num_key_value_heads=2)
-    base_dir = tmp_path / "base"
-    AutoModelForCausalLM.from_config(config).save_pretrained(base_dir)
-    AutoTokenizer.from_pretrained(TINY / "llama").save_pretrained(base_dir)
-    model = apply_rocoft(AutoModelForCausalLM.from_pretrained(base_dir), RoCoFTConfig(mode="row", rank=2))
-    with torch.no_grad():
-        for p in trainable_parameters(model).values():
-            p.add_(0.1 * torch.randn(p.shape))
-    save_adapter(model, tmp_path / "adapter", base_model=str(base_dir))
-    return merge_to_directory(str(base_dir), tmp_path / "adapter", tmp_path / "merged", progress=False)
 
 
 def test_gguf_round_trip_through_transformers(tmp_path):
