@@ -22,8 +22,13 @@ per command):
 
 Data: the seeded split of LLM-Adapters' math_data.json by normalised question
 (``math_data.json:train`` / ``:validation`` / ``:test``, rocoft_llm/data/file_split.py): no test or
-validation question is ever trained on. Cost beside quality: trainable parameters, seconds per 1,000
-tokens against the frozen floor (measured in the same invocation), peak memory, training seconds.
+validation question is ever trained on.
+
+5. cost beside quality: trainable parameters, seconds per 1,000 tokens and peak memory of every
+   method against the frozen floor, measured in ONE process (``bench/methods.py --model``:
+   interleaved rounds of one training step per method on the budget's batch x cutoff, ratios paired
+   within each round), so the ratios stand even when the training runs above shared the machine;
+   the runs' own training seconds are reported beside them as wall time.
 
 Resumable: a finished run (its summary.json) or evaluation (its nll/summary.json) is never redone;
 a run stopped half-way restarts from its last checkpoint (``train.resume=auto``). Run it again with
@@ -33,7 +38,7 @@ the same arguments to continue; the report is rebuilt from the files each time.
     nice -n 10 python bench/compare_methods.py --budget smoke --out bench_out/compare-smoke  # minutes
 
 Outputs in OUT: runs/<name>/ (training runs), eval/<name>/ (NLL evaluations), results.json,
-results.md (the tables) and learning_curves.png.
+cost.json (stage 5), results.md (the tables) and learning_curves.png.
 """
 
 from __future__ import annotations
@@ -74,6 +79,8 @@ LADDERS = {
     "full": [3e-6, 1e-5, 3e-5, 1e-4, 3e-4],
 }
 START = {"rows-r3": 1, "columns-r3": 1, "lora-r8": 2, "full": 1}
+#: each method's name in bench/methods.py (stage 5: the cost measurement)
+COST_NAMES = {"rows-r3": "rocoft-rows", "columns-r3": "rocoft-columns", "lora-r8": "lora-r8", "full": "full"}
 #: ablation -> (method whose tuned rate it uses, overrides); rows-r3 (first) is the reference
 ABLATIONS = {
     "rows-r1": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=1", "rocoft.selection=first"]),
@@ -96,7 +103,7 @@ BUDGETS = {
     "full": dict(
         steps=96, batch=8, cutoff=256, warmup=6, curve_every=12, curve_records=128, validation_records=None,
         test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
-        gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=24,
+        gen_limit=None, gen_max_new=160, eval_batch=16, cost_rounds=5, save_steps=24,
     ),
     # a quarter of the steps, half the curve records, learning rates chosen on 128 validation
     # records: about 15 min per run on one core of the 2-core machine (two invocations with disjoint
@@ -104,13 +111,13 @@ BUDGETS = {
     "short": dict(
         steps=24, batch=8, cutoff=256, warmup=2, curve_every=6, curve_records=64, validation_records=128,
         test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
-        gen_limit=None, gen_max_new=160, eval_batch=16, floor_steps=4, save_steps=12,
+        gen_limit=None, gen_max_new=160, eval_batch=16, cost_rounds=3, save_steps=12,
     ),
     # proves every stage end to end in minutes; its numbers are not results
     "smoke": dict(
         steps=3, batch=2, cutoff=160, warmup=1, curve_every=1, curve_records=4, validation_records=6,
         test_records=6, lrs=2, extend=1, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"],
-        gen_tasks=["addsub"], gen_limit=2, gen_max_new=8, eval_batch=4, floor_steps=1, save_steps=None,
+        gen_tasks=["addsub"], gen_limit=2, gen_max_new=8, eval_batch=4, cost_rounds=1, save_steps=None,
     ),
 }  # fmt: skip
 
@@ -225,6 +232,37 @@ class Bench:
              "--max-new-tokens", str(c["gen_max_new"]), "--batch-size", str(c["eval_batch"]),
              *(["--limit", str(c["gen_limit"])] if c["gen_limit"] else []), *(["--with-base"] if with_base else [])]
         )  # fmt: skip
+
+    def cost(self) -> dict:
+        """Stage 5: bench/methods.py on the model for the floor and all four methods in one process
+        (OUT/cost.json; measured once, under a lock for invocations sharing OUT); returns the floor's
+        row and this invocation's methods' rows under their names here."""
+        path = self.out / "cost.json"
+        with open(self.out / ".cost.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                print("cost: floor and every method, interleaved, one process", flush=True)
+                c, tmp = self.cfg, path.with_suffix(".tmp")
+                names = ",".join(["floor", *COST_NAMES.values()])
+                with open(self.log, "a") as f:
+                    f.write(f"\n$ python bench/methods.py --model {self.model} ... --json {path}\n")
+                    f.flush()
+                    proc = subprocess.run(
+                        [sys.executable, str(REPO / "bench" / "methods.py"), "--model", self.model,
+                         "--batch", str(c["batch"]), "--seq", str(c["cutoff"]), "--rank", "3", "--steps", "1",
+                         "--rounds", str(c["cost_rounds"]), "--methods", names, "--json", str(tmp)],
+                        cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=self.env, timeout=self.timeout,
+                    )  # fmt: skip
+                if proc.returncode != 0:
+                    sys.exit(f"bench/methods.py (cost) failed (exit {proc.returncode}); see {self.log}")
+                tmp.replace(path)
+        measured = json.loads(path.read_text())
+        by_name = measured["methods"]
+        return {
+            "meta": measured["meta"],
+            "floor": by_name["floor"],
+            "methods": {m: by_name[COST_NAMES[m]] for m in self.cfg["methods"]},
+        }
 
 
 def run_name(method: str, lr: float, seed: int) -> str:
@@ -344,13 +382,7 @@ def main() -> None:
     model = fetched.stdout.strip().rsplit("-> ", 1)[-1]
     b = Bench(cfg, out, model, str(data_file), env, args.timeout)
     res = run_all(b, cfg)
-    from real_model import measure_floor  # the frozen floor: same data, batch, this invocation
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    res["floor_s_per_ktok"] = measure_floor(RECIPE, b.shared_overrides(), cfg["floor_steps"], args.threads)
+    res["cost"] = b.cost()
     res["meta"] = {
         "command": f"python bench/compare_methods.py {' '.join(sys.argv[1:])}",
         "budget": args.budget,

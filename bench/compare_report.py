@@ -1,7 +1,8 @@
 """Tables and the learning-curve PNG of bench/compare_methods.py, from its results and the runs' files.
 
 Every number comes from a file a command wrote: test / validation NLL from `eval --metric nll`
-(nll/summary.json and per-record rows), cost from the runs' summary.json and metrics.jsonl, the
+(nll/summary.json and per-record rows), trainable parameters and training seconds from the runs'
+summary.json, step cost against the floor from stage 5's cost.json (bench/methods.py), the
 learning curves from metrics.jsonl (val_nll, train_seconds), generation accuracy from
 `eval` summaries. Paired differences against LoRA average each record's NLL over the seeds of
 each method, then bootstrap over records (the same resample for both sides).
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from rocoft_llm.eval.intervals import bootstrap_ratio
 from rocoft_llm.eval.tables import models_table, pooled_line
-from rocoft_llm.train.metrics import seconds_per_1k_tokens
 
 ITERATIONS, SEED = 2000, 0
 
@@ -40,43 +40,45 @@ def paired_cell(a: dict, b: dict) -> str:
 
 def run_cost(run: Path) -> dict:
     s = json.loads((run / "summary.json").read_text())
-    ktok = seconds_per_1k_tokens(run)
-    return {
-        "trainable": s["trainable_parameters"],
-        "s_per_ktok": statistics.median(ktok) if ktok else float("nan"),
-        "peak_gib": s["peak_memory_gib_rank0"],
-        "train_s": s.get("train_seconds"),
-    }
+    return {"trainable": s["trainable_parameters"], "train_s": s.get("train_seconds")}
 
 
 def main_table(res: dict) -> str:
-    floor = statistics.median(res["floor_s_per_ktok"])
+    cost = res["cost"]  # {"meta", "floor", "methods": {method: bench/methods.py's row}}
+    floor = cost["floor"]
     test = res["test"]
     base = next(iter(test["base"].values()))
     lines = [
         f"Test NLL per response token (nats; {base['records']} records of math_data.json:test, "
         f"{base['target_tokens']} tokens). Base model: {base['mean_nll']:.4f} "
-        f"[{base['ci95'][0]:.4f}, {base['ci95'][1]:.4f}]. Frozen floor: {floor:.3f} s / 1,000 tokens.",
+        f"[{base['ci95'][0]:.4f}, {base['ci95'][1]:.4f}].",
+        "",
+        f"Cost: one process, {cost['meta']['rounds']} interleaved rounds of one training step per method "
+        f"(batch {cost['meta']['batch']} x {cost['meta']['seq']} tokens, {cost['meta']['threads']} threads; "
+        f"bench/methods.py); x floor = median over rounds of the same-round ratio to the frozen floor "
+        f"({floor['s_per_ktok']:.3f} s / 1,000 tokens, peak {floor['peak_gib']:.2f} GiB); peak = CPU "
+        "allocator bytes of a profiled step. train s: the runs' wall time for their optimizer steps.",
         "",
         "| method | lr | test NLL mean (sd), seeds | minus LoRA r=8 [95% CI] | minus base [95% CI] | "
-        "trainable params | s / 1k tokens | x floor | peak memory GiB | train s |",
-        "|---|---:|---|---|---|---:|---:|---:|---:|---:|",
+        "trainable params | s / 1k tokens | x floor | peak GiB | x floor peak | train s |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, per_seed in test.items():
         if method == "base":
             continue
         means = [s["mean_nll"] for s in per_seed.values()]
         sd = statistics.stdev(means) if len(means) > 1 else float("nan")
-        cost = [run_cost(Path(p)) for p in res["runs"][method].values()]
-        ktok = statistics.median(c["s_per_ktok"] for c in cost)
+        runs = [run_cost(Path(p)) for p in res["runs"][method].values()]
+        step = cost["methods"][method]
         vs_lora = (
             "-" if method == "lora-r8" or "lora-r8" not in test else paired_cell(per_seed, test["lora-r8"])
         )
         vs_base = paired_cell(per_seed, {s: base for s in per_seed})
         lines.append(
             f"| {method} | {float(res['best_lr'][method]):g} | {statistics.fmean(means):.4f} ({sd:.4f}), "
-            f"{len(means)} | {vs_lora} | {vs_base} | {cost[0]['trainable']:,} | {ktok:.3f} | {ktok / floor:.2f} | "
-            f"{max(c['peak_gib'] for c in cost):.2f} | {statistics.median(c['train_s'] for c in cost):.0f} |"
+            f"{len(means)} | {vs_lora} | {vs_base} | {runs[0]['trainable']:,} | {step['s_per_ktok']:.3f} | "
+            f"{step['x_floor']:.3f} | {step['peak_gib']:.2f} | {step['peak_x_floor']:.2f} | "
+            f"{statistics.median(r['train_s'] for r in runs):.0f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -30,6 +30,13 @@ allocator hands out, so they compare like with like across methods.
     python bench/methods.py --config cpu --layers 2 --seq 128 --rounds 2
     python bench/methods.py --config gpu --device cpu --layers 1 --hidden 256 --intermediate 688 --seq 64
                                                          # the gpu code path (bf16) as a CPU smoke run
+    python bench/methods.py --model models/smollm2-135m --batch 8 --seq 256 --rounds 3 --steps 1 \
+        --methods floor,rocoft-rows,rocoft-columns,lora-r8,full --json cost.json
+                                                         # a pretrained model instead of the random Llama
+
+``--model`` (a local Hugging Face directory) replaces the random Llama: its own shapes, the same
+seven projection names; ``--json FILE`` also writes the table as JSON (bench/compare_methods.py
+reads it for the cost columns of its comparison).
 
 Needs torch, transformers and peft (rocoft-llm's layer is imported from this checkout).
 """
@@ -39,10 +46,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +87,8 @@ CONFIGS = {
         steps=4,
     ),
 }
+#: the random Llama's shape options (``--model`` brings its own)
+SHAPE_OPTIONS = ("layers", "hidden", "intermediate", "heads", "vocab")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -335,21 +346,33 @@ def check_targets(config: str, ratio, peaks: dict) -> list[str]:
     return lines
 
 
+def build_model(a, path: str | None):
+    """The model at ``path`` (rocoft-llm's loader; its own shapes; random weights from its config.json
+    when the directory holds none), else the configuration's random Llama."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if path:
+        from rocoft_llm.model_loading import load_model
+
+        weights = [*Path(path).glob("*.safetensors"), *Path(path).glob("*.bin")]
+        return load_model(path, dtype=a.dtype, device=a.device, random_init=not weights)
+    config = LlamaConfig(
+        vocab_size=a.vocab,
+        hidden_size=a.hidden,
+        intermediate_size=a.intermediate,
+        num_hidden_layers=a.layers,
+        num_attention_heads=a.heads,
+        num_key_value_heads=a.heads,
+        max_position_embeddings=max(a.seq, 128),
+    )
+    with torch.device(a.device):
+        return LlamaForCausalLM(config).to(getattr(torch, a.dtype))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=list(CONFIGS), default="cpu")
-    for key in (
-        "layers",
-        "seq",
-        "batch",
-        "rank",
-        "rounds",
-        "steps",
-        "hidden",
-        "intermediate",
-        "heads",
-        "vocab",
-    ):
+    for key in ("seq", "batch", "rank", "rounds", "steps", *SHAPE_OPTIONS):
         ap.add_argument(f"--{key}", type=int)
     ap.add_argument(
         "--device", help="override the configuration's device (e.g. the gpu shapes' code path on cpu)"
@@ -365,7 +388,12 @@ def main():
         help="after the timing, ROUNDS interleaved rounds of one torch.profiler step per method",
     )
     ap.add_argument("--methods", default="floor,rocoft-rows,rocoft-columns,paper,lora-r8,full")
+    ap.add_argument("--model", help="a local pretrained model directory instead of the random Llama")
+    ap.add_argument("--json", help="also write the results table to this JSON file")
     args = ap.parse_args()
+    shape_options = [k for k in SHAPE_OPTIONS if getattr(args, k) is not None]
+    if args.model and shape_options:
+        sys.exit(f"--model {args.model} has its own shapes: drop --{', --'.join(shape_options)}")
     cfg = {
         **CONFIGS[args.config],
         **{k: v for k, v in vars(args).items() if v is not None and k in CONFIGS["cpu"]},
@@ -376,21 +404,9 @@ def main():
             f"--config {args.config} runs on {a.device} but no CUDA device is visible; "
             "use a GPU machine, or --device cpu with smaller --layers/--hidden for a smoke run"
         )
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=a.vocab,
-        hidden_size=a.hidden,
-        intermediate_size=a.intermediate,
-        num_hidden_layers=a.layers,
-        num_attention_heads=a.heads,
-        num_key_value_heads=a.heads,
-        max_position_embeddings=max(a.seq, 128),
-    )
-    with torch.device(a.device):
-        model = LlamaForCausalLM(config).to(getattr(torch, a.dtype))
-    ids = torch.randint(0, a.vocab, (a.batch, a.seq), device=a.device)
+    model = build_model(a, args.model)
+    ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq), device=a.device)
     with torch.no_grad():
         embeds = model.get_input_embeddings()(ids)
     methods = [Method(m, a) for m in args.methods.split(",")]
@@ -423,20 +439,38 @@ def main():
         f"# {args.config}: {dev}, torch {torch.__version__}, transformers {transformers.__version__}, peft "
         f"{peft.__version__}, {a.dtype}, threads {torch.get_num_threads()}"
     )
-    print(
-        f"# Llama hidden {a.hidden}, intermediate {a.intermediate}, {a.layers} layers, batch {a.batch} x {a.seq}, "
-        f"rank {a.rank}; {a.rounds} interleaved rounds x (1 + {a.steps}) steps per method; step ms = median "
-        "of the timed steps; x floor / x LoRA = median over rounds of the same-round ratios"
+    shapes = (
+        f"{args.model} ({sum(p.numel() for p in model.parameters()):,} parameters)"
+        if args.model
+        else f"Llama hidden {a.hidden}, intermediate {a.intermediate}, {a.layers} layers"
     )
+    print(
+        f"# {shapes}, batch {a.batch} x {a.seq}, rank {a.rank}; {a.rounds} interleaved rounds x (1 + {a.steps}) "
+        "steps per method; step ms = median of the timed steps; x floor / x LoRA = median over rounds of "
+        "the same-round ratios"
+    )
+    table = {
+        name: {
+            "trainable": counts[name],
+            "step_ms": t * 1e3,
+            "tokens_per_s": tokens / t,
+            "s_per_ktok": 1000 * t / tokens,
+            "x_floor": ratio(name, "floor") if "floor" in med else None,
+            "x_lora": ratio(name, "lora-r8") if "lora-r8" in med else None,
+            "peak_gib": peaks[name],
+            "peak_x_floor": peaks[name] / peaks["floor"] if "floor" in peaks else None,
+        }
+        for name, t in med.items()
+    }
     print("| method | trainable params | step ms | tokens/s | x floor | x LoRA | peak GiB | peak x floor |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, t in med.items():
-        vs_lora = f"{ratio(name, 'lora-r8'):.2f}" if "lora-r8" in med else "-"
-        vs_floor = f"{ratio(name, 'floor'):.3f}" if "floor" in med else "-"
-        mem_floor = f"{peaks[name] / peaks['floor']:.3f}" if "floor" in peaks else "-"
+    for name, row in table.items():
+        vs_lora = "-" if row["x_lora"] is None else f"{row['x_lora']:.2f}"
+        vs_floor = "-" if row["x_floor"] is None else f"{row['x_floor']:.3f}"
+        mem_floor = "-" if row["peak_x_floor"] is None else f"{row['peak_x_floor']:.3f}"
         print(
-            f"| {name} | {counts[name]:,} | {t * 1e3:.1f} | {tokens / t:,.0f} | {vs_floor} | {vs_lora} "
-            f"| {peaks[name]:.4g} | {mem_floor} |"
+            f"| {name} | {row['trainable']:,} | {row['step_ms']:.1f} | {row['tokens_per_s']:,.0f} | {vs_floor} "
+            f"| {vs_lora} | {row['peak_gib']:.4g} | {mem_floor} |"
         )
     print(
         "# peak: "
@@ -449,6 +483,10 @@ def main():
     print(f"# targets ({'gpu' if args.config == 'gpu' and on_cuda else 'cpu'}):")
     for line in check_targets("gpu" if args.config == "gpu" and on_cuda else "cpu", ratio, peaks):
         print(f"#   {line}")
+    if args.json:
+        meta = {"model": args.model or shapes, "batch": a.batch, "seq": a.seq, "rank": a.rank, "rounds": a.rounds,
+                "steps": a.steps, "dtype": a.dtype, "threads": torch.get_num_threads()}  # fmt: skip
+        Path(args.json).write_text(json.dumps({"meta": meta, "methods": table}, indent=1))
     if args.profile:
         print_profile(methods, model, embeds, ids, args.profile, a.device)
 

@@ -1,6 +1,7 @@
 """The benchmarks: bench/methods.py (memory measurement, target checks, a small end-to-end run of both
 configurations' code paths on CPU) and bench/sharding_memory.py end to end. BENCHMARKS.md quotes them."""
 
+import json
 import subprocess
 import sys
 
@@ -208,6 +209,34 @@ def test_methods_benchmark_needs_only_torch_transformers_peft():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| rocoft-rows |" in proc.stdout and "| lora-r8 |" in proc.stdout
+
+
+def test_model_option_times_a_model_directory_and_writes_the_table_as_json(tmp_path):
+    """``--model`` (what bench/compare_methods.py's cost stage runs): the directory's own shapes, the
+    printed table and the JSON agree, trainable counts are exact for that model, the floor is 1.0x."""
+    from transformers import AutoConfig
+
+    model = REPO / "recipes" / "tiny" / "llama"
+    out, rows = _run("--model", str(model), "--seq", "16", "--batch", "2", "--rounds", "1", "--steps", "1",
+                     "--methods", "floor,rocoft-rows,rocoft-columns,full", "--json", str(tmp_path / "c.json"))  # fmt: skip
+    table = json.loads((tmp_path / "c.json").read_text())
+    assert table["meta"]["model"] == str(model) and table["meta"]["seq"] == 16
+    c = AutoConfig.from_pretrained(model)
+    h, i, layers, heads, kv = (c.hidden_size, c.intermediate_size, c.num_hidden_layers,
+                               c.num_attention_heads, c.num_key_value_heads)  # fmt: skip
+    kv_dim = h // heads * kv
+    # rows: r rows of each of q, k, v, o, gate, up, down (a row is as long as the layer's input)
+    assert table["methods"]["rocoft-rows"]["trainable"] == layers * 3 * (h + h + h + h + h + h + i)
+    # columns: r columns (a column is as long as the layer's output)
+    assert table["methods"]["rocoft-columns"]["trainable"] == layers * 3 * (h + kv_dim + kv_dim + h + i + i + h)
+    for name, row in table["methods"].items():
+        assert rows[name]["trainable"] == row["trainable"]
+        assert rows[name]["ms"] == pytest.approx(row["step_ms"], abs=0.05)
+    assert table["methods"]["floor"]["x_floor"] == 1.0
+    assert table["methods"]["full"]["trainable"] == rows["full"]["trainable"] > table["methods"]["rocoft-rows"]["trainable"]
+    proc = subprocess.run([sys.executable, str(REPO / "bench" / "methods.py"), "--model", str(model), "--layers", "2"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
+    assert proc.returncode != 0 and "has its own shapes: drop --layers" in proc.stderr
 
 
 def test_real_model_results_table_shows_balanced_accuracy_beside_the_prior():

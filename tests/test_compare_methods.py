@@ -110,7 +110,14 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
             "rows-r1": {"run": fake_run(tmp_path / "r1", 149760, []), "lr": 0.01, "test": evaluation(0.65)}
         },
         "generation": {},
-        "floor_s_per_ktok": [5.0, 5.0],
+        "cost": {
+            "meta": {"rounds": 3, "batch": 8, "seq": 256, "threads": 1},
+            "floor": {"s_per_ktok": 5.0, "peak_gib": 1.0},
+            "methods": {
+                "rows-r3": {"s_per_ktok": 5.2, "x_floor": 1.04, "peak_gib": 1.1, "peak_x_floor": 1.1},
+                "lora-r8": {"s_per_ktok": 6.0, "x_floor": 1.2, "peak_gib": 1.3, "peak_x_floor": 1.3},
+            },
+        },
         "meta": {
             "command": "python bench/compare_methods.py --budget short",
             "budget": "short",
@@ -125,9 +132,10 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
     }
     text = report.render(res, tmp_path)
     assert (
-        "| rows-r3 | 0.01 | 0.6100 (0.0141), 2 | +0.1000 [+0.1000, +0.1000] | -0.3900 [-0.3900, -0.3900] |"
-        in text
+        "| rows-r3 | 0.01 | 0.6100 (0.0141), 2 | +0.1000 [+0.1000, +0.1000] | -0.3900 [-0.3900, -0.3900] "
+        "| 449,280 | 5.200 | 1.040 | 1.10 | 1.10 | 100 |" in text
     )
+    assert "(5.000 s / 1,000 tokens, peak 1.00 GiB)" in text
     assert "| rows-r1 | 0.01 | 0.6500 | +0.0500 [+0.0500, +0.0500] | 149,760 |" in text
     assert "columns-r3" not in text and "Generation: not run" in text
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
