@@ -228,12 +228,18 @@ def test_model_option_times_a_model_directory_and_writes_the_table_as_json(tmp_p
     # rows: r rows of each of q, k, v, o, gate, up, down (a row is as long as the layer's input)
     assert table["methods"]["rocoft-rows"]["trainable"] == layers * 3 * (h + h + h + h + h + h + i)
     # columns: r columns (a column is as long as the layer's output)
-    assert table["methods"]["rocoft-columns"]["trainable"] == layers * 3 * (h + kv_dim + kv_dim + h + i + i + h)
+    assert table["methods"]["rocoft-columns"]["trainable"] == layers * 3 * (
+        h + kv_dim + kv_dim + h + i + i + h
+    )
     for name, row in table["methods"].items():
         assert rows[name]["trainable"] == row["trainable"]
         assert rows[name]["ms"] == pytest.approx(row["step_ms"], abs=0.05)
     assert table["methods"]["floor"]["x_floor"] == 1.0
-    assert table["methods"]["full"]["trainable"] == rows["full"]["trainable"] > table["methods"]["rocoft-rows"]["trainable"]
+    assert (
+        table["methods"]["full"]["trainable"]
+        == rows["full"]["trainable"]
+        > table["methods"]["rocoft-rows"]["trainable"]
+    )
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "methods.py"), "--model", str(model), "--layers", "2"],
                           capture_output=True, text=True, timeout=120, cwd=REPO)  # fmt: skip
     assert proc.returncode != 0 and "has its own shapes: drop --layers" in proc.stderr
