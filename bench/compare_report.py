@@ -127,15 +127,42 @@ def ablation_table(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: generation measures: summary key -> per-item key in `eval`'s <task>.jsonl
+GENERATION_MEASURES = {"protocol": "protocol_correct", "equation_recomputed": "equation_correct"}
+
+
+def item_correct(eval_dir: Path, key: str) -> dict[tuple[str, int], float]:
+    """{(task, index): 1.0 / 0.0} from `eval`'s per-item files in ``eval_dir`` (<task>.jsonl)."""
+    got = {}
+    for path in sorted(eval_dir.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            row = json.loads(line)
+            got[(row["task"], row["index"])] = float(bool(row[key]))
+    return got
+
+
+def paired_accuracy_cell(a: dict, b: dict) -> str:
+    """Pooled accuracy of ``a`` minus ``b`` in points, over the same items, with a 95% bootstrap
+    interval that resamples items (the same items for both sides)."""
+    if a.keys() != b.keys():
+        raise ValueError("the two evaluations scored different items")
+    items = sorted(a)
+    diff, (lo, hi) = bootstrap_ratio(
+        [a[i] for i in items], [1] * len(items), ITERATIONS, SEED, base_sums=[b[i] for i in items]
+    )
+    return f"{100 * diff:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
 def generation_tables(res: dict) -> str:
     if not res["generation"]:
         return "Generation: not run (--no-generation).\n"
-    models = {}
+    models, dirs = {}, {}
     for k, (method, run) in enumerate(res["generation"].items()):
         if k == 0:
-            models["base"] = json.loads((Path(run) / "eval" / "base" / "summary.json").read_text())
-        models[method] = json.loads((Path(run) / "eval" / "adapted" / "summary.json").read_text())
-    return (
+            dirs["base"] = Path(run) / "eval" / "base"
+        dirs[method] = Path(run) / "eval" / "adapted"
+    models = {name: json.loads((d / "summary.json").read_text()) for name, d in dirs.items()}
+    text = (
         models_table(models, "Generation on held-out math test items (greedy; best seed per method)")
         + "\n"
         + pooled_line(models)
@@ -143,6 +170,29 @@ def generation_tables(res: dict) -> str:
         + pooled_line(models, "equation_recomputed")
         + "\n"
     )
+    correct = {
+        m: {k: item_correct(d, key) for k, key in GENERATION_MEASURES.items()} for m, d in dirs.items()
+    }
+    refs = [r for r in ("lora-r8", "base") if r in correct]
+    head = [f"{k} minus {r}" for r in refs for k in GENERATION_MEASURES]
+    lines = [
+        "",
+        f"Pooled accuracy differences in points, paired over the same {len(correct['base']['protocol'])} "
+        "items [95% bootstrap CI over items]:",
+        "",
+        "| method | " + " | ".join(head) + " |",
+        "|---|" + "---|" * len(head),
+    ]
+    for method in dirs:
+        if method == "base":
+            continue
+        cells = [
+            "-" if r == method else paired_accuracy_cell(correct[method][k], correct[r][k])
+            for r in refs
+            for k in GENERATION_MEASURES
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return text + "\n".join(lines) + "\n"
 
 
 def plot_curves(res: dict, path: Path) -> None:

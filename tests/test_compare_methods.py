@@ -139,3 +139,24 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
     assert "| rows-r1 | 0.01 | 0.6500 | +0.0500 [+0.0500, +0.0500] | 149,760 |" in text
     assert "columns-r3" not in text and "Generation: not run" in text
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+
+
+def test_generation_differences_pair_items_and_bootstrap(tmp_path):
+    """Per-item correctness from `eval`'s <task>.jsonl: the difference is in points over the same
+    items; a one-sided difference (b right wherever a is) has an interval that excludes zero."""
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    for d, right in ((a_dir, {0, 1}), (b_dir, {0, 1, 2, 3})):
+        d.mkdir()
+        for task in ("addsub", "svamp"):
+            rows = [{"task": task, "index": i, "protocol_correct": i in right} for i in range(10)]
+            (d / f"{task}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (a_dir / "summary.json").write_text("[]")  # not read by item_correct
+    a, b = report.item_correct(a_dir, "protocol_correct"), report.item_correct(b_dir, "protocol_correct")
+    assert len(a) == 20 and sum(a.values()) == 4 and sum(b.values()) == 8
+    cell = report.paired_accuracy_cell(a, b)
+    assert cell.startswith("-20.0 [")
+    lo, hi = (float(x) for x in cell.split("[")[1].rstrip("]").split(","))
+    assert lo < -20.0 < hi < 0
+    del b[("svamp", 9)]
+    with pytest.raises(ValueError, match="different items"):
+        report.paired_accuracy_cell(a, b)
