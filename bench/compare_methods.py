@@ -13,9 +13,10 @@ per command):
    stopped comparison still answers for the methods it finished); test NLL of every seed
    (``eval --metric nll``), the base model's test NLL, and per method the paired difference against
    LoRA on the same test records (per-record NLL averaged over seeds, bootstrap over records);
-3. ablations by held-out NLL, rows' tuned rate, the first seed: r = 1 / 8, selection random /
-   Wanda-max / Wanda-min (rows r=3 first and columns r=3 come from stage 2), each paired against
-   rows r=3 first of the same seed;
+3. ablations by held-out NLL, the first seed: r = 1 / 8, selection random / Wanda-max / Wanda-min
+   (rows r=3 first and columns r=3 come from stage 2), each at its own rate: ``ablation_lrs`` rates
+   of the rows' ladder centred on rows' tuned rate, extended like a method's sweep while the best is
+   at an edge, best by validation NLL; each paired against rows r=3 first of the same seed;
 4. generation: protocol and equation-recomputed accuracy of the base and of each method's best seed
    (lowest final validation NLL) on every item of SVAMP, MultiArith, AddSub, SingleEq and GSM8K
    whose question math_data.json does not contain (in none of its parts).
@@ -81,7 +82,8 @@ LADDERS = {
 START = {"rows-r3": 1, "columns-r3": 1, "lora-r8": 2, "full": 1}
 #: each method's name in bench/methods.py (stage 5: the cost measurement)
 COST_NAMES = {"rows-r3": "rocoft-rows", "columns-r3": "rocoft-columns", "lora-r8": "lora-r8", "full": "full"}
-#: ablation -> (method whose tuned rate it uses, overrides); rows-r3 (first) is the reference
+#: ablation -> (method whose ladder and tuned rate its sweep starts from, overrides); rows-r3
+#: (first) is the reference
 ABLATIONS = {
     "rows-r1": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=1", "rocoft.selection=first"]),
     "rows-r8": ("rows-r3", ["method=rocoft", "rocoft.mode=row", "rocoft.rank=8", "rocoft.selection=first"]),
@@ -102,7 +104,7 @@ ABLATIONS = {
 BUDGETS = {
     "full": dict(
         steps=96, batch=8, cutoff=256, warmup=6, curve_every=12, curve_records=128, validation_records=None,
-        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
+        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), ablation_lrs=3, gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, cost_rounds=5, save_steps=24,
     ),
     # a quarter of the steps, half the curve records, learning rates chosen on 128 validation
@@ -110,13 +112,13 @@ BUDGETS = {
     # --methods sharing OUT), so a method with its sweep and seeds takes about 1.5 h
     "short": dict(
         steps=24, batch=8, cutoff=256, warmup=2, curve_every=6, curve_records=64, validation_records=128,
-        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), gen_tasks=MATH_TASKS,
+        test_records=None, lrs=3, extend=2, seeds=[42, 43, 44], ablations=list(ABLATIONS), ablation_lrs=3, gen_tasks=MATH_TASKS,
         gen_limit=None, gen_max_new=160, eval_batch=16, cost_rounds=3, save_steps=12,
     ),
     # proves every stage end to end in minutes; its numbers are not results
     "smoke": dict(
         steps=3, batch=2, cutoff=160, warmup=1, curve_every=1, curve_records=4, validation_records=6,
-        test_records=6, lrs=2, extend=1, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"],
+        test_records=6, lrs=2, extend=1, seeds=[42, 43], ablations=["rows-r1", "rows-r3-wanda-max"], ablation_lrs=2,
         gen_tasks=["addsub"], gen_limit=2, gen_max_new=8, eval_batch=4, cost_rounds=1, save_steps=None,
     ),
 }  # fmt: skip
@@ -273,21 +275,23 @@ def final_val(run: Path) -> float:
     return json.loads((run / "summary.json").read_text())["final_val_nll"]
 
 
-def sweep(b: Bench, cfg: dict, method: str, seed: int) -> dict[float, float]:
-    """Validation NLL per tried learning rate: the budget's first ``lrs`` rates from the method's
-    start on its ladder, then one step outward while the best is at an edge (``extend`` at most)."""
-    ladder, tried = LADDERS[method], {}
-    lo, hi = START[method], START[method] + cfg["lrs"] - 1
+def sweep(b: Bench, cfg: dict, name: str, overrides: list[str], ladder: list[float], lo: int, count: int,
+          seed: int, curve: bool) -> dict[float, float]:  # fmt: skip
+    """Validation NLL per tried learning rate: ``count`` rates of ``ladder`` from index ``lo``, then
+    one step outward while the best is at an edge (``extend`` steps at most); ``count`` 1 tries the
+    one rate only."""
+    tried, hi = {}, min(lo + count, len(ladder)) - 1
     for extra in range(cfg["extend"] + 1):
         for k in range(lo, hi + 1):
             lr = ladder[k]
             if lr not in tried:
-                run = b.train(run_name(method, lr, seed), METHODS[method], lr, seed, curve=True)
+                run = b.train(run_name(name, lr, seed), overrides, lr, seed, curve=curve)
                 tried[lr] = b.nll(run.name, "validation", run)["mean_nll"]
         best = ladder.index(min(tried, key=tried.get))
-        if best == hi and hi + 1 < len(ladder) and extra < cfg["extend"]:
+        may_extend = count > 1 and extra < cfg["extend"]
+        if best == hi and hi + 1 < len(ladder) and may_extend:
             hi += 1
-        elif best == lo and lo > 0 and extra < cfg["extend"]:
+        elif best == lo and lo > 0 and may_extend:
             lo -= 1
         else:
             break
@@ -301,7 +305,9 @@ def run_all(b: Bench, cfg: dict) -> dict:
     res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
     methods = cfg.get("methods", list(METHODS))
     for method in methods:  # 1. sweep, 2. seeds at the best rate
-        res["sweep"][method] = sweep(b, cfg, method, seed0)
+        res["sweep"][method] = sweep(
+            b, cfg, method, METHODS[method], LADDERS[method], START[method], cfg["lrs"], seed0, curve=True
+        )
         lr = res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
         for seed in cfg["seeds"]:
             run = b.train(run_name(method, lr, seed), METHODS[method], lr, seed, curve=seed == seed0)
@@ -309,11 +315,20 @@ def run_all(b: Bench, cfg: dict) -> dict:
             res["test"].setdefault(method, {})[seed] = b.nll(run.name, "test", run)
             if "base" not in res["test"]:  # the base model, with the runs' data options
                 res["test"]["base"] = {0: b.nll("base", "test", run, base=True)}
-    for name in cfg["ablations"]:  # 3. ablations at the tuned rate of their mode
+    for name in cfg["ablations"]:  # 3. ablations, each swept around the tuned rate of its reference
         ref, overrides = ABLATIONS[name]
-        lr = res["best_lr"][ref]
+        ladder = LADDERS[ref]
+        centre = ladder.index(res["best_lr"][ref])
+        count = cfg["ablation_lrs"]
+        tried = sweep(b, cfg, name, overrides, ladder, max(0, centre - count // 2), count, seed0, curve=False)
+        lr = min(tried, key=tried.get)
         run = b.train(run_name(name, lr, seed0), overrides, lr, seed0, curve=False)
-        res["ablations"][name] = {"run": str(run), "lr": lr, "test": b.nll(run.name, "test", run)}
+        res["ablations"][name] = {
+            "run": str(run),
+            "lr": lr,
+            "sweep": tried,
+            "test": b.nll(run.name, "test", run),
+        }
     res["generation"] = {}
     for k, method in enumerate(methods if cfg.get("generation", True) else []):  # 4. best seed by validation
         runs = {seed: Path(p) for seed, p in res["runs"][method].items()}
@@ -337,6 +352,11 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="rebuild results.md/png from OUT/results.json")
     ap.add_argument(
         "--no-generation", action="store_true", help="skip stage 4 (about 3 hours of the full budget)"
+    )
+    ap.add_argument(
+        "--no-cost",
+        action="store_true",
+        help="skip stage 5 (the step-cost measurement): for invocations that share a busy machine",
     )
     ap.add_argument(
         "--methods",
@@ -382,7 +402,7 @@ def main() -> None:
     model = fetched.stdout.strip().rsplit("-> ", 1)[-1]
     b = Bench(cfg, out, model, str(data_file), env, args.timeout)
     res = run_all(b, cfg)
-    res["cost"] = b.cost()
+    res["cost"] = None if args.no_cost else b.cost()
     res["meta"] = {
         "command": f"python bench/compare_methods.py {' '.join(sys.argv[1:])}",
         "budget": args.budget,

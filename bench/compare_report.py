@@ -43,9 +43,29 @@ def run_cost(run: Path) -> dict:
     return {"trainable": s["trainable_parameters"], "train_s": s.get("train_seconds")}
 
 
+def cost_line(cost: dict | None) -> str:
+    if cost is None:
+        return "Cost: not measured (--no-cost). train s: the runs' wall time for their optimizer steps."
+    m, floor = cost["meta"], cost["floor"]
+    return (
+        f"Cost: one process, {m['rounds']} interleaved rounds of one training step per method (batch "
+        f"{m['batch']} x {m['seq']} tokens, {m['threads']} threads; bench/methods.py); x floor = median over "
+        f"rounds of the same-round ratio to the frozen floor ({floor['s_per_ktok']:.3f} s / 1,000 tokens, "
+        f"peak {floor['peak_gib']:.2f} GiB); peak = CPU allocator bytes of a profiled step. train s: the "
+        "runs' wall time for their optimizer steps."
+    )
+
+
+def step_cells(cost: dict | None, method: str) -> str:
+    """s / 1k tokens | x floor | peak GiB | x floor peak of ``method`` (dashes when not measured)."""
+    if cost is None:
+        return "- | - | - | -"
+    step = cost["methods"][method]
+    return f"{step['s_per_ktok']:.3f} | {step['x_floor']:.3f} | {step['peak_gib']:.2f} | {step['peak_x_floor']:.2f}"
+
+
 def main_table(res: dict) -> str:
-    cost = res["cost"]  # {"meta", "floor", "methods": {method: bench/methods.py's row}}
-    floor = cost["floor"]
+    cost = res["cost"]  # {"meta", "floor", "methods": {method: bench/methods.py's row}}; None: --no-cost
     test = res["test"]
     base = next(iter(test["base"].values()))
     lines = [
@@ -53,11 +73,7 @@ def main_table(res: dict) -> str:
         f"{base['target_tokens']} tokens). Base model: {base['mean_nll']:.4f} "
         f"[{base['ci95'][0]:.4f}, {base['ci95'][1]:.4f}].",
         "",
-        f"Cost: one process, {cost['meta']['rounds']} interleaved rounds of one training step per method "
-        f"(batch {cost['meta']['batch']} x {cost['meta']['seq']} tokens, {cost['meta']['threads']} threads; "
-        f"bench/methods.py); x floor = median over rounds of the same-round ratio to the frozen floor "
-        f"({floor['s_per_ktok']:.3f} s / 1,000 tokens, peak {floor['peak_gib']:.2f} GiB); peak = CPU "
-        "allocator bytes of a profiled step. train s: the runs' wall time for their optimizer steps.",
+        cost_line(cost),
         "",
         "| method | lr | test NLL mean (sd), seeds | minus LoRA r=8 [95% CI] | minus base [95% CI] | "
         "trainable params | s / 1k tokens | x floor | peak GiB | x floor peak | train s |",
@@ -69,18 +85,23 @@ def main_table(res: dict) -> str:
         means = [s["mean_nll"] for s in per_seed.values()]
         sd = statistics.stdev(means) if len(means) > 1 else float("nan")
         runs = [run_cost(Path(p)) for p in res["runs"][method].values()]
-        step = cost["methods"][method]
         vs_lora = (
             "-" if method == "lora-r8" or "lora-r8" not in test else paired_cell(per_seed, test["lora-r8"])
         )
         vs_base = paired_cell(per_seed, {s: base for s in per_seed})
         lines.append(
             f"| {method} | {float(res['best_lr'][method]):g} | {statistics.fmean(means):.4f} ({sd:.4f}), "
-            f"{len(means)} | {vs_lora} | {vs_base} | {runs[0]['trainable']:,} | {step['s_per_ktok']:.3f} | "
-            f"{step['x_floor']:.3f} | {step['peak_gib']:.2f} | {step['peak_x_floor']:.2f} | "
+            f"{len(means)} | {vs_lora} | {vs_base} | {runs[0]['trainable']:,} | {step_cells(cost, method)} | "
             f"{statistics.median(r['train_s'] for r in runs):.0f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def sweep_cells(by_lr: dict, best) -> list[str]:
+    """``lr: NLL`` per tried rate, the chosen one starred."""
+    return [
+        f"{float(lr):g}: {nll:.4f}" + (" *" if float(lr) == float(best) else "") for lr, nll in by_lr.items()
+    ]
 
 
 def sweep_table(res: dict) -> str:
@@ -88,11 +109,7 @@ def sweep_table(res: dict) -> str:
     width = max(len(by_lr) for by_lr in res["sweep"].values())
     lines += ["| method | " + " | ".join(["lr: NLL"] * width) + " |", "|---|" + "---|" * width]
     for method, by_lr in res["sweep"].items():
-        cells = [
-            f"{float(lr):g}: {nll:.4f}" + (" *" if float(lr) == float(res["best_lr"][method]) else "")
-            for lr, nll in by_lr.items()
-        ]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append(f"| {method} | " + " | ".join(sweep_cells(by_lr, res["best_lr"][method])) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,28 +118,28 @@ def ablation_table(res: dict) -> str:
         return "Ablations: none run (they need rows-r3 among --methods and --ablations other than 'none').\n"
     first_seed = next(iter(res["test"]["rows-r3"]))
     ref = {first_seed: res["test"]["rows-r3"][first_seed]}
+
+    def stage2(method: str) -> dict:  # a method of stage 2 as an ablation row: its first seed
+        run = res["runs"][method][first_seed]
+        return {"lr": res["best_lr"][method], "sweep": res["sweep"][method], "test": res["test"][method][first_seed], "run": run}  # fmt: skip
+
     lines = [
-        f"Ablations (test NLL, seed {first_seed}, rows' tuned lr; paired against rows r=3 first, same seed):",
+        f"Ablations (test NLL, seed {first_seed}, each at its own rate chosen by validation NLL; paired "
+        "against rows r=3 first, same seed):",
         "",
-        "| variant | lr | test NLL | minus rows-r3 first [95% CI] | trainable params |",
-        "|---|---:|---:|---|---:|",
-        f"| rows-r3 (first) | {float(res['best_lr']['rows-r3']):g} | {ref[first_seed]['mean_nll']:.4f} | - | "
-        f"{run_cost(Path(res['runs']['rows-r3'][first_seed]))['trainable']:,} |",
+        "| variant | lr | test NLL | minus rows-r3 first [95% CI] | trainable params | validation NLL by lr |",
+        "|---|---:|---:|---|---:|---|",
     ]
-    variants = dict(res["ablations"])  # each: lr, test, run
-    if "columns-r3" in res["test"]:  # columns at their own tuned rate
-        variants = {
-            "columns-r3 (first)": {
-                "lr": res["best_lr"]["columns-r3"],
-                "test": res["test"]["columns-r3"][first_seed],
-                "run": res["runs"]["columns-r3"][first_seed],
-            },
-            **variants,
-        }
+    variants = {"rows-r3 (first)": stage2("rows-r3")}
+    if "columns-r3" in res["test"]:
+        variants["columns-r3 (first)"] = stage2("columns-r3")
+    variants.update(res["ablations"])  # each: lr, sweep (absent in older results), test, run
     for name, a in variants.items():
+        diff = "-" if name == "rows-r3 (first)" else paired_cell({first_seed: a["test"]}, ref)
+        tried = ", ".join(sweep_cells(a["sweep"], a["lr"])) if a.get("sweep") else "-"
         lines.append(
-            f"| {name} | {float(a['lr']):g} | {a['test']['mean_nll']:.4f} | {paired_cell({first_seed: a['test']}, ref)} "
-            f"| {run_cost(Path(a['run']))['trainable']:,} |"
+            f"| {name} | {float(a['lr']):g} | {a['test']['mean_nll']:.4f} | {diff} "
+            f"| {run_cost(Path(a['run']))['trainable']:,} | {tried} |"
         )
     return "\n".join(lines) + "\n"
 

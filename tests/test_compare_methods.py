@@ -30,7 +30,7 @@ def test_paired_difference_averages_seeds_then_bootstraps():
 class FakeBench:
     """Records what would run; validation NLL is lowest at a known rate per method."""
 
-    best = {"rows-r3": 1e-2, "columns-r3": 3e-2, "lora-r8": 3e-3, "full": 3e-5}
+    best = {"rows-r3": 1e-2, "columns-r3": 3e-2, "lora-r8": 3e-3, "full": 3e-5, "rows-r1": 3e-2}
 
     def __init__(self, tmp: Path):
         self.tmp, self.trained = tmp, []
@@ -52,20 +52,28 @@ class FakeBench:
 
 
 def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
-    cfg = dict(compare.BUDGETS["smoke"], lrs=3, extend=1, seeds=[42, 43, 44])
+    cfg = dict(compare.BUDGETS["smoke"], lrs=3, extend=1, seeds=[42, 43, 44], ablation_lrs=3)
     b = FakeBench(tmp_path)
     res = compare.run_all(b, cfg)
-    assert res["best_lr"] == FakeBench.best
+    methods = {m: FakeBench.best[m] for m in compare.METHODS}
+    assert res["best_lr"] == methods
     # columns' best (3e-2) is the top of its first three rates: the sweep steps up once to bracket it
     assert list(res["sweep"]["columns-r3"]) == [3e-3, 1e-2, 3e-2, 1e-1]
     assert list(res["sweep"]["rows-r3"]) == [3e-3, 1e-2, 3e-2]  # bracketed at once
     seeded = {(n, lr, s) for n, lr, s, _ in (t for t in b.trained if t[0] != "generation") if s != 42}
-    for method, lr in FakeBench.best.items():
+    for method, lr in methods.items():
         assert {(compare.run_name(method, lr, s), lr, s) for s in (43, 44)} <= seeded
-    ablations = [t for t in b.trained if t[0].startswith(tuple(cfg["ablations"]))]
-    assert [t[1] for t in ablations] == [FakeBench.best["rows-r3"]] * len(cfg["ablations"])
+    # ablations: a sweep of their own around rows' tuned rate (1e-2), best by validation
+    # r=1's best (3e-2) is at the top edge of the three: one step up brackets it
+    assert list(res["ablations"]["rows-r1"]["sweep"]) == [3e-3, 1e-2, 3e-2, 1e-1]
+    assert res["ablations"]["rows-r1"]["lr"] == 3e-2  # its own best, not rows'
+    assert list(res["ablations"]["rows-r3-wanda-max"]["sweep"]) == [3e-3, 1e-2, 3e-2]
+    assert res["ablations"]["rows-r3-wanda-max"]["lr"] == FakeBench.best["rows-r3"]
+    one_rate = compare.run_all(FakeBench(tmp_path), dict(cfg, ablation_lrs=1))
+    assert {a["lr"] for a in one_rate["ablations"].values()} == {1e-2}
+    assert all(len(a["sweep"]) == 1 for a in one_rate["ablations"].values())
     generation = [t for t in b.trained if t[0] == "generation"]
-    assert [g[1] for g in generation] == [compare.run_name(m, lr, 42) for m, lr in FakeBench.best.items()]
+    assert [g[1] for g in generation] == [compare.run_name(m, lr, 42) for m, lr in methods.items()]
     assert [g[2] for g in generation] == [True, False, False, False]  # the base once
 
 
@@ -107,7 +115,12 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
             "lora-r8": {"42": evaluation(0.5), "43": evaluation(0.52)},
         },  # fmt: skip
         "ablations": {
-            "rows-r1": {"run": fake_run(tmp_path / "r1", 149760, []), "lr": 0.01, "test": evaluation(0.65)}
+            "rows-r1": {
+                "run": fake_run(tmp_path / "r1", 149760, []),
+                "lr": 0.01,
+                "sweep": {"0.003": 0.8, "0.01": 0.7},
+                "test": evaluation(0.65),
+            }
         },
         "generation": {},
         "cost": {
@@ -136,9 +149,15 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
         "| 449,280 | 5.200 | 1.040 | 1.10 | 1.10 | 100 |" in text
     )
     assert "(5.000 s / 1,000 tokens, peak 1.00 GiB)" in text
-    assert "| rows-r1 | 0.01 | 0.6500 | +0.0500 [+0.0500, +0.0500] | 149,760 |" in text
+    assert (
+        "| rows-r1 | 0.01 | 0.6500 | +0.0500 [+0.0500, +0.0500] | 149,760 | 0.003: 0.8000, 0.01: 0.7000 * |"
+        in text
+    )
     assert "columns-r3" not in text and "Generation: not run" in text
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    res["cost"] = None  # --no-cost: dashes, and the line says so
+    text = report.render(res, tmp_path)
+    assert "Cost: not measured (--no-cost)" in text and "| 449,280 | - | - | - | - | 100 |" in text
 
 
 def test_generation_differences_pair_items_and_bootstrap(tmp_path):
