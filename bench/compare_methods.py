@@ -319,7 +319,7 @@ def run_all(b: Bench, cfg: dict) -> dict:
         ref, overrides = ABLATIONS[name]
         ladder = LADDERS[ref]
         centre = ladder.index(res["best_lr"][ref])
-        count = cfg["ablation_lrs"]
+        count = cfg.get("ablation_rates", {}).get(name, cfg["ablation_lrs"])
         tried = sweep(b, cfg, name, overrides, ladder, max(0, centre - count // 2), count, seed0, curve=False)
         lr = min(tried, key=tried.get)
         run = b.train(run_name(name, lr, seed0), overrides, lr, seed0, curve=False)
@@ -336,6 +336,24 @@ def run_all(b: Bench, cfg: dict) -> dict:
         b.generation(runs[best], with_base=k == 0)
         res["generation"][method] = str(runs[best])
     return res
+
+
+def parse_ablations(text: str) -> tuple[list[str], dict[str, int]]:
+    """``--ablations``: comma-separated names, each optionally ``=N`` (its number of sweep rates,
+    instead of the budget's ``ablation_lrs``); ``none`` for none. Returns (names, {name: N})."""
+    names, rates = [], {}
+    for item in (a.strip() for a in text.split(",")):
+        if not item or item == "none":
+            continue
+        name, _, count = item.partition("=")
+        if name not in ABLATIONS:
+            raise ValueError(f"{name!r} is not an ablation; use names of {', '.join(ABLATIONS)} (or 'none')")
+        if count:
+            if not count.isdigit() or int(count) < 1:
+                raise ValueError(f"{item!r}: the number of rates after '=' must be a whole number >= 1")
+            rates[name] = int(count)
+        names.append(name)
+    return names, rates
 
 
 def main() -> None:
@@ -366,7 +384,8 @@ def main() -> None:
     )
     ap.add_argument(
         "--ablations",
-        help="comma-separated subset of the budget's ablations to run (default: all of them; 'none')",
+        help="comma-separated subset of the budget's ablations to run (default: all of them; 'none'); "
+        "NAME=N sweeps N rates for that one (1: rows' tuned rate only)",
     )
     args = ap.parse_args()
     from compare_report import render
@@ -381,10 +400,10 @@ def main() -> None:
         sys.exit(f"--methods {args.methods}: use names of {', '.join(METHODS)}")
     cfg = dict(BUDGETS[args.budget], generation=not args.no_generation, methods=methods)
     if args.ablations is not None:
-        chosen = [a.strip() for a in args.ablations.split(",") if a.strip() and a.strip() != "none"]
-        if set(chosen) - set(ABLATIONS):
-            sys.exit(f"--ablations {args.ablations}: use names of {', '.join(ABLATIONS)} (or 'none')")
-        cfg["ablations"] = chosen
+        try:
+            cfg["ablations"], cfg["ablation_rates"] = parse_ablations(args.ablations)
+        except ValueError as e:
+            sys.exit(f"--ablations {args.ablations}: {e}")
     if "rows-r3" not in methods:
         cfg["ablations"] = []  # ablations use rows' tuned rate and are paired against rows-r3
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"

@@ -72,6 +72,9 @@ def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
     one_rate = compare.run_all(FakeBench(tmp_path), dict(cfg, ablation_lrs=1))
     assert {a["lr"] for a in one_rate["ablations"].values()} == {1e-2}
     assert all(len(a["sweep"]) == 1 for a in one_rate["ablations"].values())
+    mixed = compare.run_all(FakeBench(tmp_path), dict(cfg, ablation_rates={"rows-r3-wanda-max": 1}))
+    assert len(mixed["ablations"]["rows-r3-wanda-max"]["sweep"]) == 1
+    assert mixed["ablations"]["rows-r1"]["lr"] == 3e-2
     generation = [t for t in b.trained if t[0] == "generation"]
     assert [g[1] for g in generation] == [compare.run_name(m, lr, 42) for m, lr in methods.items()]
     assert [g[2] for g in generation] == [True, False, False, False]  # the base once
@@ -179,3 +182,15 @@ def test_generation_differences_pair_items_and_bootstrap(tmp_path):
     del b[("svamp", 9)]
     with pytest.raises(ValueError, match="different items"):
         report.paired_accuracy_cell(a, b)
+
+
+def test_ablations_option_takes_names_and_per_ablation_rate_counts():
+    assert compare.parse_ablations("rows-r1, rows-r3-random=1,none") == (
+        ["rows-r1", "rows-r3-random"],
+        {"rows-r3-random": 1},
+    )
+    assert compare.parse_ablations("none") == ([], {})
+    with pytest.raises(ValueError, match="'rows-r2' is not an ablation"):
+        compare.parse_ablations("rows-r2")
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        compare.parse_ablations("rows-r1=0")
