@@ -405,7 +405,7 @@ def main() -> None:
         except ValueError as e:
             sys.exit(f"--ablations {args.ablations}: {e}")
     if "rows-r3" not in methods:
-        cfg["ablations"] = []  # ablations use rows' tuned rate and are paired against rows-r3
+        cfg["ablations"] = []  # ablations sweep around rows' tuned rate and are paired against rows-r3
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
     if not data_file.is_file():
         sys.exit(f"{data_file} not found; pass --llm-adapters-dir DIR (with ft-training_set/math_data.json).")
