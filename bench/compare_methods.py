@@ -19,17 +19,16 @@ per command):
    at an edge, best by validation NLL; each paired against rows r=3 first of the same seed;
 4. generation: protocol and equation-recomputed accuracy of the base and of each method's best seed
    (lowest final validation NLL) on every item of SVAMP, MultiArith, AddSub, SingleEq and GSM8K
-   whose question math_data.json does not contain (in none of its parts).
-
-Data: the seeded split of LLM-Adapters' math_data.json by normalised question
-(``math_data.json:train`` / ``:validation`` / ``:test``, rocoft_llm/data/file_split.py): no test or
-validation question is ever trained on.
-
+   whose question math_data.json does not contain (in none of its parts);
 5. cost beside quality: trainable parameters, seconds per 1,000 tokens and peak memory of every
    method against the frozen floor, measured in ONE process (``bench/methods.py --model``:
    interleaved rounds of one training step per method on the budget's batch x cutoff, ratios paired
    within each round), so the ratios stand even when the training runs above shared the machine;
    the runs' own training seconds are reported beside them as wall time.
+
+Data: the seeded split of LLM-Adapters' math_data.json by normalised question
+(``math_data.json:train`` / ``:validation`` / ``:test``, rocoft_llm/data/file_split.py): no test or
+validation question is ever trained on.
 
 Resumable: a finished run (its summary.json) or evaluation (its nll/summary.json) is never redone;
 a run stopped half-way restarts from its last checkpoint (``train.resume=auto``). Run it again with

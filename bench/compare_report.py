@@ -173,7 +173,7 @@ def paired_accuracy_cell(a: dict, b: dict) -> str:
 def generation_tables(res: dict) -> str:
     if not res["generation"]:
         return "Generation: not run (--no-generation).\n"
-    models, dirs = {}, {}
+    dirs = {}
     for k, (method, run) in enumerate(res["generation"].items()):
         if k == 0:
             dirs["base"] = Path(run) / "eval" / "base"
