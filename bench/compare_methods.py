@@ -68,6 +68,31 @@ METHODS = {
     "lora-r8": ["method=lora", "rocoft=null", "lora.r=8", "lora.alpha=16", "lora.dropout=0.0"],
     "full": ["method=full", "rocoft=null"],
 }
+#: the methods a comparison runs unless ``--methods`` names others
+DEFAULT_METHODS = list(METHODS)
+
+
+def rocoft_overrides(mode: str, selection: str, rank: int = 3, density: float | None = None) -> list[str]:
+    """Recipe overrides of one RoCoFT configuration (``density``: the ``entries`` mode's p)."""
+    shape = [f"rocoft.density={density:g}"] if density is not None else [f"rocoft.rank={rank}"]
+    return ["method=rocoft", f"rocoft.mode={mode}", *shape, f"rocoft.selection={selection}"]
+
+
+#: RoCoFT at the paper's LLM setting (random selection) and its variants: rows AND columns of every
+#: weight (``row_column``), and seeded random entries (``entries``) at the paper's p = 0.01 and at
+#: the p whose trainable count matches LoRA r=8 on SmolLM2-135M's seven projections
+#: (2,442,240 / 106,168,320 = 0.023)
+METHODS.update(
+    {
+        "rows-r3-random": rocoft_overrides("row", "random"),
+        "columns-r3-random": rocoft_overrides("column", "random"),
+        "rowcol-r3-random": rocoft_overrides("row_column", "random"),
+        "columns-r8-random": rocoft_overrides("column", "random", rank=8),
+        "rowcol-r3-first": rocoft_overrides("row_column", "first"),
+        "entries-p0.01": rocoft_overrides("entries", "random", density=0.01),
+        "entries-p0.023": rocoft_overrides("entries", "random", density=0.023),
+    }
+)
 #: learning-rate ladders (a factor ~3 apart) and where each method's sweep starts on its ladder; a
 #: budget's ``lrs`` rates are tried first, then the sweep steps outward while the best rate is at
 #: an edge of what was tried (at most ``extend`` more rates): the chosen rate is bracketed
@@ -79,8 +104,24 @@ LADDERS = {
     "full": [3e-6, 1e-5, 3e-5, 1e-4, 3e-4],
 }
 START = {"rows-r3": 1, "columns-r3": 1, "lora-r8": 2, "full": 1}
+for _name in METHODS:  # the RoCoFT configurations start where rows (1e-2) or columns (3e-2) ended
+    LADDERS.setdefault(_name, ROCOFT_LADDER)
+    START.setdefault(_name, 0 if _name.startswith("entries") else 2 if "columns" in _name else 1)
 #: each method's name in bench/methods.py (stage 5: the cost measurement)
-COST_NAMES = {"rows-r3": "rocoft-rows", "columns-r3": "rocoft-columns", "lora-r8": "lora-r8", "full": "full"}
+COST_NAMES = {
+    "rows-r3": "rocoft-rows",
+    "columns-r3": "rocoft-columns",
+    "lora-r8": "lora-r8",
+    "full": "full",
+    # the selection does not change a step's cost: the same layer, other indices
+    "rows-r3-random": "rocoft-rows",
+    "columns-r3-random": "rocoft-columns",
+    "rowcol-r3-random": "rocoft-rowcol",
+    "rowcol-r3-first": "rocoft-rowcol",
+    "columns-r8-random": "rocoft-columns-r8",
+    "entries-p0.01": "rocoft-entries-p0.01",
+    "entries-p0.023": "rocoft-entries-p0.023",
+}
 #: ablation -> (method whose ladder and tuned rate its sweep starts from, overrides); rows-r3
 #: (first) is the reference
 ABLATIONS = {
@@ -244,7 +285,7 @@ class Bench:
             if not path.is_file():
                 print("cost: floor and every method, interleaved, one process", flush=True)
                 c, tmp = self.cfg, path.with_suffix(".tmp")
-                names = ",".join(["floor", *COST_NAMES.values()])
+                names = ",".join(dict.fromkeys(["floor", *COST_NAMES.values()]))
                 with open(self.log, "a") as f:
                     f.write(f"\n$ python bench/methods.py --model {self.model} ... --json {path}\n")
                     f.flush()
@@ -302,11 +343,13 @@ def run_all(b: Bench, cfg: dict) -> dict:
     ablations and generation; returns what the report needs (file names and per-record rows)."""
     seed0 = cfg["seeds"][0]
     res: dict = {"sweep": {}, "best_lr": {}, "test": {}, "runs": {}, "ablations": {}}
-    methods = cfg.get("methods", list(METHODS))
-    for method in methods:  # 1. sweep, 2. seeds at the best rate
-        res["sweep"][method] = sweep(
-            b, cfg, method, METHODS[method], LADDERS[method], START[method], cfg["lrs"], seed0, curve=True
-        )
+    methods = cfg.get("methods", DEFAULT_METHODS)
+    for method in methods:  # 1. sweep (or the rate given by --fixed-lr), 2. seeds at the best rate
+        fixed = cfg.get("fixed_lr", {}).get(method)
+        ladder, start, count = LADDERS[method], START[method], cfg["lrs"]
+        if fixed is not None:
+            ladder, start, count = [fixed], 0, 1
+        res["sweep"][method] = sweep(b, cfg, method, METHODS[method], ladder, start, count, seed0, curve=True)
         lr = res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
         for seed in cfg["seeds"]:
             run = b.train(run_name(method, lr, seed), METHODS[method], lr, seed, curve=seed == seed0)
@@ -355,6 +398,23 @@ def parse_ablations(text: str) -> tuple[list[str], dict[str, int]]:
     return names, rates
 
 
+def parse_fixed_lrs(text: str) -> dict[str, float]:
+    """``--fixed-lr``: comma-separated ``METHOD=RATE``: that method runs at RATE (tuned by an earlier
+    comparison at the same budget) instead of sweeping."""
+    fixed = {}
+    for item in (a.strip() for a in text.split(",") if a.strip()):
+        name, _, rate = item.partition("=")
+        if name not in METHODS:
+            raise ValueError(f"{name!r} is not a method; use names of {', '.join(METHODS)}")
+        try:
+            fixed[name] = float(rate)
+        except ValueError:
+            raise ValueError(f"{item!r}: write METHOD=RATE, for example lora-r8=0.003") from None
+        if not fixed[name] > 0:
+            raise ValueError(f"{item!r}: the rate must be positive")
+    return fixed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", choices=list(BUDGETS), default="full")
@@ -377,9 +437,16 @@ def main() -> None:
     )
     ap.add_argument(
         "--methods",
-        default=",".join(METHODS),
-        help="comma-separated subset of the four methods (differences against LoRA need lora-r8; "
-        "invocations with disjoint subsets may share --out, one per core)",
+        default=",".join(DEFAULT_METHODS),
+        help="comma-separated methods (default: the four; the RoCoFT configurations "
+        f"{', '.join(m for m in METHODS if m not in DEFAULT_METHODS)} are named here too); differences "
+        "against LoRA need lora-r8; invocations with disjoint subsets may share --out, one per core",
+    )
+    ap.add_argument(
+        "--fixed-lr",
+        default="",
+        help="METHOD=RATE,...: run that method at RATE without a sweep (a rate an earlier comparison "
+        "at the same budget tuned; the report lists one rate for it)",
     )
     ap.add_argument(
         "--ablations",
@@ -398,6 +465,10 @@ def main() -> None:
     if unknown or not methods:
         sys.exit(f"--methods {args.methods}: use names of {', '.join(METHODS)}")
     cfg = dict(BUDGETS[args.budget], generation=not args.no_generation, methods=methods)
+    try:
+        cfg["fixed_lr"] = parse_fixed_lrs(args.fixed_lr)
+    except ValueError as e:
+        sys.exit(f"--fixed-lr {args.fixed_lr}: {e}")
     if args.ablations is not None:
         try:
             cfg["ablations"], cfg["ablation_rates"] = parse_ablations(args.ablations)

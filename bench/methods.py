@@ -18,7 +18,8 @@ and the input batch that were live before it, is the method's peak. Both count t
 allocator hands out, so they compare like with like across methods.
 
 * floor: every weight frozen, backward to the inputs only - no method can beat it;
-* rocoft-rows / rocoft-columns: rocoft-llm's layer;
+* rocoft-rows / rocoft-columns / rocoft-rowcol (rows AND columns) / rocoft-entries-pP (the seeded
+  random-entry variant at density P, e.g. rocoft-entries-p0.01): rocoft-llm's layer;
 * paper: the reference formulation - each forward concatenates the trainable slice and a frozen
   buffer into a full weight (written here, for comparison only);
 * lora-r8: peft LoRA r=8, alpha 16 on the same seven projections;
@@ -114,6 +115,19 @@ def swap(model, name, module):
     setattr(model.get_submodule(parent), leaf, module)
 
 
+def rocoft_mode(name: str, rank: int) -> tuple[str, float | None, int]:
+    """(mode, density, rank) of a rocoft-* method name: rocoft-rows, -columns, -rowcol (``--rank``, or
+    their own with a suffix: rocoft-columns-r8), -entries-p0.01."""
+    kind = name.removeprefix("rocoft-")
+    if kind.startswith("entries-p"):
+        return "entries", float(kind.removeprefix("entries-p")), rank
+    kind, _, own_rank = kind.partition("-r")
+    modes = {"rows": "row", "columns": "column", "rowcol": "row_column"}
+    if kind not in modes or (own_rank and not own_rank.isdigit()):
+        raise ValueError(f"{name}: use rocoft-rows, rocoft-columns, rocoft-rowcol (-rN) or rocoft-entries-pP")
+    return modes[kind], None, int(own_rank) if own_rank else rank
+
+
 class Method:
     """setup(model) -> trainable params (model changed in place); teardown(model) restores it."""
 
@@ -128,12 +142,20 @@ class Method:
             return []
         if self.name.startswith("rocoft"):
             from rocoft_llm.rocoft.layer import RoCoFTLinear
+            from rocoft_llm.rocoft.placement import entries_count
+            from rocoft_llm.rocoft.selection import random_entries
 
-            mode = "row" if self.name.endswith("rows") else "column"
+            mode, density, rank = rocoft_mode(self.name, a.rank)
             for n, lin in linears(model).items():
                 self.saved[n] = lin
-                swap(model, n, RoCoFTLinear(lin, torch.arange(a.rank), mode))
-            return [m.rocoft_slice for m in model.modules() if isinstance(m, RoCoFTLinear)]
+                if mode == "entries":
+                    shape = tuple(lin.weight.shape)
+                    index = random_entries(lin.weight.numel(), entries_count(density, shape), 0, n)
+                else:
+                    index = torch.arange(rank)
+                columns = torch.arange(rank) if mode == "row_column" else None
+                swap(model, n, RoCoFTLinear(lin, index, mode, column_index=columns))
+            return [s for m in model.modules() if isinstance(m, RoCoFTLinear) for s in m.slices()]
         if self.name == "paper":
             for n, lin in linears(model).items():
                 self.saved[n] = lin

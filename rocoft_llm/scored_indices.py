@@ -18,8 +18,7 @@ import torch
 
 from .data.records import read_instruction_records
 from .data.templates import get_template
-from .errors import RoCoFTError
-from .io_utils import atomic_write_json, sha256_file
+from .io_utils import atomic_write_json, check_output_file, sha256_file
 from .rocoft.apply import RoCoFTConfig, compute_indices, find_target_linears, resolve_targets
 from .version import __version__
 
@@ -67,9 +66,7 @@ def select_to_file(
     overwrite: bool = False,
 ) -> dict:
     """Compute indices for ``model`` on calibration records and write them to ``out`` (JSON)."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise RoCoFTError(f"{out} already exists; choose another --out or pass --overwrite.")
+    out = check_output_file(out, overwrite)  # normalised and writable, before any scoring
     records = read_instruction_records(calibration_file)
     batches = list(
         itertools.islice(
@@ -98,7 +95,10 @@ def select_to_file(
             "tokens": n_tokens,
             "template": template,
         },
-        "modules": {name: idx.tolist() for name, idx in indices.items()},
+        "modules": {
+            name: idx.tolist() if columns is None else {"rows": idx.tolist(), "columns": columns.tolist()}
+            for name, (idx, columns) in indices.items()
+        },
     }
     result["indices_sha256"] = hashlib.sha256(repr(sorted(result["modules"].items())).encode()).hexdigest()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,7 @@ def test_best_rate_by_validation_then_seeds_and_ablations_at_it(tmp_path):
     cfg = dict(compare.BUDGETS["smoke"], lrs=3, extend=1, seeds=[42, 43, 44], ablation_lrs=3)
     b = FakeBench(tmp_path)
     res = compare.run_all(b, cfg)
-    methods = {m: FakeBench.best[m] for m in compare.METHODS}
+    methods = {m: FakeBench.best[m] for m in compare.DEFAULT_METHODS}
     assert res["best_lr"] == methods
     # columns' best (3e-2) is the top of its first three rates: the sweep steps up once to bracket it
     assert list(res["sweep"]["columns-r3"]) == [3e-3, 1e-2, 3e-2, 1e-1]

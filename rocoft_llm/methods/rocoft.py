@@ -23,7 +23,17 @@ class RoCoFTMethod(Method):
     name = "rocoft"
     output_folder = "adapter"
     section = "rocoft"
-    resume_keys = ("mode", "rank", "selection", "targets", "train_bias", "seed", "indices_file", "also_train")
+    resume_keys = (
+        "mode",
+        "rank",
+        "density",
+        "selection",
+        "targets",
+        "train_bias",
+        "seed",
+        "indices_file",
+        "also_train",
+    )
     mergeable = True
 
     def needs_calibration(self, recipe) -> bool:
@@ -82,7 +92,10 @@ class RoCoFTMethod(Method):
         return None
 
     def check(self, recipe, problems: list[str], warnings: list[str]) -> None:
+        from ..rocoft.config import combination_problems
+
         r = recipe
+        problems.extend(combination_problems(r.rocoft, prefix="rocoft."))
         if self.needs_calibration(r) and not r.data.train:
             problems.append(
                 f"rocoft.selection: {r.rocoft.selection!r} is Wanda-scored and needs calibration data: set "
@@ -100,24 +113,44 @@ class RoCoFTMethod(Method):
             result.warnings.append(
                 f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
             )
+        from ..rocoft.apply import index_parts
+
         rank, mode = r.rocoft.rank, r.rocoft.mode
         n_layers, too_small = {}, []
         for t in targets:
             s = shapes[t.rsplit(".", 1)[-1]]
-            limit = s.out_features // s.row_parts if mode == "row" else s.in_features
-            if rank > limit:
-                fused = " per fused part" if s.row_parts > 1 and mode == "row" else ""
-                too_small.append((limit, f"{t} ({limit}{fused})"))
-            per = rank * s.row_parts * s.in_features if mode == "row" else rank * s.out_features
+            shape = (s.out_features, s.in_features)
+            parts = index_parts(r.rocoft, shape, s.row_parts) if r.rocoft.density or mode != "entries" else []
+            for kind, n, _ in parts:
+                limit = n // s.row_parts if kind == "row" else n
+                if kind != "entries" and rank > limit:
+                    fused = " per fused part" if s.row_parts > 1 and kind == "row" else ""
+                    dim = "output rows" if kind == "row" else "input columns"
+                    too_small.append((limit, f"the {dim} of {t} ({limit}{fused})"))
+            per = trainable_count(parts, shape)
             if r.rocoft.train_bias and arch is not None and arch.has_bias:
                 per += s.out_features
             n_layers[t] = per
         if too_small:
-            dim = "output rows" if mode == "row" else "input columns"
             result.problems.append(
-                f"rocoft.rank: {rank} exceeds the {dim} of {', '.join(t for _, t in too_small)} in "
+                f"rocoft.rank: {rank} exceeds {', '.join(t for _, t in too_small)} in "
                 f"{r.model.name_or_path}; use rank <= {min(lim for lim, _ in too_small)}"
             )
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
         if layers:
             result.derived["trainable_parameters"] = layers * sum(n_layers.values())
+
+
+def trainable_count(parts: list[tuple[str, int, int]], shape: tuple[int, int]) -> int:
+    """Trainable values of one weight from its index parts (``rocoft.apply.index_parts``): r rows of
+    ``in`` values, r columns of ``out`` values (minus the rows' crossings in row_column), or entries."""
+    out_f, in_f = shape
+    count, rows = 0, 0
+    for kind, _, n in parts:
+        if kind == "row":
+            count, rows = count + n * in_f, n
+        elif kind == "column":
+            count += (out_f - rows) * n
+        else:
+            count += n
+    return count

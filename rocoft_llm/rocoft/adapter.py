@@ -26,8 +26,16 @@ from ..distributed import is_main
 from ..errors import AdapterError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
-from .apply import CONFIG_ATTR, RoCoFTConfig, apply_rocoft, rocoft_modules, trainable_parameters
+from .apply import (
+    CONFIG_ATTR,
+    RoCoFTConfig,
+    apply_rocoft,
+    index_parts,
+    rocoft_modules,
+    trainable_parameters,
+)
 from .gather import full_tensor_copy, weight_shape
+from .placement import MODES, ROW, ROW_COLUMN
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no config_sha256
@@ -106,6 +114,11 @@ def save_adapter(
     module_info = {
         name: {
             "indices": m.rocoft_index.cpu().tolist(),
+            **(
+                {"column_indices": m.rocoft_column_index.cpu().tolist()}
+                if m.rocoft_column_index is not None
+                else {}
+            ),
             "weight_shape": list(weight_shape(m.weight)),
             "base_checksum": m.base_checksum,
         }
@@ -124,6 +137,7 @@ def save_adapter(
             "model_type": getattr(config, "model_type", None),
             "mode": cfg.mode,
             "rank": cfg.rank,
+            **({"density": cfg.density} if cfg.density is not None else {}),
             "selection": cfg.selection,
             "seed": cfg.seed,
             "targets": sorted({n.rsplit(".", 1)[-1] for n in modules})
@@ -175,33 +189,68 @@ def read_adapter_config(path: str | Path) -> dict:
     return data
 
 
+def adapter_rocoft_config(data: dict) -> RoCoFTConfig:
+    """The :class:`RoCoFTConfig` an adapter config records (mode, rank, density, selection, ...)."""
+    return RoCoFTConfig(
+        mode=data["mode"],
+        rank=data["rank"],
+        density=data.get("density"),
+        selection=data["selection"],
+        targets=data.get("targets"),
+        train_bias=data.get("train_bias", False),
+        seed=data.get("seed", 0),
+        also_train=data.get("also_train", []),
+    )
+
+
+def module_indices(info: dict, mode: str) -> list[int] | dict[str, list[int]]:
+    """One module's indices as ``apply_rocoft(indices=...)`` takes them."""
+    if mode == ROW_COLUMN:
+        return {"rows": info.get("indices"), "columns": info.get("column_indices")}
+    return info.get("indices")
+
+
 def check_module_indices(data: dict, cfg_path: Path) -> None:
-    """Every module's indices agree with the config's mode and rank and its weight shape (count, range,
-    distinct): the checks ``load_adapter`` and ``merge`` both rely on, with the file and fix named."""
+    """Every module's indices agree with the config's mode, rank (or density) and its weight shape
+    (count, range, distinct): the checks ``load_adapter``, ``merge`` and ``export-peft`` rely on, with
+    the file and fix named."""
     mode, rank = data["mode"], data["rank"]
-    if mode not in ("row", "column") or isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+    if mode not in MODES or isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise AdapterError(
             f"{cfg_path}: mode {mode!r} / rank {rank!r} are not a RoCoFT mode and rank; {RESAVE}."
         )
+    try:
+        cfg = adapter_rocoft_config(data)
+    except Exception as e:  # noqa: BLE001 - any invalid recorded setting is a corrupt adapter
+        raise AdapterError(f"{cfg_path}: the recorded RoCoFT settings are invalid ({e}); {RESAVE}.") from None
     if not isinstance(data["modules"], dict) or not data["modules"]:
         raise AdapterError(f"{cfg_path}: 'modules' lists no adapted modules; {RESAVE}.")
     for name, info in data["modules"].items():
-        idx, shape = info.get("indices"), info.get("weight_shape")
-        layout = fused_layout(data["model_type"], name.rsplit(".", 1)[-1]) if mode == "row" else None
-        want = rank * (len(layout.parts) if layout else 1)
+        shape = info.get("weight_shape") if isinstance(info, dict) else None
+        keys = ("indices", "column_indices") if mode == ROW_COLUMN else ("indices",)
+        lists = [info.get(k) for k in keys] if isinstance(info, dict) else [None]
         if (
             not isinstance(shape, list)
             or len(shape) != 2
-            or not isinstance(idx, list)
-            or not all(isinstance(i, int) and not isinstance(i, bool) for i in idx)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape)
+            or not all(
+                isinstance(idx, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in idx)
+                for idx in lists
+            )
         ):
             raise AdapterError(f"{cfg_path}: module {name} has malformed indices or weight_shape; {RESAVE}.")
-        n = shape[0] if mode == "row" else shape[1]
-        if len(idx) != want or len(set(idx)) != len(idx) or any(not 0 <= i < n for i in idx):
-            raise AdapterError(
-                f"{cfg_path}: module {name} has {len(idx)} indices {idx[:8]} but mode {mode} rank {rank} "
-                f"needs {want} distinct ones in [0, {n}); the config was edited or is corrupt - {RESAVE}."
-            )
+        layout = (
+            fused_layout(data["model_type"], name.rsplit(".", 1)[-1]) if mode in (ROW, ROW_COLUMN) else None
+        )
+        for idx, (kind, n, want) in zip(
+            lists, index_parts(cfg, tuple(shape), len(layout.parts) if layout else 1)
+        ):
+            if len(idx) != want or len(set(idx)) != len(idx) or any(not 0 <= i < n for i in idx):
+                raise AdapterError(
+                    f"{cfg_path}: module {name} has {len(idx)} {kind} indices {idx[:8]} but mode {mode} "
+                    f"{'density ' + str(cfg.density) if cfg.density else 'rank ' + str(rank)} needs {want} "
+                    f"distinct ones in [0, {n}); the config was edited or is corrupt - {RESAVE}."
+                )
 
 
 def read_adapter_tensors(path: str | Path, data: dict | None = None) -> dict[str, torch.Tensor]:
@@ -275,16 +324,10 @@ def load_adapter(base_model: nn.Module, path: str | Path, check_base: bool = Tru
     data = read_adapter_config(path)
     tensors = read_adapter_tensors(path, data)
     _check_base(base_model, data, path)
-    cfg = RoCoFTConfig(
-        mode=data["mode"],
-        rank=data["rank"],
-        selection=data["selection"],
-        targets=data.get("targets"),
-        train_bias=data.get("train_bias", False),
-        seed=data.get("seed", 0),
-        also_train=data.get("also_train", []),
+    cfg = adapter_rocoft_config(data)
+    apply_rocoft(
+        base_model, cfg, indices={n: module_indices(info, cfg.mode) for n, info in data["modules"].items()}
     )
-    apply_rocoft(base_model, cfg, indices={n: info["indices"] for n, info in data["modules"].items()})
     wrapped = set(rocoft_modules(base_model))
     if wrapped != set(data["modules"]):
         raise AdapterError(

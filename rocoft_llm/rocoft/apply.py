@@ -22,12 +22,14 @@ from ..errors import RoCoFTError
 from ..io_utils import read_json
 from .config import RoCoFTConfig
 from .gather import full_weight, weight_shape
-from .layer import ROW, RoCoFTLinear
-from .selection import SCORED_SELECTIONS, row_groups, run_calibration, scored_indices
+from .layer import RoCoFTLinear
+from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, ROW, ROW_COLUMN, SLICE_NAME, entries_count
+from .selection import SCORED_SELECTIONS, random_entries, row_groups, run_calibration, scored_indices
 
 log = logging.getLogger("rocoft_llm")
 
 CONFIG_ATTR = "rocoft_config"
+SLICE_NAMES = (SLICE_NAME, COLUMN_SLICE_NAME)
 
 
 def rocoft_modules(model: nn.Module) -> dict[str, RoCoFTLinear]:
@@ -53,11 +55,15 @@ def find_target_linears(model: nn.Module, targets: Iterable[str]) -> dict[str, n
     return found
 
 
+#: one module's indices: (rows / columns / flat entries, row_column's columns or None)
+ModuleIndices = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
 def _index_groups(model: nn.Module, name: str, out_features: int, mode: str):
     layout = fused_layout(
         getattr(getattr(model, "config", None), "model_type", None), name.rsplit(".", 1)[-1]
     )
-    if layout is None or mode != ROW:
+    if layout is None or mode not in (ROW, ROW_COLUMN):
         return None
     heads = getattr(model.config, layout.heads_attr, None) or model.config.num_attention_heads
     return row_groups(out_features, len(layout.parts), heads)
@@ -79,6 +85,35 @@ def load_indices_file(path: str | Path, cfg: RoCoFTConfig) -> dict[str, list[int
     return data["modules"]
 
 
+def split_module_indices(name: str, value, mode: str) -> tuple[list, list | None]:
+    """A module's stored indices: a list (row, column, entries), or for row_column a mapping
+    ``{"rows": [...], "columns": [...]}`` (indices files) / ``{"indices", "column_indices"}`` (adapters)."""
+    if mode != ROW_COLUMN:
+        return value, None
+    if isinstance(value, dict):
+        rows = value.get("rows", value.get("indices"))
+        columns = value.get("columns", value.get("column_indices"))
+        if rows is not None and columns is not None:
+            return rows, columns
+    raise RoCoFTError(
+        f"{name}: mode 'row_column' needs both row and column indices ({{'rows': [...], 'columns': [...]}}); "
+        "the indices come from a row- or column-mode selection: recompute them with this mode."
+    )
+
+
+def index_parts(
+    cfg: RoCoFTConfig, shape: tuple[int, int], row_groups_count: int = 1
+) -> list[tuple[str, int, int]]:
+    """(kind, range, count) of each index list of one module: rows (``rank`` per fused group), columns,
+    or flat entries; row_column has rows then columns."""
+    out_f, in_f = shape
+    if cfg.mode == ENTRIES:
+        return [(ENTRIES, out_f * in_f, entries_count(cfg.density, shape))]
+    rows = (ROW, out_f, cfg.rank * row_groups_count)
+    columns = (COLUMN, in_f, cfg.rank)
+    return {ROW: [rows], COLUMN: [columns], ROW_COLUMN: [rows, columns]}[cfg.mode]
+
+
 def _check_indices(name: str, idx: torch.Tensor, n: int, expected: int) -> torch.Tensor:
     if idx.dim() != 1 or idx.numel() != expected:
         raise RoCoFTError(f"{name}: expected {expected} indices, got shape {tuple(idx.shape)}.")
@@ -89,7 +124,7 @@ def _check_indices(name: str, idx: torch.Tensor, n: int, expected: int) -> torch
     return torch.sort(idx).values
 
 
-def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _broadcast_indices(indices: dict[str, ModuleIndices]) -> dict[str, ModuleIndices]:
     """Make every rank use rank 0's indices (random seeds or calibration data may differ)."""
     import torch.distributed as dist
 
@@ -102,9 +137,14 @@ def _broadcast_indices(indices: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     )
     out = {}
     for name in sorted(indices):
-        t = indices[name].to(device)
-        dist.broadcast(t, src=0)
-        out[name] = t.cpu()
+        parts = []
+        for t in indices[name]:
+            if t is not None:
+                t = t.to(device)
+                dist.broadcast(t, src=0)
+                t = t.cpu()
+            parts.append(t)
+        out[name] = tuple(parts)
     return out
 
 
@@ -127,7 +167,8 @@ def compute_indices(
     indices: dict[str, Iterable[int]] | None = None,
     progress: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Sorted indices per targeted linear: explicit > indices_file > selection; same on every rank."""
+    """Sorted indices per targeted linear, ``(index, column_index or None)``: explicit > indices_file >
+    selection; the same on every rank."""
     if indices is None and cfg.indices_file:
         indices = load_indices_file(cfg.indices_file, cfg)
     norms = None
@@ -138,33 +179,40 @@ def compute_indices(
                 "(apply_rocoft(..., calibration=batches)) or an indices_file from `rocoft-llm select`."
             )
         norms = run_calibration(model, linears, calibration, cfg.calibration_batches, progress=progress)
-    chosen: dict[str, torch.Tensor] = {}
+    chosen: dict[str, ModuleIndices] = {}
     for name, lin in linears.items():
         out_f, in_f = weight_shape(lin.weight)
         groups = _index_groups(model, name, out_f, cfg.mode)
-        per_module = cfg.rank * (len(groups) if groups else 1)
-        n = out_f if cfg.mode == ROW else in_f
+        parts = index_parts(cfg, (out_f, in_f), len(groups) if groups else 1)
         if indices is not None:
             if name not in indices:
                 raise RoCoFTError(
                     f"no indices given for targeted module {name}; the indices come from a "
                     "different model or target list."
                 )
-            chosen[name] = _check_indices(
-                name, torch.as_tensor(list(indices[name]), dtype=torch.long), n, per_module
-            )
+            given = split_module_indices(name, indices[name], cfg.mode)
+            picked = [
+                _check_indices(name, torch.as_tensor(list(values), dtype=torch.long), n, want)
+                for values, (_, n, want) in zip(given, parts)
+            ]
+        elif cfg.mode == ENTRIES:
+            picked = [random_entries(parts[0][1], parts[0][2], cfg.seed, name)]
         else:
             with full_weight(lin.weight) as w:
-                chosen[name] = scored_indices(
-                    w,
-                    cfg.mode,
-                    cfg.rank,
-                    cfg.selection,
-                    cfg.seed,
-                    name,
-                    norms.get(name) if norms else None,
-                    groups,
-                )
+                picked = [
+                    scored_indices(
+                        w,
+                        kind,
+                        cfg.rank,
+                        cfg.selection,
+                        cfg.seed,
+                        name if k == 0 else f"{name}:columns",
+                        norms.get(name) if norms else None,
+                        groups,
+                    )
+                    for k, (kind, _, _) in enumerate(parts)
+                ]
+        chosen[name] = (picked[0], picked[1] if len(picked) > 1 else None)
     return _broadcast_indices(chosen)
 
 
@@ -190,7 +238,14 @@ def apply_rocoft(
         p.requires_grad_(False)
     for name, lin in linears.items():
         with full_weight(lin.weight) as w:
-            wrapped = RoCoFTLinear(lin, chosen[name].to(w.device), cfg.mode, cfg.train_bias)
+            index, column_index = chosen[name]
+            wrapped = RoCoFTLinear(
+                lin,
+                index.to(w.device),
+                cfg.mode,
+                cfg.train_bias,
+                None if column_index is None else column_index.to(w.device),
+            )
         parent_name, _, leaf = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, leaf, wrapped)
     _mark_also_train(model, cfg.also_train)
@@ -198,9 +253,9 @@ def apply_rocoft(
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
     n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
     log.info(
-        "RoCoFT %s r=%d (%s) on %d linears: %s trainable parameters of %s (%.4f%%)",
+        "RoCoFT %s %s (%s) on %d linears: %s trainable parameters of %s (%.4f%%)",
         cfg.mode,
-        cfg.rank,
+        f"p={cfg.density:g}" if cfg.mode == ENTRIES else f"r={cfg.rank}",
         cfg.selection,
         len(linears),
         f"{n_train:,}",
@@ -217,7 +272,7 @@ def _mark_also_train(model: nn.Module, patterns: list[str]) -> None:
     hits = [
         n
         for n, p in model.named_parameters()
-        if any(r.search(n) for r in regexes) and "rocoft_slice" not in n
+        if any(r.search(n) for r in regexes) and not any(s in n for s in SLICE_NAMES)
     ]
     if not hits:
         raise RoCoFTError(f"also_train patterns {patterns} matched no parameter name.")

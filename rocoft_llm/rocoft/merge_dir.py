@@ -22,7 +22,10 @@ from safetensors.torch import load_file, save_file
 from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json, sha256_file
-from .adapter import CHECKSUM_RTOL, CONFIG_FILE, read_adapter_config, read_adapter_tensors
+from ..ownership import target_path
+from .adapter import CHECKSUM_RTOL, CONFIG_FILE, module_indices, read_adapter_config, read_adapter_tensors
+from .apply import split_module_indices
+from .placement import Placement, make_placement, slice_names
 
 log = logging.getLogger("rocoft_llm")
 
@@ -89,14 +92,14 @@ def _plan(
             continue
         plan[key] = (
             "slice",
-            adapter["mode"],
-            torch.tensor(info["indices"]),
-            tensors[module + ".rocoft_slice"],
+            module_placement(adapter, module),
+            tuple(tensors[f"{module}.{n}"] for n in slice_names(adapter["mode"])),
             info["weight_shape"],
             info.get("base_checksum"),
         )
+    slices = {f"{m}.{n}" for m in adapter["modules"] for n in slice_names(adapter["mode"])}
     for name, t in tensors.items():
-        if name.endswith(".rocoft_slice"):
+        if name in slices:
             continue
         key = checkpoint_key(name, keys, prefix)
         if key is None:
@@ -111,10 +114,23 @@ def _plan(
     return plan
 
 
+def module_placement(adapter: dict, module: str) -> Placement:
+    """Where the adapter's values of ``module`` live in its weight (indices already checked by
+    ``read_adapter_config``)."""
+    info = adapter["modules"][module]
+    index, columns = split_module_indices(module, module_indices(info, adapter["mode"]), adapter["mode"])
+    return make_placement(
+        adapter["mode"],
+        torch.tensor(index),
+        tuple(info["weight_shape"]),
+        None if columns is None else torch.tensor(columns),
+    )
+
+
 def check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: Path, adapter: dict) -> None:
     """The checks ``load_adapter`` makes: the base weight's shape, and its checksum at the adapted rows/columns
     (a different model of the same shapes is refused, not silently merged)."""
-    _, mode, idx, _, shape, want = change
+    _, placement, _, shape, want = change
     if list(tensor.shape) != list(shape):
         raise AdapterError(
             f"{key}: base weight {list(tensor.shape)} in {base_dir} != the adapter's {shape}; pass the "
@@ -122,7 +138,7 @@ def check_base_slice(tensor: torch.Tensor, change: tuple, key: str, base_dir: Pa
         )
     if want is None:
         return
-    have = float(tensor.index_select(0 if mode == "row" else 1, idx).double().abs().sum())
+    have = float(sum(t.double().abs().sum() for t in placement.read(tensor)))
     if not math.isclose(have, want, rel_tol=CHECKSUM_RTOL, abs_tol=1e-6):
         raise AdapterError(
             f"the base model's weights at the adapted rows/columns differ from the model the adapter was "
@@ -137,14 +153,15 @@ def _apply(tensor: torch.Tensor, change: tuple, key: str) -> torch.Tensor:
         if tuple(new.shape) != tuple(tensor.shape):
             raise AdapterError(f"{key}: adapter tensor {tuple(new.shape)} != base {tuple(tensor.shape)}")
         return new.to(tensor.dtype).contiguous()
-    _, mode, idx, slice_, _, _ = change
-    expected = (len(idx), tensor.shape[1]) if mode == "row" else (tensor.shape[0], len(idx))
-    if tuple(slice_.shape) != expected:
+    _, placement, slices, _, _ = change
+    expected = [tuple(t.shape) for t in placement.read(tensor)]
+    if [tuple(t.shape) for t in slices] != expected:
         raise AdapterError(
-            f"{key}: adapter slice {tuple(slice_.shape)} does not fit base weight {tuple(tensor.shape)}"
+            f"{key}: adapter slice(s) {[tuple(t.shape) for t in slices]} do not fit base weight "
+            f"{tuple(tensor.shape)}"
         )
-    tensor = tensor.clone()
-    tensor.index_copy_(0 if mode == "row" else 1, idx, slice_.to(tensor.dtype))
+    tensor = tensor.clone().contiguous()
+    placement.write(tensor, slices)
     return tensor
 
 
@@ -152,6 +169,7 @@ def merge_to_directory(
     base: str, adapter_dir: str | Path, out: str | Path, overwrite: bool = False, progress: bool = True
 ) -> Path:
     """Write ``base`` + adapter as a plain HF model directory at ``out``; returns ``out``."""
+    out = target_path(out, "merged model")  # once, before any check
     check_output_target(out, overwrite, "merged model")  # before reading gigabytes of weights
     adapter_dir = Path(adapter_dir)
     adapter = read_adapter_config(adapter_dir)

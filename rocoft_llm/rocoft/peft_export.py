@@ -8,6 +8,8 @@ A RoCoFT update of r rows or columns is exactly a LoRA of rank r, ``delta W = B 
   row deltas ``W_trained[idx] - W0[idx]``;
 * columns: ``B`` (d_out x r) holds the column deltas ``W_trained[:, idx] - W0[:, idx]``; ``A`` (r x d_in)
   is one-hot, row k has a 1 at column ``idx[k]``;
+* rows and columns (``row_column``): both side by side, a LoRA of rank 2r (the column deltas are zero
+  on the selected rows, which the rows own);
 
 with ``lora_alpha = r`` so that peft's scale ``alpha / r`` is 1. The adapter stores the trained slice
 itself (absolute values), so the original rows/columns ``W0[idx]`` are read from the base checkpoint;
@@ -17,7 +19,7 @@ they are checked against the adapter's base checksums first (a different base is
 (the product, hence the output, is unchanged) to reach a rank a server accepts.
 
 Not expressible exactly as LoRA, hence refused: adapters with trained biases (``train_bias``) or
-``also_train`` parameters. The directory is written under a temporary name and renamed into place.
+``also_train`` parameters, and the ``entries`` mode (a sparse random mask has full rank). The directory is written under a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from safetensors.torch import save_file
 
 from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, read_json
+from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json
+from ..ownership import target_path
 from .adapter import read_adapter_config, read_adapter_tensors
-from .merge_dir import check_base_slice, checkpoint_key, list_shards, resolve_model_dir
+from .merge_dir import check_base_slice, checkpoint_key, list_shards, module_placement, resolve_model_dir
+from .placement import COLUMN, LOW_RANK_MODES, ROW, Placement, slice_names
 
 log = logging.getLogger("rocoft_llm")
 
@@ -44,10 +48,17 @@ PEFT_CONFIG_FILE = "adapter_config.json"
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 
 
-def _check_exportable(tensors: dict[str, torch.Tensor], adapter_dir: Path) -> None:
-    """Only row/column slices are a LoRA: trained biases (``train_bias``) and ``also_train`` parameters
-    (norms, lm_head) have no B @ A form."""
-    extra = sorted(n for n in tensors if not n.endswith(".rocoft_slice"))
+def _check_exportable(adapter: dict, tensors: dict[str, torch.Tensor], adapter_dir: Path) -> None:
+    """Only row/column slices are a LoRA: the entries mode, trained biases (``train_bias``) and
+    ``also_train`` parameters (norms, lm_head) have no B @ A form."""
+    if adapter["mode"] not in LOW_RANK_MODES:
+        raise AdapterError(
+            f"adapter {adapter_dir} trains mode {adapter['mode']!r}: a random set of single entries has no "
+            "exact low-rank form, so no exact peft LoRA exists. Use `rocoft-llm merge` (a full model) "
+            "for this adapter instead."
+        )
+    names = slice_names(adapter["mode"])
+    extra = sorted(n for n in tensors if not n.endswith(tuple("." + s for s in names)))
     if extra:
         raise AdapterError(
             f"adapter {adapter_dir} also trained {len(extra)} full tensor(s) ({', '.join(extra[:3])}...: "
@@ -56,8 +67,8 @@ def _check_exportable(tensors: dict[str, torch.Tensor], adapter_dir: Path) -> No
         )
 
 
-def _base_slices(adapter: dict, base_dir: Path) -> dict[str, torch.Tensor]:
-    """module -> the ORIGINAL rows/columns ``W0[idx]`` of the base checkpoint (checksum-checked)."""
+def _base_slices(adapter: dict, base_dir: Path) -> dict[str, tuple[torch.Tensor, ...]]:
+    """module -> the ORIGINAL values ``W0`` at its placement in the base checkpoint (checksum-checked)."""
     config = (
         read_json(base_dir / "config.json", "base model config", "pass the base model directory")
         if (base_dir / "config.json").is_file()
@@ -76,7 +87,6 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(base_dir / shard), framework="pt") as f:
             where.update(dict.fromkeys(f.keys(), shard))
     out = {}
-    dim = 0 if adapter["mode"] == "row" else 1
     for module, info in adapter["modules"].items():
         key = checkpoint_key(module + ".weight", set(where), prefix)
         if key is None:
@@ -86,32 +96,44 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, torch.Tensor]:
             )
         with safe_open(str(base_dir / where[key]), framework="pt") as f:
             weight = f.get_tensor(key)
-        idx = torch.tensor(info["indices"])
-        change = ("slice", adapter["mode"], idx, None, info["weight_shape"], info.get("base_checksum"))
+        placement = module_placement(adapter, module)
+        change = ("slice", placement, None, info["weight_shape"], info.get("base_checksum"))
         check_base_slice(weight, change, key, base_dir, adapter)
-        out[module] = weight.index_select(dim, idx).clone()
+        out[module] = placement.read(weight)
     return out
 
 
+def lora_rank(placement: Placement) -> int:
+    """The rank of a module's exact LoRA: its rows, its columns, or both."""
+    return placement.index.numel() + (0 if placement.column_index is None else placement.column_index.numel())
+
+
 def lora_factors(
-    mode: str, indices: list[int], trained: torch.Tensor, original: torch.Tensor, shape: list[int], rank: int
+    placement: Placement,
+    trained: tuple[torch.Tensor, ...],
+    original: tuple[torch.Tensor, ...],
+    shape: list[int],
+    rank: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(A, B) with ``B @ A`` = the RoCoFT update of one weight, padded with zeros to ``rank`` (fp32).
 
     ``trained`` is cast to the base dtype first: that is what the RoCoFT layer writes into the weight.
     """
     d_out, d_in = shape
-    idx = torch.tensor(indices)
-    delta = trained.to(original.dtype).double() - original.double()
-    r = len(indices)
     a = torch.zeros(rank, d_in, dtype=torch.float64)
     b = torch.zeros(d_out, rank, dtype=torch.float64)
-    if mode == "row":
-        a[:r] = delta
-        b[idx, torch.arange(r)] = 1.0
-    else:
-        b[:, :r] = delta
+    deltas = [t.to(o.dtype).double() - o.double() for t, o in zip(trained, original)]
+    idx, r = placement.index, placement.index.numel()
+    if placement.mode == COLUMN:
+        b[:, :r] = deltas[0]
         a[torch.arange(r), idx] = 1.0
+        return a.float().contiguous(), b.float().contiguous()
+    a[:r] = deltas[0]
+    b[idx, torch.arange(r)] = 1.0
+    if placement.mode != ROW:  # row_column: the columns' deltas, on the rows outside idx
+        cols, c = placement.column_index, placement.column_index.numel()
+        b[placement.rest.unsqueeze(1), torch.arange(r, r + c).unsqueeze(0)] = deltas[1]
+        a[torch.arange(r, r + c), cols] = 1.0
     return a.float().contiguous(), b.float().contiguous()
 
 
@@ -157,18 +179,20 @@ def export_peft(
     the adapter's ``base_model``. ``pad_rank``: pad every module to this rank.
     """
     adapter_dir = Path(source)
-    out = Path(out)
+    out = target_path(out, "peft export")  # once, before any check
     exists = _check_output(out, overwrite)
+    check_output_target(out, exists, "peft export")  # replaceable and writable, before any reading
     adapter = read_adapter_config(adapter_dir)
     tensors = read_adapter_tensors(adapter_dir, adapter)
-    _check_exportable(tensors, adapter_dir)
+    _check_exportable(adapter, tensors, adapter_dir)
     base = base or adapter.get("base_model")
     if not base:
         raise AdapterError(
             f"adapter {adapter_dir} names no base model; pass --base with the base model directory."
         )
     originals = _base_slices(adapter, resolve_model_dir(base))
-    ranks = {m: len(info["indices"]) for m, info in adapter["modules"].items()}
+    placements = {m: module_placement(adapter, m) for m in adapter["modules"]}
+    ranks = {m: lora_rank(p) for m, p in placements.items()}
     if pad_rank is not None and pad_rank < max(ranks.values()):
         worst = max(ranks, key=ranks.get)
         raise RoCoFTError(
@@ -181,9 +205,8 @@ def export_peft(
     weights = {}
     for module, info in adapter["modules"].items():
         a, b = lora_factors(
-            adapter["mode"],
-            info["indices"],
-            tensors[module + ".rocoft_slice"],
+            placements[module],
+            tuple(tensors[f"{module}.{n}"] for n in slice_names(adapter["mode"])),
             originals[module],
             info["weight_shape"],
             ranks[module],

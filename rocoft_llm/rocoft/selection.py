@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import RoCoFTError
 from .config import SCORED_SELECTIONS, SELECTIONS  # noqa: F401 - declared with the config
-from .layer import ROW
+from .placement import ROW
 
 
 def row_groups(out_features: int, fused_parts: int = 0, num_heads: int = 0) -> list[torch.Tensor]:
@@ -72,6 +72,15 @@ def pick(
     else:
         raise RoCoFTError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}.")
     return torch.sort(chosen).values
+
+
+def random_entries(numel: int, count: int, seed: int, name: str) -> torch.Tensor:
+    """``count`` distinct flat positions of a weight with ``numel`` entries, sorted; seeded by ``seed``
+    and the module's name, so every rank and every reload draws the same mask."""
+    if not 1 <= count <= numel:
+        raise RoCoFTError(f"{name}: {count} entries do not fit a weight of {numel} entries.")
+    gen = torch.Generator().manual_seed(_stable_seed(seed, name))
+    return torch.sort(torch.randperm(numel, generator=gen)[:count]).values
 
 
 def wanda_scores(weight: torch.Tensor, input_norm: torch.Tensor, mode: str) -> torch.Tensor:

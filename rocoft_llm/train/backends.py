@@ -166,10 +166,12 @@ def balanced_slice_placement(model):
     parameter keeps FSDP2's default (dim 0)."""
     from torch.distributed.tensor import Shard
 
-    from ..rocoft.layer import ROW, RoCoFTLinear
+    from ..rocoft.layer import ROW, ROW_COLUMN, RoCoFTLinear
 
     row_slices = {
-        id(m.rocoft_slice) for m in model.modules() if isinstance(m, RoCoFTLinear) and m.mode == ROW
+        id(m.rocoft_slice)
+        for m in model.modules()
+        if isinstance(m, RoCoFTLinear) and m.mode in (ROW, ROW_COLUMN)
     }
     return lambda param: Shard(1) if id(param) in row_slices else None
 

@@ -100,3 +100,17 @@ def merged_llama(tmp_path):
             p.add_(0.1 * torch.randn(p.shape))
     save_adapter(model, tmp_path / "adapter", base_model=str(base_dir))
     return merge_to_directory(str(base_dir), tmp_path / "adapter", tmp_path / "merged", progress=False)
+
+
+#: every RoCoFT mode; ``entries`` trains this fraction of each tiny weight in the tests
+ROCOFT_MODES = ("row", "column", "row_column", "entries")
+TEST_DENSITY = 0.05
+
+
+def mode_settings(mode: str) -> dict:
+    """RoCoFTConfig keyword arguments of ``mode`` (entries needs a density and random selection)."""
+    return (
+        {"mode": mode, "density": TEST_DENSITY, "selection": "random"}
+        if mode == "entries"
+        else {"mode": mode}
+    )

@@ -30,6 +30,40 @@ CASES = {
     ),
     "negative weight decay": (None, ["train.weight_decay=-0.1"], ["train.weight_decay: -0.1 must be >= 0"]),
     "rank 0": (None, ["rocoft.rank=0"], ["rocoft.rank: 0 must be >= 1"]),
+    "unknown mode": (
+        None,
+        ["rocoft.mode=diagonal"],
+        ["rocoft.mode: 'diagonal' is not one of 'row', 'column', 'row_column'"],
+    ),
+    "entries without density": (
+        None,
+        ["rocoft.mode=entries", "rocoft.selection=random"],
+        ["rocoft.density: mode 'entries' needs"],
+    ),
+    "entries with a scored selection": (
+        None,
+        ["rocoft.mode=entries", "rocoft.density=0.01", "rocoft.selection=max"],
+        [
+            "rocoft.selection: 'max' picks rows or columns; mode 'entries' samples",
+            "set rocoft.selection: random",
+        ],
+    ),
+    "density of 0": (None, ["rocoft.mode=entries", "rocoft.density=0"], ["rocoft.density: 0 must be > 0"]),
+    "density of 1.5": (
+        None,
+        ["rocoft.mode=entries", "rocoft.density=1.5"],
+        ["rocoft.density: 1.5 must be <= 1"],
+    ),
+    "density for rows": (
+        None,
+        ["rocoft.density=0.01"],
+        ["rocoft.density: 0.01 applies to mode 'entries' only"],
+    ),
+    "row_column rank above the columns": (
+        None,
+        ["rocoft.mode=row_column", "rocoft.rank=65"],
+        ["rocoft.rank: 65 exceeds", "input columns of", "use rank <= 64"],
+    ),
     "empty targets": (None, ["rocoft.targets=[]"], ["rocoft.targets: [] must have at least 1 item"]),
     "tiny cutoff": (None, ["data.cutoff_len=4"], ["data.cutoff_len: 4 must be >= 8"]),
     "zero stage 5": (
@@ -52,7 +86,6 @@ CASES = {
     ),
     "template without output": (None, ["data.template={instruction}"], ["data.template"]),
     "resume with overwrite": (None, ["train.resume=auto", "output.overwrite=true"], ["conflict"]),
-    "warmup longer than the run": (None, ["train.warmup_steps=5"], ["train.warmup_steps: 5 >= the run's 2"]),
     "DeepSpeed config not JSON": (
         None,
         ["dist.backend=deepspeed", "dist.deepspeed_config=DS"],

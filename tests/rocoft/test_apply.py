@@ -15,11 +15,13 @@ from rocoft_llm import (
 )
 from rocoft_llm.architectures import get_architecture
 from rocoft_llm.rocoft.apply import rocoft_modules
-from tests.helpers.models import ARCHS, batch, tiny_model
+from tests.helpers.models import ARCHS, TEST_DENSITY, batch, tiny_model
 
-MODES = ("row", "column")
+MODES = ("row", "column", "row_column")
 SELECTIONS = ("first", "random", "max")
-CASES = [(a, m, s) for a in ARCHS for m in MODES for s in SELECTIONS]
+CASES = [(a, m, s) for a in ARCHS for m in MODES for s in SELECTIONS] + [
+    (a, "entries", "random") for a in ARCHS
+]
 
 
 def calib():
@@ -30,7 +32,14 @@ def wrapped(arch, mode, selection, dtype=torch.float32, **kw):
     base = tiny_model(arch, dtype=dtype)
     model = apply_rocoft(
         copy.deepcopy(base),
-        RoCoFTConfig(mode=mode, rank=2, selection=selection, seed=1, **kw),
+        RoCoFTConfig(
+            mode=mode,
+            rank=2,
+            selection=selection,
+            seed=1,
+            density=TEST_DENSITY if mode == "entries" else None,
+            **kw,
+        ),
         calibration=calib(),
     )
     return base, model
@@ -40,13 +49,20 @@ def logits(model, b):
     return model(**b).logits
 
 
+def owned(module) -> torch.Tensor:
+    """Boolean mask of the weight entries the module's trainable values hold."""
+    probe = torch.zeros(module.out_features, module.in_features)
+    module.placement.write(probe, tuple(torch.ones_like(s) for s in module.slices()))
+    return probe.bool()
+
+
 @pytest.mark.parametrize("arch,mode,selection", CASES)
 def test_identity_at_init_and_only_slices_trainable(arch, mode, selection):
     base, model = wrapped(arch, mode, selection)
     b = batch(seed=7)
     assert torch.equal(logits(base, b), logits(model, b))
     train = trainable_parameters(model)
-    assert train and all(n.endswith(".rocoft_slice") for n in train)
+    assert train and all(n.endswith((".rocoft_slice", ".rocoft_column_slice")) for n in train)
     assert {n for n, p in model.named_parameters() if p.requires_grad} == set(train)
     n_targets = len(rocoft_modules(model))
     assert n_targets == 2 * len(get_architecture(arch).targets)
@@ -66,10 +82,9 @@ def test_slice_gradient_equals_slice_of_full_gradient(arch, mode, selection):
     logits(model, b).pow(2).mean().backward()
     base_params = dict(base.named_parameters())
     for name, module in rocoft_modules(model).items():
-        full = base_params[name + ".weight"].grad
-        idx = module.rocoft_index
-        expect = full[idx] if mode == "row" else full[:, idx]
-        torch.testing.assert_close(module.rocoft_slice.grad, expect, rtol=1e-10, atol=1e-12)
+        expected = module.placement.read(base_params[name + ".weight"].grad)
+        for got, expect in zip(module.slices(), expected, strict=True):
+            torch.testing.assert_close(got.grad, expect, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("arch,mode,selection", CASES)
@@ -87,16 +102,11 @@ def test_training_moves_only_selected_and_merge_and_adapter_roundtrip(arch, mode
     for name, module in rocoft_modules(model).items():
         w0 = base_params[name + ".weight"]
         w = module.weight.detach()
-        idx = module.rocoft_index
-        keep = torch.ones(w.shape[0] if mode == "row" else w.shape[1], dtype=torch.bool)
-        keep[idx] = False
-        if mode == "row":
-            assert torch.equal(w[keep], w0[keep]), name
-            assert not torch.equal(w[idx], w0[idx]), name
-            assert torch.equal(w[idx], module.rocoft_slice.detach().to(w.dtype))
-        else:
-            assert torch.equal(w[:, keep], w0[:, keep]), name
-            assert not torch.equal(w[:, idx], w0[:, idx]), name
+        mask = owned(module)
+        assert torch.equal(w[~mask], w0[~mask]), name
+        assert not torch.equal(w[mask], w0[mask]), name
+        for held, value in zip(module.placement.read(w), module.slices(), strict=True):
+            assert torch.equal(held, value.detach().to(w.dtype)), name
     with torch.no_grad():
         assert not torch.allclose(trained, logits(base, b))
         save_adapter(model, tmp_path / "adapter")

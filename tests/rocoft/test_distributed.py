@@ -9,7 +9,9 @@ import torch
 
 from rocoft_llm import load_adapter, trainable_parameters
 from rocoft_llm.rocoft.adapter import read_adapter_config, read_adapter_tensors
-from tests.helpers.models import batch, tiny_model
+from rocoft_llm.rocoft.apply import rocoft_modules
+from rocoft_llm.rocoft.placement import slice_names
+from tests.helpers.models import ROCOFT_MODES, batch, tiny_model
 from tests.helpers.torchrun import torchrun
 
 STEPS = int(os.environ.get("ROCOFT_TEST_STEPS", "3"))
@@ -28,11 +30,11 @@ def check_against_single_process(adapter: Path, mode: str) -> None:
     initial = tiny_model("llama")
     start = {}
     with torch.no_grad():
-        for name, m in ref.named_modules():
-            if hasattr(m, "rocoft_slice"):
-                w0 = initial.get_submodule(name).weight
-                m.rocoft_slice.copy_(w0[m.rocoft_index] if mode == "row" else w0[:, m.rocoft_index])
-                start[name + ".rocoft_slice"] = m.rocoft_slice.detach().clone()
+        for name, m in rocoft_modules(ref).items():
+            w0 = initial.get_submodule(name).weight
+            for (pname, p), value in zip(m.trainable_parameters().items(), m.placement.read(w0)):
+                p.copy_(value)
+                start[f"{name}.{pname}"] = p.detach().clone()
     opt = torch.optim.AdamW(trainable_parameters(ref).values(), lr=0.02)
     for s in range(STEPS):
         b = batch(seed=s, bsz=4)
@@ -40,17 +42,17 @@ def check_against_single_process(adapter: Path, mode: str) -> None:
         opt.step()
         opt.zero_grad()
     got = read_adapter_tensors(adapter, info)
-    assert len(got) == 14
+    assert len(got) == len(start) == 14 * len(slice_names(mode))
     moved = 0
     for name, p in trainable_parameters(ref).items():
         torch.testing.assert_close(got[name], p.detach(), rtol=1e-5, atol=1e-6)
         moved += int(not torch.equal(got[name], start[name]))
-    assert moved == 14
+    assert moved == len(start)
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["row", "column"])
+@pytest.mark.parametrize("mode", ROCOFT_MODES)
 def test_fsdp2_matches_single_process(tmp_path, mode):
     torchrun_script("fsdp2_rocoft.py", tmp_path, STEPS, mode)
     check_against_single_process(tmp_path / "adapter", mode)
@@ -58,7 +60,7 @@ def test_fsdp2_matches_single_process(tmp_path, mode):
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["row", "column"])
+@pytest.mark.parametrize("mode", ROCOFT_MODES)
 def test_zero3_partitioned_load_matches_single_process(tmp_path, mode):
     pytest.importorskip("deepspeed")
     tiny_model("llama").save_pretrained(tmp_path / "base")

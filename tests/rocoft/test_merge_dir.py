@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
 from rocoft_llm.errors import AdapterError, RoCoFTError
 from rocoft_llm.rocoft.merge_dir import merge_to_directory
-from tests.helpers.models import ARCHS, batch, tiny_model
+from tests.helpers.models import ARCHS, ROCOFT_MODES, batch, mode_settings, tiny_model
 
 
 def trained_adapter(arch, mode, tmp_path, train_bias=False):
@@ -18,7 +18,8 @@ def trained_adapter(arch, mode, tmp_path, train_bias=False):
     base_dir = tmp_path / "base"
     base.save_pretrained(base_dir, max_shard_size="40KB")  # several shards
     model = apply_rocoft(
-        copy.deepcopy(base), RoCoFTConfig(mode=mode, rank=2, selection="random", train_bias=train_bias)
+        copy.deepcopy(base),
+        RoCoFTConfig(**{"rank": 2, "selection": "random", "train_bias": train_bias, **mode_settings(mode)}),
     )
     opt = torch.optim.AdamW(trainable_parameters(model).values(), lr=0.05)
     for s in range(3):
@@ -30,7 +31,7 @@ def trained_adapter(arch, mode, tmp_path, train_bias=False):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("mode", ["row", "column"])
+@pytest.mark.parametrize("mode", ROCOFT_MODES)
 def test_merged_directory_loads_in_plain_transformers(arch, mode, tmp_path):
     base_dir, model = trained_adapter(arch, mode, tmp_path, train_bias=arch != "llama")
     assert json.loads((base_dir / "model.safetensors.index.json").read_text())["weight_map"]

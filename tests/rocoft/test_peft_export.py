@@ -51,7 +51,7 @@ def peft_logits(base_dir, out, b):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("mode", ["row", "column"])
+@pytest.mark.parametrize("mode", ["row", "column", "row_column"])
 def test_export_reproduces_the_rocoft_model(arch, mode, tmp_path):
     base_dir, model, adapter = trained(arch, mode, tmp_path)
     b = batch(seed=42, pad=3)
@@ -59,16 +59,18 @@ def test_export_reproduces_the_rocoft_model(arch, mode, tmp_path):
         want = model(**b).logits
         base_logits = AutoModelForCausalLM.from_pretrained(base_dir).eval()(**b).logits
     assert (want - base_logits).abs().max() > 1e-3  # the adapter changes the output
-    fused_rows = arch == "bloom" and mode == "row"
+    # rank 2 rows, 2 columns, or both (row_column: 2 + 2); BLOOM's fused qkv has 2 rows per part
+    rank = 4 if mode == "row_column" else 2
+    fused = {"row": 6, "row_column": 8}.get(mode) if arch == "bloom" else None
     for pad in (None, 8):
         out = export_peft(adapter, tmp_path / f"peft-{pad}", pad_rank=pad)
         cfg = json.loads((out / "adapter_config.json").read_text())
         assert cfg["base_model_name_or_path"] == str(base_dir)
-        assert cfg["r"] == cfg["lora_alpha"] == (pad or 2)
+        assert cfg["r"] == cfg["lora_alpha"] == (pad or rank)
         assert (
             cfg["rank_pattern"]
             == cfg["alpha_pattern"]
-            == ({"query_key_value": 6} if fused_rows and not pad else {})
+            == ({"query_key_value": fused} if fused and not pad else {})
         )
         tensors = load_file(str(out / "adapter_model.safetensors"))
         assert all(
@@ -131,6 +133,13 @@ def test_export_refuses_bias_runs_wrong_base_and_existing_output(tmp_path):
     }
 
 
+def test_entries_adapter_is_refused_with_the_reason(tmp_path):
+    _, _, adapter = trained("llama", "entries", tmp_path, density=0.05)
+    with pytest.raises(AdapterError, match=r"mode 'entries'.*no exact low-rank form.*rocoft-llm merge"):
+        export_peft(adapter, tmp_path / "peft")
+    assert not (tmp_path / "peft").exists()
+
+
 def _fake_run(tmp_path, method, base_dir, random_init=False):
     run = tmp_path / f"run-{method}-{random_init}"
     run.mkdir()
@@ -164,7 +173,7 @@ def test_cli_exports_a_run_and_refuses_lora_and_full_runs(tmp_path):
     assert res.exit_code != 0 and "randomly initialised" in res.output, res.output
 
 
-@pytest.mark.parametrize("mode", ["row", "column"])
+@pytest.mark.parametrize("mode", ["row", "column", "row_column"])
 def test_export_of_a_bf16_base_merges_back_to_the_rocoft_weights(mode, tmp_path):
     """A bf16 base: peft's merge_and_unload (W0 + B A, rounded to bf16) gives the RoCoFT model's bf16
     weights bit for bit. The exported delta is (trained slice - W0) in fp32, and both ends are bf16

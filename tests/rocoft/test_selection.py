@@ -116,7 +116,14 @@ def test_unknown_model_needs_targets_and_bad_targets_are_named():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"mode": "rows"}, "mode: 'rows' is not one of 'row', 'column'; did you mean 'row'"),
+        (
+            {"mode": "rows"},
+            "mode: 'rows' is not one of 'row', 'column', 'row_column', 'entries'; did you mean 'row'",
+        ),
+        ({"mode": "entries"}, "density: mode 'entries' needs the fraction"),
+        ({"mode": "entries", "density": 0.1}, "selection: 'first' picks rows or columns"),
+        ({"mode": "entries", "density": 0.0, "selection": "random"}, "density: 0.0 must be > 0"),
+        ({"density": 0.1}, "density: 0.1 applies to mode 'entries' only"),
         ({"rank": 0}, "rank: 0 must be >= 1"),
         ({"selection": "best"}, "selection: 'best' is not one of"),
         ({"targets": "q_proj"}, "targets: 'q_proj' is not a list of strings"),

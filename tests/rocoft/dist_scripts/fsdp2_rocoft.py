@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
 from rocoft_llm.architectures import get_architecture
-from tests.helpers.models import batch, tiny_model
+from tests.helpers.models import batch, mode_settings, tiny_model
 
 
 def main(out_dir: str, steps: int) -> None:
@@ -22,7 +22,10 @@ def main(out_dir: str, steps: int) -> None:
     from torch.distributed.fsdp import fully_shard
 
     model = tiny_model("llama")
-    apply_rocoft(model, RoCoFTConfig(mode=sys.argv[3], rank=3, selection="random", seed=100 + rank))
+    apply_rocoft(
+        model,
+        RoCoFTConfig(**{"rank": 3, "selection": "random", "seed": 100 + rank, **mode_settings(sys.argv[3])}),
+    )
     block = get_architecture("llama").block_classes["llama"]
     for module in model.modules():
         if type(module).__name__ == block:

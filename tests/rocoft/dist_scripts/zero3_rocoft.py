@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
-from tests.helpers.models import batch
+from tests.helpers.models import batch, mode_settings
 
 
 def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
@@ -35,7 +35,9 @@ def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     w = model.model.layers[0].mlp.down_proj.weight
     assert hasattr(w, "ds_shape") and w.numel() == 0, "weights are not partitioned at load"
-    apply_rocoft(model, RoCoFTConfig(mode=mode, rank=3, selection="random", seed=100 + rank))
+    apply_rocoft(
+        model, RoCoFTConfig(**{"rank": 3, "selection": "random", "seed": 100 + rank, **mode_settings(mode)})
+    )
     opt = torch.optim.AdamW(trainable_parameters(model).values(), lr=0.02)
     engine, *_ = deepspeed.initialize(model=model, optimizer=opt, config=ds_config)
     for s in range(steps):
