@@ -22,6 +22,9 @@ Examples:
   # look before you train: 3 rendered examples with the loss mask
   rocoft-llm prepare --dataset gsm8k --split test --llm-adapters-dir ../shared/data/llm_adapters \\
       --tokenizer ./llama2 --no-train-on-inputs --preview 3
+  # chat records (messages / ShareGPT) through the model's own chat template, loss tokens bracketed:
+  rocoft-llm prepare --dataset chats.jsonl --tokenizer ./smollm2 --template chat --preview 2 \\
+      --preview-brackets loss
   # from a recipe's data section:
   rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
 """
@@ -43,7 +46,9 @@ Examples:
         "llm_adapters_dir",
         "hub_dir",
         "test_dir",
+        "format",
         "template",
+        "chat_template",
         "cutoff_len",
         "train_on_inputs",
         "add_eos",
@@ -63,9 +68,16 @@ Examples:
     type=click.IntRange(min=0),
     help="Print N rendered examples with the loss mask and exit without writing.",
 )
+@click.option(
+    "--preview-brackets",
+    type=click.Choice(["masked", "loss"]),
+    default="masked",
+    show_default=True,
+    help="With --preview: wrap the masked tokens in ⟦ ⟧, or the tokens that carry loss.",
+)
 @click.option("--overwrite", is_flag=True, help="Rebuild even if --out holds a prepared dataset.")
 @click.pass_context
-def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
+def prepare(ctx, recipe, overrides, out, preview, preview_brackets, overwrite, **given) -> None:
     """Build tokenized instruction data (records, tokenized dataset, manifest) once, cached by its inputs."""
     from ..data.prepare import prepare as run_prepare
     from ..data.prepare import summarize_manifest
@@ -87,24 +99,11 @@ def prepare(ctx, recipe, overrides, out, preview, overwrite, **given) -> None:
             raise click.UsageError("pass --dataset and --tokenizer (or --recipe).")
         opts = validated(PrepareOptions, given, "command line")
     if preview:
-        from ..data.preview import preview as render_preview
-        from ..data.sources import resolve_source
-        from ..data.templates import get_template
+        from ..data.preview import preview_dataset
         from ..model_loading import load_tokenizer
 
-        src = resolve_source(opts.datasets[0], opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir)
-        records = [{**r, "source": src.name} for r in src.records[:preview]]
-        click.echo(
-            render_preview(
-                records,
-                load_tokenizer(opts.tokenizer_path),
-                get_template(opts.template),
-                preview,
-                opts.cutoff_len,
-                opts.train_on_inputs,
-                opts.add_eos,
-            )
-        )
+        tokenizer = load_tokenizer(opts.tokenizer_path)
+        click.echo(preview_dataset(opts, preview, tokenizer, preview_brackets))
         return
     path, manifest = run_prepare(opts, out=out, overwrite=overwrite)
     click.echo(summarize_manifest(path, manifest))

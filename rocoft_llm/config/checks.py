@@ -149,7 +149,7 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
     read as `prepare` reads it: unreadable, non-array, empty or bad records are problems now, not at run time."""
     from ..data.records import read_json_array
     from ..data.sources import answer_spec_for_file
-    from ..data.templates import get_template, input_problem
+    from ..data.templates import format_problem, get_template, input_problem
     from ..data.validate import validate_records
 
     total, known = 0, True
@@ -165,8 +165,18 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
                     f"{path}: the data file holds no records (an empty JSON array); add records or "
                     "remove it from data.train"
                 )
-            kept, _ = validate_records(records, answer_spec_for_file(path), str(path), r.data.bad_records)
-            problem = input_problem(kept, get_template(r.data.template), str(path))
+            kept, drops = validate_records(
+                records, answer_spec_for_file(path), str(path), r.data.bad_records, r.data.format
+            )
+            if not kept:  # what bad_records: drop leaves - nothing - is an error now, not in prepare
+                raise RoCoFTError(
+                    f"{path}: no records left: all {len(records)} are bad and dropped (data.bad_records: drop, "
+                    f"{dict(drops)}); fix the file"
+                )
+            template = get_template(r.data.template)
+            problem = format_problem(drops.format, template, str(path)) or input_problem(
+                kept, template, str(path)
+            )
             if problem:
                 raise RoCoFTError(problem)
         except RoCoFTError as e:

@@ -24,11 +24,12 @@ from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_fi
 from ..ownership import check_not_a_file, check_replaceable
 from ..version import __version__
 from .answers import MATH_ANSWER_TYPES
+from .chat_template import bind_chat
 from .converters import CONVERTER_VERSION
 from .reports import contamination_report, local_test_sets, quirk_report
 from .settings import PrepareOptions
 from .sources import Source, resolve_source
-from .templates import get_template, input_problem
+from .templates import format_problem, get_template, input_problem
 from .tokenize import tokenize_records, tokenizer_fingerprint
 from .validate import validate_records
 
@@ -61,6 +62,10 @@ def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str
         "overlength": opts.overlength,
         "bad_records": opts.bad_records,
     }
+    if template.is_chat:  # keys of other templates stay as they were (their caches stay valid)
+        parts["chat_template"] = template.chat
+    if opts.format != "auto":
+        parts["format"] = opts.format
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -109,8 +114,8 @@ def prepare(
             check_replaceable(out, "prepared data")  # before any tokenizing
     if not opts.datasets:
         raise RoCoFTError("no datasets to prepare: pass --dataset NAME|PATH (data.train in a recipe).")
-    template = get_template(opts.template)
     tokenizer = tokenizer or load_tokenizer(opts.tokenizer_path)
+    template = bind_chat(get_template(opts.template), tokenizer, opts.chat_template)
     tok_fp = tokenizer_fingerprint(tokenizer)
     sources = _load_sources(opts, progress)
     key = cache_key(sources, opts, template, tok_fp)
@@ -159,7 +164,17 @@ def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[l
                 f"{where}: the source holds no records (an empty JSON array); add records or remove it "
                 "from --dataset / data.train."
             )
-        kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records)
+        kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records, opts.format)
+        problem = format_problem(drops.format, template, where)
+        if problem:
+            raise RoCoFTError(problem + ".")
+        if drops.ignored:
+            log.warning(
+                "%s: field(s) %s are not part of the %s format and were left out of the text",
+                where,
+                ", ".join(f"{k!r} ({n} records)" for k, n in sorted(drops.ignored.items())),
+                drops.format,
+            )
         source_info.append(
             {
                 "name": src.name,
@@ -169,6 +184,8 @@ def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[l
                 "records": len(src.records),
                 "kept": len(kept),
                 "drops": dict(drops),
+                "format": drops.format,
+                "ignored_fields": dict(drops.ignored),
                 "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES else None,
             }
         )
@@ -210,7 +227,12 @@ def _build(
         "split": opts.split,
         "origin": opts.source,
         "sources": source_info,
-        "template": {"name": template.name, "train": template.train, "prompt": template.prompt},
+        "template": {
+            "name": template.name,
+            "train": template.train,
+            "prompt": template.prompt,
+            **({"chat": template.chat} if template.is_chat else {}),
+        },
         "tokenizer": {
             "name_or_path": str(opts.tokenizer_path),
             "fingerprint": tok_fp,
@@ -265,6 +287,11 @@ def summarize_manifest(path, manifest: dict) -> str:
                 f"{quirk['rationale_final_answer_disagrees']:,}/{quirk['checked']:,}"
                 " (gold = answer, always)"
                 if quirk
+                else ""
+            )
+            + (
+                f", ignored fields {s['ignored_fields']} (not part of the {s.get('format')} format)"
+                if s.get("ignored_fields")
                 else ""
             )
         )

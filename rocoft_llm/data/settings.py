@@ -26,13 +26,19 @@ class DataOptions(StrictModel):
     """LLM-Adapters checkout or copy (<task>/test.json, ft-training_set/*.json); default $ROCOFT_LLM_ADAPTERS_DIR."""
     hub_dir: str | None = None
     """Offline copies of the original datasets: DIR/<id>/<split>.jsonl|.json|.parquet|.csv."""
+    format: Literal["auto", "instruction", "messages", "sharegpt"] = "auto"
+    """Record format of the data files: instruction ({instruction, input, output[, answer]}), messages (OpenAI
+    chat: role/content turns) or sharegpt (conversations: from/value turns); auto detects it per file."""
     template: Annotated[str, Field(min_length=1)] = "llm_adapters"
-    """Prompt template: llm_adapters (exact upstream text), alpaca_clean, or a custom string with {instruction},
-    optionally {input}, and {output} last."""
+    """Prompt template: llm_adapters (exact upstream text), alpaca_clean, a custom string with {instruction},
+    optionally {input}, and {output} last, or chat (the tokenizer's own chat template; needed by chat records)."""
+    chat_template: str | None = None
+    """With template chat: a Jinja chat template file used instead of the tokenizer's own."""
     cutoff_len: Annotated[int, Field(ge=8)] = 256
     """Maximum tokens per example (prompt + response + EOS)."""
-    train_on_inputs: bool = True
-    """Loss on the prompt tokens too (upstream default), or only on the response."""
+    train_on_inputs: bool = False
+    """Loss on the prompt tokens too (LLM-Adapters' choice, set by the paper recipes), or only on the response
+    (default; with template chat: on the assistant turns)."""
     add_eos: bool = True
     """Append the EOS token when it fits, so the model learns to stop."""
     overlength: Literal["truncate", "drop", "error"] = "truncate"

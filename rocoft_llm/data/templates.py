@@ -8,6 +8,10 @@ A record with a non-empty ``input`` is rendered the upstream way (LLM-Adapters `
 an input that provides further context. ...") and an "### Input:" block after the instruction. A
 custom template is a string with {instruction} and {output} (last), and {input} where the input
 goes; a custom template without {input} refuses records that have one (text is never dropped).
+
+``chat`` renders through the tokenizer's own chat template (or a template file given with
+``data.chat_template``): :mod:`.chat_template` binds the template text and computes the loss mask.
+Instruction records become a one-turn chat there (:func:`.chat.instruction_messages`).
 """
 
 from __future__ import annotations
@@ -41,12 +45,23 @@ class Template:
     #: the same two for a record with a non-empty input (with {input}); None = the template cannot show an input
     train_input: str | None = None
     prompt_input: str | None = None
+    #: the Jinja chat template text (template ``chat`` once bound to a tokenizer; see .chat_template)
+    chat: str | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        return self.name == CHAT_NAME
 
     @property
     def takes_input(self) -> bool:
-        return self.train_input is not None
+        return self.is_chat or self.train_input is not None
 
     def _pick(self, with_input: str, without: str, input: str) -> str:
+        if self.is_chat:
+            raise RoCoFTError(
+                "template 'chat' renders through the tokenizer's chat template; use "
+                "rocoft_llm.data.chat_template (training) or rocoft_llm.eval.prompts (generation)."
+            )
         if not input:
             return without
         if with_input is None:
@@ -99,7 +114,11 @@ ALPACA_CLEAN = Template(
     prompt_input=_ALPACA_INPUT,
 )
 
-BUILTIN = {t.name: t for t in (LLM_ADAPTERS, ALPACA_CLEAN)}
+CHAT_NAME = "chat"
+#: the model's own chat template (bound to the tokenizer's, or a file's, by .chat_template.bind_chat)
+CHAT = Template(name=CHAT_NAME, train="", prompt="")
+
+BUILTIN = {t.name: t for t in (LLM_ADAPTERS, ALPACA_CLEAN, CHAT)}
 
 
 def get_template(spec: str) -> Template:
@@ -137,4 +156,15 @@ def input_problem(records: list, template: Template, source: str) -> str | None:
         f"{source}: {len(bad)} record(s) have a non-empty 'input' (e.g. record {bad[0]}: "
         f"{records[bad[0]]['input'][:60]!r}) but the custom template has no {{input}}; add {{input}} to the template "
         "(data.template / --template), use llm_adapters or alpaca_clean, or remove the input text"
+    )
+
+
+def format_problem(fmt: str, template: Template, source: str) -> str | None:
+    """Why records of format ``fmt`` cannot be rendered with ``template`` (chat records need ``chat``), or None."""
+    if fmt == "instruction" or template.is_chat:
+        return None
+    return (
+        f"{source}: the records are chat records ({fmt} format), which the {template.name!r} template cannot "
+        "show (it renders instruction records); set data.template: chat (--template chat) to render them "
+        "through the tokenizer's chat template"
     )

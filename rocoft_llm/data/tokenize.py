@@ -7,18 +7,24 @@
   no pad token and pad may equal EOS: masking by pad id would teach the model never to stop);
 * over-length records (text longer than the cutoff): ``truncate`` (upstream), ``drop`` or ``error``.
 
+Template ``chat`` (chat records, or instruction records as a one-turn chat) goes through
+:mod:`.chat_template` instead: the model's own chat template, loss on the assistant turns only
+(``train_on_inputs``: on everything), examples whose assistant turns the cutoff removed dropped.
+
 Batched fast tokenization through ``datasets.map`` (``num_proc`` workers).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import statistics
 
 from ..errors import RoCoFTError
+from .chat_template import IGNORE_INDEX, encode_chat, row_messages
 from .templates import Template
 
-IGNORE_INDEX = -100
+COLUMNS = ("instruction", "input", "output", "messages")
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
@@ -34,10 +40,33 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def encode_batch(
-    batch: dict, tokenizer, template: Template, cutoff_len: int, train_on_inputs: bool, add_eos: bool
+    batch: dict,
+    tokenizer,
+    template: Template,
+    cutoff_len: int,
+    train_on_inputs: bool,
+    add_eos: bool,
+    indices: list[int] | None = None,
 ) -> dict:
-    """``datasets.map`` function: input_ids, labels, length, overlength, prompt_tokens."""
-    inputs = batch.get("input") or [""] * len(batch["instruction"])
+    """``datasets.map`` function: input_ids, labels, length, overlength, prompt_tokens (and, for the chat
+    template, assistant_tokens). A batch holds :data:`COLUMNS` (``messages``: a chat record's turns as
+    JSON, "" for an instruction record); ``indices`` (``datasets.map(with_indices=True)``) name records in errors."""
+    n = len(batch["instruction"])
+    messages = batch.get("messages") or [""] * n
+    if template.is_chat:
+        names = [
+            f"{source} example {i}"
+            for source, i in zip(batch.get("source") or ["records"] * n, indices or range(n))
+        ]
+        return _encode_chat_batch(
+            batch, messages, names, tokenizer, template, cutoff_len, train_on_inputs, add_eos
+        )
+    if any(messages):
+        raise RoCoFTError(
+            f"chat records (messages) cannot be rendered with the {template.name!r} template, which shows "
+            "instruction records only; set data.template: chat (--template chat)."
+        )
+    inputs = [x or "" for x in batch.get("input") or [""] * n]
     texts = [template.render_train(i, o, x) for i, o, x in zip(batch["instruction"], batch["output"], inputs)]
     full = tokenizer(texts, add_special_tokens=True)["input_ids"]
     prompts = None
@@ -66,6 +95,43 @@ def encode_batch(
     return out
 
 
+def _encode_chat_batch(
+    batch, messages, names, tokenizer, template, cutoff_len, train_on_inputs, add_eos
+) -> dict:
+    out = {
+        k: [] for k in ("input_ids", "labels", "length", "overlength", "prompt_tokens", "assistant_tokens")
+    }
+    inputs = batch.get("input") or [""] * len(messages)
+    for k, turns in enumerate(messages):
+        msgs = row_messages(batch["instruction"][k], inputs[k] or "", batch["output"][k], turns)
+        enc = encode_chat(tokenizer, template.chat, msgs, cutoff_len, train_on_inputs, add_eos, names[k])
+        for key, value in enc.items():
+            out[key].append(value)
+    return out
+
+
+def _map_batch(batch: dict, indices: list[int], **options) -> dict:
+    """``datasets.map(with_indices=True)`` passes the indices second."""
+    return encode_batch(batch, indices=indices, **options)
+
+
+def as_rows(records: list[dict]) -> list[dict]:
+    """Records as uniform tokenizer rows (:data:`COLUMNS`, plus ``source`` when the records have one)."""
+    keep_source = any("source" in r for r in records)
+    rows = []
+    for r in records:
+        row = {
+            "instruction": r.get("instruction", ""),
+            "input": r.get("input") or "",
+            "output": r.get("output", ""),
+            "messages": json.dumps(r["messages"], ensure_ascii=False) if "messages" in r else "",
+        }
+        if keep_source:
+            row["source"] = r.get("source", "")
+        rows.append(row)
+    return rows
+
+
 def tokenize_records(
     records: list[dict],
     tokenizer,
@@ -87,10 +153,11 @@ def tokenize_records(
         )
     if not progress:
         datasets.disable_progress_bars()
-    ds = datasets.Dataset.from_list(records)
+    ds = datasets.Dataset.from_list(as_rows(records))
     tokenized = ds.map(
-        encode_batch,
+        _map_batch,
         batched=True,
+        with_indices=True,
         batch_size=1000,
         num_proc=num_proc if num_proc > 1 else None,
         fn_kwargs={
@@ -113,14 +180,23 @@ def tokenize_records(
         tokenized = tokenized.filter(
             lambda o: not o, input_columns=["overlength"], desc="dropping over-length"
         )
+    no_answer = 0
+    if template.is_chat:  # the cutoff left only prompt tokens: never trained on (see .chat_template)
+        no_answer = sum(1 for n in tokenized["assistant_tokens"] if n == 0)
+        if no_answer:
+            tokenized = tokenized.filter(
+                lambda n: n > 0, input_columns=["assistant_tokens"], desc="dropping prompt-only"
+            )
+        tokenized = tokenized.remove_columns(["assistant_tokens"])
     lengths = tokenized["length"]
     stats = {
         "examples": len(lengths),
         "overlength": {
             "policy": overlength,
             "count": len(over_idx),
-            "truncated": len(over_idx) if overlength == "truncate" else 0,
+            "truncated": len(over_idx) - no_answer if overlength == "truncate" else 0,
             "dropped": len(over_idx) if overlength == "drop" else 0,
+            **({"dropped_prompt_only": no_answer} if template.is_chat else {}),
         },
         "token_lengths": (
             {

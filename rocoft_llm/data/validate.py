@@ -1,5 +1,13 @@
 """Record validation: every bad record is named by source and index, with a reason; policy
-``error`` (default) stops with all problems listed, ``drop`` removes them and counts drops per reason."""
+``error`` (default) stops with all problems listed, ``drop`` removes them and counts drops per reason.
+
+Two record formats (:mod:`.chat` detects which per file): instruction records (``instruction`` and
+``output``, optional ``input`` and ``answer``) and chat records (``messages`` or ShareGPT
+``conversations``, checked by :func:`.chat.chat_problem`). ``answer`` is what the benchmark scorers
+need, so training data may lack it (evaluation tasks require it: :func:`missing_answers`); when
+present it is checked against the dataset's answer kind. Fields outside the format are not an error:
+they are left out of the kept records (never rendered) and counted once per source as ignored.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +16,11 @@ from collections import Counter
 
 from ..errors import RoCoFTError
 from .answers import LETTERS, is_letter
+from .chat import chat_problem, detect_format, list_key, normalise_chat
 
-#: the fields of an LLM-Adapters record, all strings (records.py reads files of them)
+#: the fields of an instruction record (LLM-Adapters / Alpaca); ``input`` and ``answer`` are optional
 FIELDS = ("instruction", "input", "output", "answer")
+REQUIRED = ("instruction", "output")
 
 _FORMAT_LINE = re.compile(r"Answer format:\s*([\w/]+)\s*$")
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -28,22 +38,8 @@ def allowed_labels(record: dict, spec: dict) -> list[str] | None:
     return list(spec.get("labels", [])) or None
 
 
-def record_problem(record, spec: dict) -> str | None:
-    """Why ``record`` is bad (a short reason key + detail), or None."""
-    if not isinstance(record, dict):
-        return f"not_an_object: got {type(record).__name__}"
-    missing = [f for f in FIELDS if f not in record]
-    if missing:
-        return f"missing_field: {missing}"
-    extra = sorted(set(record) - set(FIELDS))
-    if extra:
-        return f"extra_field: {extra}"
-    for f in FIELDS:
-        if not isinstance(record[f], str):
-            return f"non_string_{f}: {record[f]!r}"
-    if not record["instruction"].strip():
-        return "empty_instruction"
-    answer = record["answer"].strip()
+def _answer_problem(answer: str, record: dict, spec: dict) -> str | None:
+    answer = answer.strip()
     if not answer:
         return "empty_answer"
     kind = spec.get("type")
@@ -60,15 +56,60 @@ def record_problem(record, spec: dict) -> str | None:
     return None
 
 
+class Drops(Counter):
+    """Drops per reason, plus the file's record format and the fields left out of the text (not drops)."""
+
+    format: str = "instruction"
+    ignored: Counter
+
+
+def format_fields(fmt: str) -> tuple[str, ...]:
+    """The fields a record of format ``fmt`` is rendered from; any other field is ignored."""
+    return FIELDS if fmt == "instruction" else (list_key(fmt),)
+
+
+def record_problem(record, spec: dict, fmt: str = "instruction") -> str | None:
+    """Why ``record`` is bad (a short reason key + detail), or None. ``fmt``: the file's record format."""
+    if not isinstance(record, dict):
+        return f"not_an_object: got {type(record).__name__}"
+    if fmt != "instruction":
+        return chat_problem(record, fmt)
+    missing = [f for f in REQUIRED if f not in record]
+    if missing:
+        return f"missing_field: {missing}"
+    for f in FIELDS:
+        if f in record and not isinstance(record[f], str):
+            return f"non_string_{f}: {record[f]!r}"
+    if not record["instruction"].strip():
+        return "empty_instruction"
+    if "answer" in record:
+        return _answer_problem(record["answer"], record, spec)
+    return None
+
+
+def _kept(record: dict, fmt: str) -> dict:
+    """The record as rendered: its format's fields only (``input`` defaults to "")."""
+    if fmt != "instruction":
+        return normalise_chat(record, fmt)
+    kept = {f: record[f] for f in FIELDS if f in record}
+    kept.setdefault("input", "")
+    return {f: kept[f] for f in FIELDS if f in kept}
+
+
 def validate_records(
-    records: list, spec: dict, source: str, policy: str = "error"
-) -> tuple[list[dict], Counter]:
-    """(kept records, drops per reason). ``policy='error'`` raises listing every bad record."""
-    kept, drops, problems = [], Counter(), []
+    records: list, spec: dict, source: str, policy: str = "error", declared: str = "auto"
+) -> tuple[list[dict], Drops]:
+    """(kept records, drops per reason). ``policy='error'`` raises listing every bad record. The format
+    is detected from the records (``declared``: auto, instruction, messages or sharegpt) and kept in
+    ``drops.format``; fields outside it are counted in ``drops.ignored`` (field -> records), not refused."""
+    fmt = detect_format(records, declared, source)
+    kept, drops, problems, ignored = [], Drops(), [], Counter()
+    known = set(format_fields(fmt))
     for i, rec in enumerate(records):
-        problem = record_problem(rec, spec)
+        problem = record_problem(rec, spec, fmt)
         if problem is None:
-            kept.append(rec)
+            kept.append(_kept(rec, fmt))
+            ignored.update(k for k in rec if k not in known)
             continue
         reason = problem.split(":", 1)[0]
         drops[reason] += 1
@@ -81,4 +122,20 @@ def validate_records(
             f"{source}: {len(problems)} bad record(s): {shown}. Fix the file, or pass "
             "--bad-records drop (data.bad_records: drop) to drop them with counts."
         )
+    drops.ignored, drops.format = ignored, fmt
     return kept, drops
+
+
+def missing_answers(records: list, source: str) -> None:
+    """Scoring needs a gold ``answer`` per record: refuse a file without them, naming the field."""
+    bad = [
+        i
+        for i, r in enumerate(records)
+        if not isinstance(r, dict) or not isinstance(r.get("answer"), str) or not r["answer"].strip()
+    ]
+    if bad:
+        raise RoCoFTError(
+            f"{source}: record(s) {bad[:5]} have no 'answer' ({len(bad)} of {len(records)}); the answer "
+            "scorers compare each response with the record's gold 'answer' field. Add an 'answer' to every "
+            "record, or score the file with --metric nll (which needs only 'output')."
+        )

@@ -2,7 +2,8 @@
 
 A record's target tokens are exactly the ones training puts loss on (:func:`~..data.tokenize.encode_batch`
 with the run's template, cutoff, EOS and ``train_on_inputs``): the response (+ EOS) by default, the
-whole text when ``train_on_inputs``. Per record the evaluator keeps the SUM of the next-token
+whole text when ``train_on_inputs``; under the ``chat`` template the assistant turns of chat records
+(or of instruction records as a one-turn chat), as the model's chat template renders them. Per record the evaluator keeps the SUM of the next-token
 negative log-likelihoods (natural log, fp32 log-softmax) and the number of target tokens; the
 set's mean NLL is the ratio of the sums (so long responses weigh by their tokens, as in training)
 and perplexity is ``exp(mean)``. Intervals come from :mod:`.intervals` (bootstrap over records).
@@ -20,8 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.chat import detect_format
+from ..data.chat_template import bind_chat
 from ..data.templates import get_template
-from ..data.tokenize import IGNORE_INDEX, encode_batch
+from ..data.tokenize import COLUMNS, IGNORE_INDEX, as_rows, encode_batch
+from ..data.validate import validate_records
 from ..distributed import gather_rows, rank, world_size
 from ..errors import RoCoFTError
 
@@ -31,6 +35,7 @@ class NLLOptions:
     """How records become target tokens (the training run's data options) and the batch size."""
 
     template: str = "llm_adapters"
+    chat_template: str | None = None
     cutoff_len: int = 256
     train_on_inputs: bool = False
     add_eos: bool = True
@@ -42,6 +47,7 @@ class NLLOptions:
         overrides the recipe's choice when given."""
         return cls(
             template=data.get("template", "llm_adapters"),
+            chat_template=data.get("chat_template"),
             cutoff_len=data.get("cutoff_len", 256),
             train_on_inputs=data.get("train_on_inputs", True) if train_on_inputs is None else train_on_inputs,
             add_eos=data.get("add_eos", True),
@@ -49,8 +55,14 @@ class NLLOptions:
         )
 
 
-def check_records(records: list, source: str) -> None:
-    """Every record needs a string ``instruction`` and ``output`` (the gold response)."""
+def check_records(records: list, source: str) -> list[dict]:
+    """The records to score: every instruction record needs a string ``instruction`` and ``output`` (the
+    gold response); chat records (``messages`` / ``conversations``) are checked as ``prepare`` checks them
+    and returned as ``messages``."""
+    if not records:
+        raise RoCoFTError(f"{source}: no records to evaluate; pass a non-empty file or split part.")
+    if detect_format(records) != "instruction":
+        return validate_records(records, {}, source)[0]
     bad = [
         i
         for i, r in enumerate(records)
@@ -63,20 +75,15 @@ def check_records(records: list, source: str) -> None:
             f"{source}: record(s) {bad[:5]} lack a string 'instruction' or 'output' ({len(bad)} in all); "
             "likelihood evaluation scores the gold 'output' of each record. Fix or remove them."
         )
-    if not records:
-        raise RoCoFTError(f"{source}: no records to evaluate; pass a non-empty file or split part.")
+    return records
 
 
 def encode_records(records: list[dict], tokenizer, opts: NLLOptions) -> list[dict]:
     """``input_ids`` and ``labels`` per record, exactly as training tokenizes them."""
-    batch = {
-        "instruction": [r["instruction"] for r in records],
-        "input": [r.get("input") or "" for r in records],
-        "output": [r["output"] for r in records],
-    }
-    enc = encode_batch(
-        batch, tokenizer, get_template(opts.template), opts.cutoff_len, opts.train_on_inputs, opts.add_eos
-    )
+    rows = as_rows(records)
+    batch = {key: [r[key] for r in rows] for key in COLUMNS}
+    template = bind_chat(get_template(opts.template), tokenizer, opts.chat_template)
+    enc = encode_batch(batch, tokenizer, template, opts.cutoff_len, opts.train_on_inputs, opts.add_eos)
     return [{"input_ids": i, "labels": lab} for i, lab in zip(enc["input_ids"], enc["labels"])]
 
 

@@ -31,8 +31,7 @@ def load_record_set(spec: str, llm_adapters_dir: str | None, limit: int | None) 
     """(name, records) of one ``--tasks`` entry; ``limit`` keeps the first N records."""
     src = resolve_source(spec, "test", "llm_adapters", llm_adapters_dir)
     records = src.records[:limit] if limit else src.records
-    check_records(records, spec)
-    return src.name, records
+    return src.name, check_records(records, spec)
 
 
 def summarise(name: str, variant: str, rows: list[dict], identity: dict, iterations: int, seed: int) -> dict:

@@ -10,7 +10,7 @@ from ..data.answers import SCORER_KIND, is_letter
 from ..data.catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from ..data.heldout_split import parse_split_spec
 from ..data.sources import from_file, from_llm_adapters, from_split
-from ..data.validate import allowed_labels, is_number
+from ..data.validate import allowed_labels, is_number, missing_answers
 from ..errors import RoCoFTError
 from ..io_utils import read_jsonl
 from .scoring import COMMONSENSE_PATTERNS
@@ -28,6 +28,7 @@ class EvalTask:
 
 
 def _infer(name: str, records: list[dict], source: str) -> EvalTask:
+    missing_answers(records, source)
     answers = [r.get("answer", "") for r in records]
     if all(is_number(a) for a in answers):
         return EvalTask(name, "math", "number", None, records, source, 256)
@@ -50,6 +51,7 @@ def _infer(name: str, records: list[dict], source: str) -> EvalTask:
 
 def _catalog_task(task_id: str, records: list[dict], source: str) -> EvalTask:
     """A task scored the way the catalog says for ``task_id``."""
+    missing_answers(records, source)
     entry = dataset_entry(task_id)
     kind = SCORER_KIND[entry.answer["type"]]
     return EvalTask(

@@ -25,7 +25,7 @@ def make_validator(recipe, backend, pad_id: int) -> Callable[[], tuple[float, in
     d = recipe.data
     src = resolve_source(spec, "test", d.source, d.llm_adapters_dir, d.hub_dir)
     records = src.records[: recipe.eval.nll_records] if recipe.eval.nll_records else src.records
-    check_records(records, f"eval.nll_data {spec!r}")
+    records = check_records(records, f"eval.nll_data {spec!r}")
     opts = NLLOptions.from_data_section(d.model_dump(), recipe.eval.batch_size)
     examples = encode_records(
         records, load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path), opts

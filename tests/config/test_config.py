@@ -126,7 +126,7 @@ def test_gradient_accumulation_follows_world_size(tmp_path):
         load_recipe(path, world_size=3)
 
 
-def test_warmup_longer_than_run_is_an_error_when_data_size_known(tmp_path):
+def test_warmup_longer_than_run_is_a_warning_saying_what_happens(tmp_path):
     data_file = tmp_path / "train.json"
     data_file.write_text(json.dumps([{"instruction": "q", "input": "", "output": "a", "answer": "a"}] * 100))
     data = base(
@@ -134,7 +134,10 @@ def test_warmup_longer_than_run_is_an_error_when_data_size_known(tmp_path):
         data={"train": [str(data_file)]},
         train={"global_batch_size": 10, "micro_batch_size": 5, "epochs": 2, "warmup_steps": 20},
     )
-    found = problems(tmp_path, data)
+    warned = load_recipe(write(tmp_path, data))[1].warnings
+    assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in w for w in warned)
+    assert any("19/20 of train.lr at the last step and never decays" in w for w in warned)
+    found = problems(tmp_path, data, strict=True)  # --strict: every warning is an error
     assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in p for p in found)
     data["train"]["warmup_steps"] = 2
     assert load_recipe(write(tmp_path, data))[1].derived["optimizer_steps"] == 20
@@ -184,7 +187,8 @@ def test_unreachable_model_warns_and_strict_errors(tmp_path):
     assert any("cannot read the model config offline" in w for w in result.warnings)
     assert any("not_downloaded.json" in w for w in result.warnings)
     found = problems(tmp_path, data, strict=True)
-    assert len(found) == 2
+    assert len(found) == 3
+    assert any("someone/unknown-model (its config, weights and tokenizer) is neither" in p for p in found)
 
 
 def test_unknown_dataset_id_is_an_error(tmp_path):
@@ -209,7 +213,7 @@ def test_template_is_checked_by_the_rule_prepare_and_eval_use(tmp_path):
     )
     assert any(p.startswith("data.template: custom template must end with {output}") for p in found), found
     found = problems(tmp_path, base(tmp_path, data={"train": ["gsm8k"], "template": "alpaca"}))
-    assert any("neither built-in (llm_adapters, alpaca_clean)" in p for p in found), found
+    assert any("neither built-in (llm_adapters, alpaca_clean, chat)" in p for p in found), found
 
 
 def test_every_recipe_key_is_documented_and_explained():
@@ -244,3 +248,42 @@ def test_rocoft_section_is_the_api_config():
 
     assert issubclass(RoCoFTSection, RoCoFTConfig)
     assert RoCoFTSection().model_dump() == RoCoFTConfig().model_dump()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["rocoft.mode=row"],
+        ["rocoft.mode=column"],
+        ["rocoft.mode=row_column"],
+        ["rocoft.mode=entries", "rocoft.density=0.05", "rocoft.selection=random"],
+    ],
+)
+def test_validate_trainable_count_equals_the_applied_model(monkeypatch, overrides):
+    """The count `validate` prints from the model's shapes is the one apply_rocoft creates."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from rocoft_llm import RoCoFTConfig, apply_rocoft, trainable_parameters
+
+    monkeypatch.chdir(REPO)
+    recipe, result = load_recipe(REPO / "recipes/tiny-llama-rows.yaml", overrides)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(recipe.model.name_or_path))
+    apply_rocoft(model, RoCoFTConfig.model_validate(recipe.rocoft.model_dump()))
+    applied = sum(p.numel() for p in trainable_parameters(model).values())
+    assert result.derived["trainable_parameters"] == applied
+
+
+def test_row_column_and_entries_counts_at_paper_scale(monkeypatch):
+    """Llama-2-7B, r=3: rows + the columns outside those rows; entries at p=0.01 of every weight."""
+    monkeypatch.chdir(REPO)
+    _, both = load_recipe(REPO / "recipes/llama2-7b-math.yaml", ["rocoft.mode=row_column"])
+    # per layer: rows 3 x in, columns 3 x (out - 3), over q,k,v,o (4096x4096), gate/up (11008x4096),
+    # down (4096x11008)
+    per_layer = 4 * (3 * 4096 + 3 * 4093) + 2 * (3 * 4096 + 3 * 11005) + (3 * 11008 + 3 * 4093)
+    assert both.derived["trainable_parameters"] == 32 * per_layer
+    _, entries = load_recipe(
+        REPO / "recipes/llama2-7b-math.yaml",
+        ["rocoft.mode=entries", "rocoft.density=0.01", "rocoft.selection=random"],
+    )
+    per_layer = 4 * round(0.01 * 4096 * 4096) + 3 * round(0.01 * 4096 * 11008)
+    assert entries.derived["trainable_parameters"] == 32 * per_layer

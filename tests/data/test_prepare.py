@@ -84,7 +84,7 @@ def test_cache_hit_and_miss_on_any_input_change(setup, tmp_path):
     for change in (
         {"cutoff_len": 64},
         {"template": "alpaca_clean"},
-        {"train_on_inputs": False},
+        {"train_on_inputs": True},
         {"add_eos": False},
     ):
         o = opts(tok, root)

@@ -15,8 +15,8 @@ GOOD = {
     "answer": "true",
 }
 BAD = [
-    ({"instruction": "Q", "input": "", "output": "o"}, "missing_field"),
-    ({**GOOD, "extra": 1}, "extra_field"),
+    ({"instruction": "Q", "input": "", "answer": "true"}, "missing_field"),
+    ({**GOOD, "input": 3}, "non_string_input"),
     ({**GOOD, "answer": 3}, "non_string_answer"),
     ({**GOOD, "answer": "  "}, "empty_answer"),
     ({**GOOD, "answer": "maybe"}, "answer_not_an_option"),
@@ -46,6 +46,16 @@ def test_drop_policy_counts_per_reason():
     kept, drops = validate_records(records, {"type": "label"}, "src", policy="drop")
     assert kept == [GOOD]
     assert drops["answer_not_an_option"] == 2 and drops["missing_field"] == 1 and sum(drops.values()) == 7
+
+
+def test_training_records_need_no_answer_and_extra_fields_are_ignored():
+    """Plain Alpaca records: no answer, no input, an id - kept (input ""), the id left out and counted."""
+    alpaca = [{"id": i, "instruction": f"Q{i}", "output": "o", "category": "qa"} for i in range(3)]
+    kept, drops = validate_records(alpaca, {"type": "label"}, "alpaca.json")
+    assert kept == [{"instruction": f"Q{i}", "input": "", "output": "o"} for i in range(3)]
+    assert drops.ignored == {"id": 3, "category": 3} and drops.format == "instruction" and not drops
+    with pytest.raises(RoCoFTError, match="empty_answer"):  # an answer that is there is still checked
+        validate_records([{**GOOD, "answer": ""}], {}, "src")
 
 
 def test_error_lists_all_problems_at_once():

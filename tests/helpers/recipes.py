@@ -24,6 +24,7 @@ def tiny_recipe(tmp_path: Path, name: str = "run", **sections) -> Path:
         "data": {
             "train": [str(TINY / "data" / "train.json")],
             "cutoff_len": 192,
+            "train_on_inputs": True,  # the tests were written when this was the default
             "cache_dir": str(tmp_path / "cache"),
         },
         "train": {
@@ -78,6 +79,7 @@ def overfit_recipe(tmp: Path, data: Path, steps: int = 800) -> Path:
             "train": [str(data)],
             "template": "alpaca_clean",
             "cutoff_len": 192,
+            "train_on_inputs": True,
             "cache_dir": str(tmp / "cache"),
         },
         "train": {

@@ -1,8 +1,16 @@
-"""A small byte-level BPE tokenizer trained in-process (no downloads)."""
+"""Small byte-level BPE tokenizers trained in-process (no downloads), with chat templates.
+
+``save_tiny_tokenizer``: special tokens ``<pad> <s> </s>`` and a small chat template that marks the
+assistant turns with ``{% generation %}`` (so transformers' own assistant mask can be compared with
+rocoft-llm's prefix mask). ``save_chatml_tokenizer``: ``<|im_start|>`` / ``<|im_end|>`` special tokens
+(EOS = ``<|im_end|>``, as SmolLM2's) and SmolLM2-135M-Instruct's chat template (tests/helpers/chat_templates.py).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from .chat_templates import SMOLLM2_CHAT_TEMPLATE, TINY_CHAT_TEMPLATE
 
 TEXT = [
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
@@ -16,7 +24,7 @@ TEXT = [
 ] * 20
 
 
-def save_tiny_tokenizer(path: str | Path, vocab_size: int = 120) -> Path:
+def _train(path: str | Path, vocab_size: int, special: list[str], **tokens):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -25,12 +33,38 @@ def save_tiny_tokenizer(path: str | Path, vocab_size: int = 120) -> Path:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<pad>", "<s>", "</s>"],
+        special_tokens=special,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(TEXT, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **tokens)
+
+
+def save_tiny_tokenizer(
+    path: str | Path, vocab_size: int = 120, chat_template: str | None = TINY_CHAT_TEMPLATE
+) -> Path:
+    fast = _train(
+        path, vocab_size, ["<pad>", "<s>", "</s>"], pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    if chat_template:
+        fast.chat_template = chat_template
+    path = Path(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def save_chatml_tokenizer(path: str | Path, vocab_size: int = 140) -> Path:
+    """A tokenizer shaped like SmolLM2's (ChatML special tokens, EOS = pad = ``<|im_end|>``) with its template."""
+    fast = _train(
+        path,
+        vocab_size,
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+    )
+    fast.chat_template = SMOLLM2_CHAT_TEMPLATE
     path = Path(path)
     fast.save_pretrained(path)
     return path

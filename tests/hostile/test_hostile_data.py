@@ -39,9 +39,9 @@ CASES = {
     ),
     "a record that is not an object": (records("just text"), ["record 8: not_an_object", DROP]),
     "a record missing fields": (records({"instruction": "x"}), ["record 8: missing_field", DROP]),
-    "a record with an extra field": (
-        records({**GOOD[0], "label": 1}),
-        ["record 8: extra_field: ['label']", DROP],
+    "a record with a non-string input": (
+        records({**GOOD[0], "input": ["x"]}),
+        ["record 8: non_string_input: ['x']", DROP],
     ),
     "a numeric answer": (records({**GOOD[0], "answer": 1}), ["record 8: non_string_answer: 1", DROP]),
     "an empty instruction": (records({**GOOD[0], "instruction": "  "}), ["record 8: empty_instruction"]),

@@ -54,9 +54,14 @@ def test_accumulation_equivalence_with_variable_lengths(tmp_path):
     )  # variable-length examples, so padding differs per micro-batch size
 
 
-def test_resume_is_bit_identical(tmp_path, monkeypatch):
-    straight = train(str(tiny_recipe(tmp_path, "straight")))
-    recipe = tiny_recipe(tmp_path, "resumed")
+@pytest.mark.parametrize(
+    "rocoft",
+    [{}, {"mode": "row_column"}, {"mode": "entries", "density": 0.05}],
+    ids=["row", "row_column", "entries"],
+)
+def test_resume_is_bit_identical(tmp_path, monkeypatch, rocoft):
+    straight = train(str(tiny_recipe(tmp_path, "straight", rocoft=rocoft)))
+    recipe = tiny_recipe(tmp_path, "resumed", rocoft=rocoft)
     monkeypatch.setenv("ROCOFT_STOP_AT_STEP", str(STEPS // 2))
     with pytest.raises(Preempted, match="train.resume=auto"):
         train(str(recipe))

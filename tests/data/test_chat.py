@@ -1,0 +1,189 @@
+"""Chat records and the ``chat`` template: format detection, validation, and the loss mask computed by
+rendering conversation prefixes (checked token by token, against transformers' ``{% generation %}``
+masks, and on a template whose prompt/answer boundary merges into one token)."""
+
+import pytest
+from transformers import AutoTokenizer
+
+from rocoft_llm.data.chat import chat_problem, detect_format, normalise_chat
+from rocoft_llm.data.chat_template import assistant_spans, chat_template_text, encode_chat
+from rocoft_llm.data.templates import get_template
+from rocoft_llm.data.tokenize import IGNORE_INDEX, tokenize_records
+from rocoft_llm.data.validate import validate_records
+from rocoft_llm.errors import RoCoFTError
+from tests.helpers.chat_templates import MERGING_CHAT_TEMPLATE, SMOLLM2_CHAT_TEMPLATE, TINY_CHAT_TEMPLATE
+from tests.helpers.tokenizers import save_chatml_tokenizer, save_tiny_tokenizer
+
+TURNS = [
+    {"role": "user", "content": "Tom has 3 apples and buys 5 more. How many?"},
+    {"role": "assistant", "content": "3 + 5 = 8. The answer is 8"},
+    {"role": "user", "content": "Please answer with true or false: 8 > 3?"},
+    {"role": "assistant", "content": "the correct answer is true"},
+]
+SYSTEM = {"role": "system", "content": "Write a response that completes the request."}
+
+
+@pytest.fixture(scope="module")
+def chatml(tmp_path_factory):
+    return AutoTokenizer.from_pretrained(save_chatml_tokenizer(tmp_path_factory.mktemp("chatml")))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return AutoTokenizer.from_pretrained(save_tiny_tokenizer(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture(scope="module")
+def merging(tmp_path_factory):
+    """Vocabulary large enough for whole words with their leading space ('Ġthe')."""
+    return AutoTokenizer.from_pretrained(save_tiny_tokenizer(tmp_path_factory.mktemp("m"), vocab_size=400))
+
+
+def hand_mask(tok, segments):
+    """ids and labels from (text, carries loss) segments, each tokenized on its own."""
+    ids, labels = [], []
+    for text, loss in segments:
+        piece = tok(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if loss else [IGNORE_INDEX] * len(piece)
+    return ids, labels
+
+
+def test_formats_are_detected_and_normalised():
+    assert detect_format([{"instruction": "q", "output": "a"}]) == "instruction"
+    assert detect_format([{"messages": TURNS}]) == "messages"
+    sharegpt = {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
+    assert detect_format([sharegpt]) == "sharegpt"
+    assert normalise_chat(sharegpt, "sharegpt") == {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    }
+    kept, drops = validate_records([{"messages": [SYSTEM, *TURNS], "id": 7}], {}, "c.jsonl")
+    assert (
+        kept == [{"messages": [SYSTEM, *TURNS]}] and drops.format == "messages" and drops.ignored == {"id": 1}
+    )
+
+
+@pytest.mark.parametrize(
+    "turns,reason",
+    [
+        ([{"role": "tool", "content": "x"}], "unknown_role: turn 0"),
+        ([TURNS[0], {"role": "assistant", "content": " "}], "empty_content: turn 1 (assistant)"),
+        ([TURNS[0]], "no_assistant_turn"),
+        (TURNS[:3], "ends_on_user_turn: turn 2"),
+        ([TURNS[0], TURNS[0], TURNS[1]], "non_alternating: turn 1 is 'user' after 'user'"),
+        ([TURNS[0], {"role": "assistant", "content": ["a"]}], "non_string_content: turn 1 (assistant)"),
+        ([TURNS[0], TURNS[1], SYSTEM], "misplaced_system: turn 2"),
+        ([], "not_a_turn_list"),
+    ],
+)
+def test_bad_conversations_are_named(turns, reason):
+    assert chat_problem({"messages": turns}, "messages").startswith(reason)
+
+
+def test_multi_turn_mask_on_smollm2_template_equals_hand_computed(chatml):
+    """SmolLM2's template (no generation markers): loss on each assistant content and its <|im_end|>,
+    nothing else - not the injected system prompt, the user turns, the headers or the newline after."""
+    assert chat_template_text(chatml) == SMOLLM2_CHAT_TEMPLATE
+    system = (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+    )
+    want_ids, want_labels = hand_mask(
+        chatml,
+        [
+            (system + f"<|im_start|>user\n{TURNS[0]['content']}<|im_end|>\n<|im_start|>assistant\n", False),
+            (f"{TURNS[1]['content']}<|im_end|>", True),
+            (f"\n<|im_start|>user\n{TURNS[2]['content']}<|im_end|>\n<|im_start|>assistant\n", False),
+            (f"{TURNS[3]['content']}<|im_end|>", True),
+            ("\n", False),
+        ],
+    )
+    enc = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, 512, train_on_inputs=False, add_eos=True)
+    assert enc["input_ids"] == want_ids  # the template's own text, no EOS added (it ends its turns itself)
+    assert enc["labels"] == want_labels
+    assert enc["prompt_tokens"] == next(k for k, t in enumerate(want_labels) if t != IGNORE_INDEX)
+    everything = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, 512, train_on_inputs=True, add_eos=True)
+    assert everything["labels"] == want_ids
+
+
+def test_prefix_mask_agrees_with_generation_markers(tiny):
+    """On a template with {% generation %} markers, transformers' assistant mask and the prefix mask agree."""
+    for turns in (TURNS, [SYSTEM, *TURNS], TURNS[:2]):
+        hf = tiny.apply_chat_template(
+            turns,
+            chat_template=TINY_CHAT_TEMPLATE,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+        )
+        ids, spans = assistant_spans(tiny, TINY_CHAT_TEMPLATE, turns)
+        ours = [0] * len(ids)
+        for start, end in spans:
+            ours[start:end] = [1] * (end - start)
+        assert ids == list(hf["input_ids"]) and ours == list(hf["assistant_masks"]), turns
+
+
+def test_merged_boundary_token_is_trained(merging):
+    """'A: ' + answer: the prompt's trailing space and the answer's first word are ONE token in the full
+    text. Token-id prefixes find it (counting the prompt's own tokens would mask the first answer token)."""
+    turns = [
+        {"role": "user", "content": "is 8 > 3?"},
+        {"role": "assistant", "content": "the correct answer is true"},
+    ]
+    prompt = merging("Q: is 8 > 3?\nA: ", add_special_tokens=False)["input_ids"]
+    enc = encode_chat(merging, MERGING_CHAT_TEMPLATE, turns, 512, train_on_inputs=False, add_eos=True)
+    ids, labels = enc["input_ids"], enc["labels"]
+    first = next(k for k, t in enumerate(labels) if t != IGNORE_INDEX)
+    assert prompt[:first] == ids[:first] and prompt[first] != ids[first]  # the boundary merged
+    assert merging.decode(ids[first:]) == " the correct answer is true</s>"
+    assert labels[first:] == ids[first:] and first == len(prompt) - 1
+
+
+def test_cutoff_never_trains_on_a_prompt_alone(chatml):
+    n = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, 10**6, False, True)["length"]
+    long = [{"role": "user", "content": "the correct answer is true " * (n // 10)}, TURNS[1]]
+    ds, stats = tokenize_records(
+        [{"messages": long}, {"messages": TURNS}],
+        chatml,
+        _bound(chatml),
+        cutoff_len=n,
+        train_on_inputs=True,
+        progress=False,
+    )
+    assert stats["examples"] == 1 and stats["overlength"]["dropped_prompt_only"] == 1
+    assert stats["overlength"]["count"] == 1 and stats["overlength"]["truncated"] == 0
+    cut = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, n - 3, train_on_inputs=False, add_eos=True)
+    assert cut["overlength"] and cut["assistant_tokens"] > 0 and cut["length"] == n - 3
+
+
+def test_instruction_records_render_as_one_turn_chat(chatml):
+    rec = {
+        "instruction": "What is 3 + 5?",
+        "input": "Use digits.",
+        "output": "The answer is 8",
+        "answer": "8",
+    }
+    ds, _ = tokenize_records([rec], chatml, _bound(chatml), 256, train_on_inputs=False, progress=False)
+    ids, labels = ds[0]["input_ids"], ds[0]["labels"]
+    assert "<|im_start|>user\nWhat is 3 + 5?\n\nUse digits.<|im_end|>" in chatml.decode(ids)
+    assert chatml.decode([t for t in labels if t != IGNORE_INDEX]) == "The answer is 8<|im_end|>"
+
+
+def test_a_tokenizer_without_chat_template_is_refused(tmp_path):
+    tok = AutoTokenizer.from_pretrained(save_tiny_tokenizer(tmp_path / "t", chat_template=None))
+    with pytest.raises(
+        RoCoFTError, match="has no chat template; use data.template llm_adapters, alpaca_clean"
+    ):
+        chat_template_text(tok)
+    (tmp_path / "t.jinja").write_text(TINY_CHAT_TEMPLATE)
+    assert chat_template_text(tok, str(tmp_path / "t.jinja")) == TINY_CHAT_TEMPLATE
+
+
+def test_chat_records_need_the_chat_template(chatml):
+    with pytest.raises(RoCoFTError, match="set data.template: chat"):
+        tokenize_records([{"messages": TURNS}], chatml, get_template("alpaca_clean"), progress=False)
+
+
+def _bound(tok):
+    from rocoft_llm.data.chat_template import bind_chat
+
+    return bind_chat(get_template("chat"), tok)
