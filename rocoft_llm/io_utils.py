@@ -16,7 +16,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DiskFullError, InputError, RoCoFTError, bounded, preview
-from .ownership import check_not_a_file, check_replaceable, mark_output
+from .ownership import (
+    UNWRITABLE_ERRNOS,
+    apply_umask,
+    check_not_a_file,
+    check_replaceable,
+    check_writable,
+    mark_output,
+    target_path,
+    unwritable,
+)
 
 log = logging.getLogger("rocoft_llm")
 
@@ -67,6 +76,8 @@ def read_json(
         text = read_text(path, what, fix)
         try:
             return json.loads(text, object_pairs_hook=object_pairs_hook)
+        except RecursionError:
+            raise InputError(path, f"{what} is nested too deeply to read", fix) from None
         except json.JSONDecodeError as e:
             bad = text.splitlines()[e.lineno - 1][max(0, e.colno - 20) : e.colno + 20] if text.strip() else ""
             problem = (
@@ -89,6 +100,8 @@ def read_jsonl(path: str | Path, what: str, fix: str) -> list[tuple[int, object]
             continue
         try:
             rows.append((n, json.loads(line)))
+        except RecursionError:
+            raise InputError(path, "a record nested too deeply to read", fix, f"line {n}") from None
         except json.JSONDecodeError as e:
             raise InputError(path, f"not JSON ({e.msg}): {line[:60]!r}", fix, f"line {n}") from None
     return rows
@@ -100,13 +113,33 @@ MAX_YAML_DEPTH = 32
 
 def safe_yaml_load(text: str):
     """``yaml.safe_load`` for recipes and overrides, refusing aliases (``*name``: a "billion laughs"
-    file expands a few lines into gigabytes) and nesting deeper than :data:`MAX_YAML_DEPTH`, both
-    as a ``yaml.YAMLError`` at the offending line before anything is expanded."""
+    file expands a few lines into gigabytes), nesting deeper than :data:`MAX_YAML_DEPTH` and a key
+    given twice in one mapping (plain YAML keeps the last silently), each as a ``yaml.YAMLError`` at
+    the offending line before anything is expanded."""
     import yaml
     from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
 
     class RecipeLoader(yaml.SafeLoader):
         depth = 0
+
+        def construct_mapping(self, node, deep=False):
+            lines = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = lines.get(key)
+                    lines.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if first is not None:
+                    raise ConstructorError(
+                        None,
+                        None,
+                        f"key {preview(key, 40)} is given twice (first on line {first}); keep one",
+                        key_node.start_mark,
+                    )
+            return super().construct_mapping(node, deep)
 
         def compose_node(self, parent, index):
             event = self.peek_event()
@@ -218,11 +251,29 @@ def append_line(path: str | Path, line: str, what: str) -> None:
         os.close(fd)
 
 
+def os_error_message(e: OSError) -> str | None:
+    """The one message for an OSError that escaped a write (full disk, read-only filesystem, no
+    permission, a name too long), or None for any other (a bug: its traceback is shown)."""
+    name = getattr(e, "filename", None)
+    if is_disk_full(e):
+        return str(DiskFullError(name or "(unknown file)", "a file", free_space(name or ".")))
+    if e.errno == errno.EROFS and name:
+        return str(unwritable(name, "file", e))
+    if e.errno in UNWRITABLE_ERRNOS and name:
+        return f"{name}: {e.strerror or e}; give this user access to it (or choose another path)."
+    if e.errno == errno.ENAMETOOLONG:
+        return (
+            f"{preview(str(name or ''))}: a file name is too long for the filesystem; choose a shorter one."
+        )
+    return None
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
     with disk_full_guard(path, "file"):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            apply_umask(tmp)
             with os.fdopen(fd, "w") as f:
                 f.write(text)
                 f.flush()
@@ -239,8 +290,8 @@ def atomic_write_json(path: str | Path, data) -> None:
 
 def check_output_target(path: str | Path, overwrite: bool, what: str) -> None:
     """``path`` may become a new output directory: it does not exist, or ``overwrite`` and rocoft-llm
-    may replace it (:func:`ownership.check_replaceable`)."""
-    path = Path(path)
+    may replace it (:func:`ownership.check_replaceable`), and its folder can be written."""
+    path = target_path(path, what)
     check_not_a_file(path, what)
     if path.exists() and overwrite:
         check_replaceable(path, what)
@@ -249,6 +300,31 @@ def check_output_target(path: str | Path, overwrite: bool, what: str) -> None:
             f"{what} directory {path} already exists; choose another path or pass overwrite "
             "(--overwrite) to replace it."
         )
+    check_writable(path, f"{what} directory")
+
+
+def check_output_file(path: str | Path, overwrite: bool, flag: str = "--out") -> Path:
+    """The normalised ``path`` (:func:`~.ownership.target_path`) of a file output (``--out``), once
+    it is known that it may be written: not a directory, not an existing file unless ``overwrite``,
+    its folder writable. Every command that writes one file calls this before any long work."""
+    path = target_path(path, f"{flag} file")
+    if path.is_dir():
+        raise RoCoFTError(f"{flag} {path} is a directory; give a file name.")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise RoCoFTError(
+            f"{flag} {path} already exists; choose another path or pass --overwrite to replace it."
+        )
+    check_writable(path, f"{flag} file")
+    return path
+
+
+def check_output_folder(path: str | Path, flag: str = "--out") -> Path:
+    """The normalised ``path`` of a folder a command writes its files into (``eval --out``), once it
+    is known not to be a file and to be writable; called before any long work."""
+    path = target_path(path, f"{flag} directory")
+    check_not_a_file(path, flag)
+    check_writable(path, f"{flag} directory", inside=True)
+    return path
 
 
 @contextmanager
@@ -260,15 +336,16 @@ def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "out
     On failure the temporary directory is removed and ``path`` untouched. The new directory carries
     the ownership marker. Temporary directories a killed process left beside ``path`` are removed.
     """
-    path = Path(path)
+    path = target_path(path, what)
     check_output_target(path, overwrite, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temporary_prefix(path)))
+    apply_umask(tmp, directory=True)
     try:
         with disk_full_guard(tmp, what):
             yield tmp
-            mark_output(tmp, what)
+            mark_output(tmp, what, os.listdir(tmp))
     except DiskFullError as e:  # name the file as it would have been called, and free the partial copy
         shutil.rmtree(tmp, ignore_errors=True)
         raise DiskFullError(e.path.replace(str(tmp), str(path)), e.what, free_space(path)) from None

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import load_recipe
 from .errors import RoCoFTError, preview
-from .io_utils import atomic_write_text
+from .io_utils import apply_umask, atomic_write_text, check_output_file
 from .shipped import read_shipped_text
 
 JOB_OVERRIDE = "train.resume=auto"  # what train.sbatch.tmpl adds to every run (keep in step)
@@ -159,10 +159,13 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     return text
 
 
-def write_and_maybe_submit(text: str, out: Path, submit: bool) -> str:
+def write_and_maybe_submit(text: str, out: Path, submit: bool, overwrite: bool = False) -> str:
+    """Write the job script ``out`` (an existing file only with ``overwrite``; executable as the
+    umask allows), then submit it when asked."""
+    out = check_output_file(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
-    out.chmod(0o755)
+    apply_umask(out, directory=True)  # rwx as the umask allows: an executable script
     if not submit:
         return f"wrote {out}\nsubmit it with:  sbatch {out}"
     proc = subprocess.run(["sbatch", str(out)], capture_output=True, text=True, timeout=120)

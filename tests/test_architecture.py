@@ -61,6 +61,14 @@ def test_rocoft_package_depends_on_nothing_above_it():
         assert GRAPH[leaf] <= LEAF_DEPS, f"{leaf} imports {sorted(GRAPH[leaf])}"
 
 
+def test_eval_does_not_reach_up_into_train():
+    """Evaluation sits below training: what both need (collating examples) lives in data/."""
+    for name, deps in GRAPH.items():
+        if name.startswith("rocoft_llm.eval"):
+            up = sorted(d for d in deps if d.startswith("rocoft_llm.train"))
+            assert not up, f"{name} imports {up}"
+
+
 def test_no_import_cycles():
     graph = GRAPH
     cycles = []

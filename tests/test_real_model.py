@@ -65,7 +65,7 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
     from rocoft_llm.eval.run import Decoding, evaluate
     from rocoft_llm.rocoft.apply import merge_rocoft
     from rocoft_llm.rocoft.merge_dir import merge_to_directory
-    from rocoft_llm.train.batching import collate
+    from rocoft_llm.data.collate import collate
     from rocoft_llm.train.model_setup import target_mask, token_loss_sum
 
     tok = load_tokenizer(str(smollm2))

@@ -16,6 +16,7 @@ from ..version import __version__
 from .cluster import doctor, slurm
 from .data import prepare
 from .evaluation import eval_cmd, score
+from .generation import generate
 from .models import convert_gguf, export_gguf, export_peft, fetch_model, merge
 from .recipe import recipes, validate
 from .training import select, train
@@ -26,7 +27,8 @@ Examples:
   rocoft-llm validate recipes/llama2-7b-math.yaml
   rocoft-llm prepare --recipe recipes/llama2-7b-math.yaml data.llm_adapters_dir=~/LLM-Adapters
   torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-7b-math.yaml
-  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp --llm-adapters-dir ~/LLM-Adapters/dataset
+  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp --llm-adapters-dir ~/LLM-Adapters
+  rocoft-llm generate --run runs/llama2-7b-math --prompt "What is 15% of 80?"
   rocoft-llm merge --base meta-llama/Llama-2-7b-hf --adapter runs/llama2-7b-math/adapter --out merged/
   rocoft-llm slurm recipes/llama2-13b-math.yaml train.micro_batch_size=1 --nodes 2 --gpus-per-node 8
 """
@@ -74,6 +76,7 @@ COMMANDS = (
     # evaluation
     eval_cmd,
     score,
+    generate,
     # model files
     merge,
     export_peft,

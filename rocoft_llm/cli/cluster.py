@@ -51,6 +51,7 @@ Examples:
     "--out", type=click.Path(dir_okay=False), help="sbatch file to write (default: <recipe>.sbatch)."
 )
 @click.option("--submit", is_flag=True, help="Submit with sbatch after writing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 def slurm(
     recipe,
     overrides,
@@ -66,12 +67,16 @@ def slurm(
     log_dir,
     out,
     submit,
+    overwrite,
 ) -> None:
     """Render a ready SLURM job for RECIPE (validated for nodes x processes ranks); submit only with --submit."""
     from pathlib import Path
 
+    from ..io_utils import check_output_file
     from ..slurm import Allocation, render, write_and_maybe_submit
 
+    # before rendering (which makes the log folder): an existing --out needs --overwrite
+    target = check_output_file(out or Path(recipe).with_suffix(".sbatch").name, overwrite)
     alloc = Allocation(
         nodes,
         gpus_per_node,
@@ -84,7 +89,7 @@ def slurm(
         procs_per_node=procs_per_node,
     )
     text = render(recipe, alloc, list(overrides), backend)
-    click.echo(write_and_maybe_submit(text, Path(out or Path(recipe).with_suffix(".sbatch").name), submit))
+    click.echo(write_and_maybe_submit(text, target, submit, overwrite))
 
 
 @click.command(

@@ -21,7 +21,7 @@ def _default(key: str) -> str:
     epilog="""
 \b
 Examples:
-  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp,aqua --llm-adapters-dir ~/LLM-Adapters/dataset
+  rocoft-llm eval --run runs/llama2-7b-math --tasks gsm8k,svamp,aqua --llm-adapters-dir ~/LLM-Adapters
   rocoft-llm eval --model ./llama-2-7b --adapter runs/x/adapter --tasks boolq,piqa --batch-size 16
   rocoft-llm eval --run runs/tiny-llama-rows --tasks recipes/tiny/data/arith/test.json --with-base
   torchrun --nproc-per-node 8 -m rocoft_llm.cli eval --run runs/x --tasks boolq   # data-parallel
@@ -41,7 +41,9 @@ Examples:
     "dirs. Default with --run: the run recipe's eval.tasks.",
 )
 @click.option(
-    "--llm-adapters-dir", help="LLM-Adapters test sets (<task>/test.json); or $ROCOFT_LLM_ADAPTERS_DIR."
+    "--llm-adapters-dir",
+    help="A clone of github.com/AGI-Edgerunners/LLM-Adapters (test sets in its dataset/ folder), that "
+    "dataset/ folder, or a flat copy; or $ROCOFT_LLM_ADAPTERS_DIR.",
 )
 @click.option(
     "--harness", type=click.Choice(["generation", "lm-eval"]), default="generation", show_default=True
@@ -66,6 +68,12 @@ Examples:
 )
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Output directory (default: RUN/eval or ./eval-out)."
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier evaluation of the same kind in the output directory (refused without it; "
+    "--out DIR writes beside it instead).",
 )
 @click.option(
     "--dtype",
@@ -126,6 +134,7 @@ def eval_cmd(
     batch_size,
     limit,
     out,
+    overwrite,
     dtype,
     template,
     with_base,
@@ -147,6 +156,7 @@ def eval_cmd(
     from ..distributed import device_for_rank, init_distributed, is_main, shutdown_distributed
     from ..eval.heldout import policy_for_run
     from ..eval.identity import load_for_eval, run_recipe
+    from ..eval.outputs import check_eval_target
     from ..eval.run import evaluate
     from ..eval.tables import render_tables
     from ..eval.task_check import check_task_specs
@@ -171,6 +181,7 @@ def eval_cmd(
             raise click.UsageError(
                 "--metric nll needs --tasks: a JSON file or split part (math_data.json:test)."
             )
+        check_eval_target(out_dir / "nll", "generation", overwrite)
         click.echo(
             nll_command(
                 model_path,
@@ -209,6 +220,8 @@ def eval_cmd(
     decoding = Decoding(**{k: v for k, v in chosen.items() if v is not None})
     check_task_specs(task_list, harness, llm_adapters_dir)  # seconds, before minutes of model loading
     variants = ([True] if with_base else []) + [False]
+    for base_only in variants:  # seconds, before minutes of model loading
+        check_eval_target(out_dir / ("base" if base_only else "adapted"), harness, overwrite)
     heldout = policy_for_run(run_dir, score_all)
     tables = {}
     for base_only in variants:
@@ -273,7 +286,11 @@ Examples:
 @click.option(
     "--test-file", type=click.Path(exists=True, dir_okay=False), help="Test file for 'index' joins."
 )
-@click.option("--llm-adapters-dir", help="LLM-Adapters test sets, for 'index' joins by task id.")
+@click.option(
+    "--llm-adapters-dir",
+    help="A clone of github.com/AGI-Edgerunners/LLM-Adapters (or its dataset/ folder), for 'index' joins "
+    "by task id.",
+)
 def score(task, predictions, test_file, llm_adapters_dir) -> None:
     """Score saved responses with the same scorers as eval (works on other tools' outputs)."""
     from ..eval.rescore import rescore

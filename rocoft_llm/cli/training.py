@@ -42,7 +42,18 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
         click.echo(str(e), err=True)
         sys.exit(75)
     shutdown_distributed()
-    click.echo(f"run written to {out} (adapter, metrics.jsonl, loss_curve.png, summary.json)")
+    click.echo(f"run written to {out} ({product_folder(out)}/, metrics.jsonl, loss_curve.png, summary.json)")
+
+
+def product_folder(run) -> str:
+    """The folder holding the run's product, as its method names it (adapter, lora_adapter, model)."""
+    from pathlib import Path
+
+    from ..io_utils import read_json
+    from ..methods import get_method
+
+    summary = read_json(Path(run) / "summary.json", "the run's summary", "run the training again")
+    return get_method(summary.get("method")).output_folder
 
 
 @click.command(
@@ -107,9 +118,11 @@ def select(
     overwrite,
 ) -> None:
     """Compute the rows/columns to train ONCE (Wanda scores on calibration text) and write them to --out."""
+    from ..io_utils import check_output_file
     from ..model_loading import load_model, load_tokenizer
     from ..scored_indices import select_to_file
 
+    out = check_output_file(out, overwrite)  # before the model is loaded: a bad --out costs nothing
     cfg = RoCoFTConfig(
         mode=mode,
         rank=rank,

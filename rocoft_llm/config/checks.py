@@ -18,6 +18,7 @@ from ..data.file_split import parse_file_split_spec
 from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..methods import all_methods, get_method
+from ..ownership import output_dir_problem
 from .schema import Recipe
 
 
@@ -91,8 +92,9 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"dist.deepspeed_config: {r.dist.deepspeed_config} is not a JSON object")
         except RoCoFTError as e:
             p.append(f"dist.deepspeed_config: {e}")
-    if Path(r.output.dir).exists() and not Path(r.output.dir).is_dir():
-        p.append(f"output.dir: {r.output.dir} is an existing file, not a directory; choose another path")
+    problem = output_dir_problem(r.output.dir)  # as `train` will see it: normalised, not a file, writable
+    if problem:
+        p.append(f"output.dir: {problem}")
     if r.train.resume is not None and r.output.overwrite:
         p.append(
             "train.resume and output.overwrite: true conflict (overwrite would delete the checkpoint to resume "

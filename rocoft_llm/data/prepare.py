@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
-from ..ownership import check_not_a_file, check_replaceable
+from ..io_utils import atomic_directory, atomic_write_json, check_writable, read_json, sha256_file
+from ..ownership import check_not_a_file, check_replaceable, target_path
 from ..version import __version__
 from .answers import MATH_ANSWER_TYPES
 from .chat_template import bind_chat
@@ -109,9 +109,14 @@ def prepare(
     from ..model_loading import load_tokenizer
 
     if out is not None:
+        out = target_path(out, "prepared data")  # once, before any check
         check_not_a_file(out, "prepared data")
         if overwrite:
             check_replaceable(out, "prepared data")  # before any tokenizing
+        else:
+            read_manifest(out)  # a foreign or partial directory is refused before any tokenizing
+    place = out if out is not None else target_path(cache_root or default_cache_root(), "prepared-data cache")
+    check_writable(place, "prepared data")
     if not opts.datasets:
         raise RoCoFTError("no datasets to prepare: pass --dataset NAME|PATH (data.train in a recipe).")
     tokenizer = tokenizer or load_tokenizer(opts.tokenizer_path)

@@ -106,7 +106,7 @@ def record_nll(
 ) -> list[tuple[float, int]]:
     """(sum of target-token NLLs, number of target tokens) per example, in order. ``forward`` returns
     logits only where the NEXT token is a target (``logits_to_keep`` = that mask), as training does."""
-    from ..train.batching import collate
+    from ..data.collate import collate
 
     out: list[tuple[float, int]] = []
     for start in range(0, len(examples), batch_size):

@@ -25,6 +25,7 @@ from ..errors import RoCoFTError
 from ..io_utils import atomic_write_json, atomic_write_text
 from .intervals import bootstrap_ratio
 from .nll import NLLOptions, check_records, score_records
+from .outputs import clear_eval_outputs
 
 
 def load_record_set(spec: str, llm_adapters_dir: str | None, limit: int | None) -> tuple[str, list[dict]]:
@@ -126,6 +127,7 @@ def run_nll(
     if is_main():
         target = out / "nll"
         target.mkdir(parents=True, exist_ok=True)
+        clear_eval_outputs(target, "generation")  # no per-record file of an earlier run survives
         for (label, name), got in rows.items():
             file_name = f"{label}-{name}".replace(":", "-").replace("/", "_")
             atomic_write_text(target / f"{file_name}.jsonl", "".join(json.dumps(r) + "\n" for r in got))

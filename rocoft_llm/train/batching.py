@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.collate import collate  # noqa: F401 - the padded micro-batch, declared with the data
 from ..data.tokenize import IGNORE_INDEX
 
 
@@ -56,21 +57,6 @@ class BatchPlan:
 def target_tokens(labels: list[int]) -> int:
     """Tokens that carry loss after the causal shift (labels[1:] not ignored)."""
     return sum(1 for t in labels[1:] if t != IGNORE_INDEX)
-
-
-def collate(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded batch. Labels are padded with -100 from the attention mask, never by pad id."""
-    width = max(len(e["input_ids"]) for e in examples)
-    n = len(examples)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    labels = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.long)
-    for i, e in enumerate(examples):
-        k = len(e["input_ids"])
-        ids[i, :k] = torch.tensor(e["input_ids"])
-        labels[i, :k] = torch.tensor(e["labels"])
-        mask[i, :k] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
 def pack_rows(lengths: list[int]) -> list[list[int]]:

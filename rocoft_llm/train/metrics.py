@@ -45,7 +45,8 @@ class MetricsLogger:
         if "tensorboard" in report_to:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+            with disk_full_guard(Path(output_dir) / "tensorboard", "tensorboard events"):
+                self.tb = SummaryWriter(str(Path(output_dir) / "tensorboard"))
         if "wandb" in report_to:
             try:
                 import wandb
@@ -83,18 +84,33 @@ class MetricsLogger:
             return
         self.history.append(record)
         append_line(self.path, json.dumps(record), "training metrics")
-        if self.tb:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.tb.add_scalar(f"train/{k}", v, record["step"])
+        if self.tb:  # a full disk here is the same one message as for metrics.jsonl
+            with disk_full_guard(self.path.parent / "tensorboard", "tensorboard events"):
+                for k, v in record.items():
+                    if isinstance(v, (int, float)) and k != "step":
+                        self.tb.add_scalar(f"train/{k}", v, record["step"])
         if self.wandb:
             self.wandb.log(record, step=record["step"])
+
+    def last_record(self) -> dict:
+        """The last step's record: this process's, else (a resume that had no step left to train)
+        the last line of metrics.jsonl; {} when there is none."""
+        if self.history:
+            return self.history[-1]
+        if not self.enabled or not self.path.is_file():
+            return {}
+        lines = self.path.read_text().splitlines()
+        try:
+            return json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            return {}
 
     def close(self, output_dir: Path) -> None:
         if not self.enabled:
             return
         if self.tb:
-            self.tb.close()
+            with disk_full_guard(Path(output_dir) / "tensorboard", "tensorboard events"):
+                self.tb.close()
         if self.wandb:
             self.wandb.finish()
         history = (

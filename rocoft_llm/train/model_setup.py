@@ -57,7 +57,7 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
 
 def calibration_from(dataset, plan, pad_id: int, n_batches: int):
     """The first training micro-batches (rank-independent), for Wanda-scored selection."""
-    from .batching import collate
+    from ..data.collate import collate
 
     for step in range(min(n_batches, plan.steps_per_epoch)):
         idx = plan.global_indices(step)[: plan.micro_batch]

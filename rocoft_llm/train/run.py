@@ -23,8 +23,8 @@ from ..config import dump_recipe, load_recipe, recipe_to_dict
 from ..config.checks import run_steps, warmup_problem
 from ..distributed import barrier, device_for_rank, init_distributed, is_main, launched_world_size, world_size
 from ..errors import DiskFullError, RoCoFTError
-from ..io_utils import atomic_write_json, atomic_write_text
-from ..methods import get_method
+from ..io_utils import atomic_write_json, atomic_write_text, check_writable
+from ..methods import all_methods, get_method
 from ..models.gguf_import import materialize_recipe_model
 from ..ownership import (
     OWNER_MARKER,
@@ -32,8 +32,12 @@ from ..ownership import (
     check_not_a_file,
     check_replaceable,
     check_unlocked,
+    foreign_entries,
     holds_results,
+    is_marked,
+    listing,
     mark_output,
+    target_path,
 )
 from .backends import deepspeed_config, make_backend
 from .batching import BatchPlan
@@ -48,14 +52,22 @@ log = logging.getLogger("rocoft_llm")
 
 def prepare_output_dir(out: Path, resume: str | None, overwrite: bool, recipe_path: str) -> Path | None:
     """Decide fresh start / resume; never mixes a new run into an old directory unless asked, never
-    deletes a directory rocoft-llm did not write, never touches one a live run holds."""
+    deletes a directory rocoft-llm did not write, never touches one a live run holds. ``out`` is
+    normalised first (:func:`~..ownership.target_path`): every check sees the real target."""
+    out = target_path(out, "output")
     check_not_a_file(out, "output")
     if out.is_dir():
         check_unlocked(out, "output")
     ckpt = find_resume_point(out, resume) if resume else None
     if ckpt is None and holds_results(out):
         if resume == "auto" and not (out / "checkpoints").exists():
-            # auto-resume before the first checkpoint: the partial run restarts from step 0
+            # auto-resume before the first checkpoint: the partial run restarts from step 0, but only
+            # in a directory a run of rocoft-llm started (never a user's folder that merely exists)
+            if not is_marked(out) or foreign_entries(out, run_folders()):
+                raise RoCoFTError(
+                    f"output directory {out} is not empty and holds no run of rocoft-llm to resume "
+                    f"(it holds: {listing(out)}); choose another output.dir."
+                )
             if is_main():
                 (out / "metrics.jsonl").unlink(missing_ok=True)
         elif not overwrite:
@@ -64,11 +76,16 @@ def prepare_output_dir(out: Path, resume: str | None, overwrite: bool, recipe_pa
                 "it, train.resume=auto to continue it, or choose another output.dir."
             )
         else:
-            check_replaceable(out, "output", recipe_path)
+            check_replaceable(out, "output", recipe_path, run_folders())
             if is_main():
                 shutil.rmtree(out)
     barrier()
     return ckpt
+
+
+def run_folders() -> frozenset[str]:
+    """The product folders a run directory may hold besides :data:`~..ownership.RUN_ENTRIES`."""
+    return frozenset(m.output_folder for m in all_methods())
 
 
 def load_training_data(recipe):
@@ -98,8 +115,9 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         log.warning("recipe: %s", w)
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
     device, world = device_for_rank(), world_size()
-    out = Path(recipe.output.dir)
+    out = target_path(recipe.output.dir, "output")  # once, before any check
     ckpt = prepare_output_dir(out, recipe.train.resume, recipe.output.overwrite, recipe_path)
+    check_writable(out, "output directory", inside=True)  # before minutes of data and model loading
     recipe_dict = recipe_to_dict(recipe)
     if ckpt is not None:  # a checkpoint that cannot be resumed is refused before this run writes anything
         verify_checkpoint(ckpt, recipe_dict, world)
@@ -215,9 +233,9 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
         "frozen_param_bytes_rank0": local_param_bytes(backend.module, trainable=False),
         "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
         "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
-        "final_loss": logger.history[-1]["loss"] if logger.history else None,
+        "final_loss": logger.last_record().get("loss"),
         "train_seconds": round(state.get("train_seconds", 0.0), 2),
-        "final_val_nll": logger.history[-1].get("val_nll") if logger.history else None,
+        "final_val_nll": logger.last_record().get("val_nll"),
     }
     if is_main():
         logger.close(out)
