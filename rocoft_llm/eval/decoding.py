@@ -29,3 +29,23 @@ class Decoding(GenerationSettings):
 
     template: str = "llm_adapters"
     """Prompt template (the run's data.template by default)."""
+
+
+class Sampling(StrictModel):
+    """How ``rocoft-llm generate`` decodes one reply: greedy (as ``eval`` with num_beams 1) unless a
+    temperature is given, then sampling with nucleus (top-p) filtering."""
+
+    max_new_tokens: PositiveInt = 256
+    """Most tokens of one reply (the math protocol's length)."""
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    """0 = greedy (deterministic, the default); above 0 samples, higher = more varied."""
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """With --temperature: sample from the smallest token set whose probability reaches top-p."""
+    seed: int = 0
+    """Random seed of sampling (with --temperature): the same seed and prompt give the same reply."""
+
+    def sampling_kwargs(self) -> dict:
+        """What ``model.generate`` needs beyond greedy decoding (nothing when greedy)."""
+        if self.temperature == 0:
+            return {}
+        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}

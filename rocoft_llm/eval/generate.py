@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.templates import get_template
+
 STOP = "### Instruction"
 
 
@@ -17,6 +19,23 @@ class Generation:
     raw: str
     new_tokens: int
     hit_max_new_tokens: bool
+
+
+def render_prompts(template: str, records: list[dict]) -> list[str]:
+    """The prompts ``eval`` and ``generate`` send to the model: each record's generation prompt under
+    ``template`` (a built-in name or a custom string), the model continuing after it."""
+    tmpl = get_template(template)
+    return [tmpl.render_prompt(r["instruction"], r.get("input", "")) for r in records]
+
+
+def reply_tokens(tokens: list[int], eos: int | None, pad: int | None) -> list[int]:
+    """The generated tokens up to and including the first EOS (pads after it are not the reply, also when
+    pad == eos); without an EOS, trailing pads (a batch's finished rows) are dropped."""
+    if eos is not None and eos in tokens:
+        return tokens[: tokens.index(eos) + 1]
+    while tokens and tokens[-1] == pad:
+        tokens = tokens[:-1]
+    return tokens
 
 
 def prepare_tokenizer(tokenizer, pad_token_id: int = 0):
@@ -37,8 +56,12 @@ def generate(
     num_beams: int,
     max_new_tokens: int,
     progress: bool = False,
+    streamer=None,
+    sampling: dict | None = None,
 ) -> list[Generation]:
-    """One Generation per prompt, in order. Prompts are batched by length (less padding)."""
+    """One Generation per prompt, in order. Prompts are batched by length (less padding).
+    ``streamer`` (one prompt, batch_size 1) receives the tokens as they are generated; ``sampling``
+    (``do_sample``, ``temperature``, ``top_p``) replaces greedy / beam search."""
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
@@ -48,23 +71,22 @@ def generate(
 
         batches = tqdm(batches, desc="generating", unit="batch")
     eos = tokenizer.eos_token_id
+    decoding = {"do_sample": False, "num_beams": num_beams, **(sampling or {})}
     for idx in batches:
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
         out = model.generate(
             **enc,
-            do_sample=False,
-            num_beams=num_beams,
+            **decoding,
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=eos,
             stop_strings=[STOP],
             tokenizer=tokenizer,
+            streamer=streamer,
         )
         new = out[:, enc["input_ids"].shape[1] :]
         for row, i in enumerate(idx):
-            tokens = new[row].tolist()
-            while tokens and tokens[-1] == tokenizer.pad_token_id and tokenizer.pad_token_id != eos:
-                tokens.pop()
+            tokens = reply_tokens(new[row].tolist(), eos, tokenizer.pad_token_id)
             ended = bool(tokens) and (tokens[-1] == eos)
             raw = tokenizer.decode(tokens, skip_special_tokens=True)
             response = raw.split(STOP, 1)[0].strip()

@@ -1,7 +1,8 @@
 """Which model is evaluated - and proof of it.
 
 ``--model`` (HF dir or id), ``--adapter DIR`` (a RoCoFT adapter: applied to the base with every
-check of ``load_adapter`` - architecture, shapes, file hash, base weights - then merged), or
+check of ``load_adapter`` - architecture, shapes, file hash, base weights - then merged; or a peft
+LoRA directory such as ``export-peft`` writes, merged through peft), or
 ``--run DIR`` (a training output: its recipe names the base, its final adapter / LoRA / full model
 is used - the folder its method wrote, loaded by that method - and its data manifest supplies
 contamination flags). When an adapter was asked for, the
@@ -35,6 +36,18 @@ def run_recipe(run: Path) -> dict:
             f"{path}: not a resolved recipe (no model section); pass the output.dir of `rocoft-llm train`."
         )
     return recipe
+
+
+def peft_base(folder: Path) -> str | None:
+    """The base model a peft LoRA directory names (``export-peft`` output, a LoRA run's adapter), or
+    None when ``folder`` is not a peft LoRA (a RoCoFT adapter has ``format_version`` instead)."""
+    path = folder / "adapter_config.json"
+    if not path.is_file():
+        return None
+    config = read_json(path, "adapter config", "export the adapter again")
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        return None
+    return str(config.get("base_model_name_or_path") or "")
 
 
 def load_for_eval(
@@ -71,13 +84,20 @@ def load_for_eval(
                 f"--run {run}: {product.name}/ is missing; the run did not finish. Finish it with "
                 f"`rocoft-llm train {run}/recipe.resolved.yaml train.resume=auto`."
             )
+    elif product is not None and peft_base(product) is not None:
+        method = get_method("lora")  # a peft LoRA directory (`rocoft-llm export-peft`, or any peft LoRA)
+        model = model or peft_base(product)
     elif product is not None:
         info = read_adapter_config(product)
         method = get_method("rocoft")  # --adapter is a RoCoFT adapter directory
         model = model or info.get("base_model")
         flags = info.get("metadata", {}).get("contamination", {})
-    if model is None:
-        raise RoCoFTError("pass --model (and optionally --adapter), or --run.")
+    if not model:
+        raise RoCoFTError(
+            "pass --model (and optionally --adapter), or --run"
+            + (f"; {product} does not name its base model" if product is not None else "")
+            + "."
+        )
     identity = {
         "model": str(model),
         "random_init": random_init,

@@ -2,7 +2,8 @@
 
 Each rank generates for its shard of every test set (position % world == rank) on a full merged
 model; rank 0 gathers, scores with both scorers (:mod:`.summaries`) and writes per task
-``<task>.jsonl`` (index, prompt hash, response, extracted answers, gold, correctness) and
+``<task>.jsonl`` (index, the rendered prompt and its hash, response, extracted answers, gold,
+correctness; an earlier evaluation's files in that folder are removed first, :mod:`.outputs`) and
 ``summary.json`` / ``summary.md`` (:mod:`.tables`: n, accuracy with a 95% Wilson interval per
 scorer, majority-label and chance rates of the scored items, responses that hit max_new_tokens,
 protocol, decoding, model and adapter identity, contamination flags, and which items were scored -
@@ -16,13 +17,13 @@ import json
 import time
 from pathlib import Path
 
-from ..data.templates import get_template
 from ..distributed import gather_rows, is_main, rank, world_size
 from ..io_utils import atomic_write_json, atomic_write_text
 from .decoding import Decoding
-from .generate import generate, prepare_tokenizer
+from .generate import generate, prepare_tokenizer, render_prompts
 from .heldout import HeldoutPolicy, select_items
 from .intervals import wilson  # noqa: F401 - re-exported for older imports
+from .outputs import clear_eval_outputs
 from .rescore import PROTOCOL, rescore  # noqa: F401 - re-exported for older imports
 from .summaries import score_rows
 from .tables import markdown_table, render_tables  # noqa: F401 - re-exported for older imports
@@ -41,13 +42,10 @@ def evaluate_task(
     """Generate (this rank's shard), gather, score. Gold answers never enter the prompt.
     ``items``: positions in ``task.records`` to score (default all); ``limit`` keeps the first N of them.
     Rows keep the record's position in the task (``index``), so `score` can join them to the file."""
-    tmpl = get_template(decoding.template)
     items = list(range(len(task.records))) if items is None else list(items)
     items = items[:limit] if limit else items
     mine = [i for k, i in enumerate(items) if k % world_size() == rank()]
-    prompts = [
-        tmpl.render_prompt(task.records[i]["instruction"], task.records[i].get("input", "")) for i in mine
-    ]
+    prompts = render_prompts(decoding.template, [task.records[i] for i in mine])
     max_new = decoding.max_new_tokens or task.max_new_tokens
     started = time.perf_counter()
     gens = generate(
@@ -64,6 +62,7 @@ def evaluate_task(
             "task": task.id,
             "index": i,
             "prompt_sha256": hashlib.sha256(p.encode()).hexdigest()[:16],
+            "prompt": p,
             "response": g.response,
             "answer": task.records[i]["answer"],
             "new_tokens": g.new_tokens,
@@ -123,6 +122,8 @@ def evaluate(
         summaries.append(summary)
         if out is not None and is_main():
             out.mkdir(parents=True, exist_ok=True)
+            if len(summaries) == 1:  # the earlier evaluation's files go before this one's first file
+                clear_eval_outputs(out, "generation")
             atomic_write_text(
                 out / f"{task_file_name(task.id)}.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
             )

@@ -48,11 +48,18 @@ def balanced_cells(s: dict) -> tuple[str, str]:
 
 
 def items_cell(s: dict) -> str:
-    """Which items were scored: ``n`` and, in held-out mode, how many were excluded."""
+    """Which items were scored: ``n``, of how many when --limit cut them ("4 of 395 (--limit)"), and in
+    held-out mode how many were excluded as seen in training."""
     mode = s.get("evaluation_mode")
     if not mode:
         return str(s["n"])
     excluded = s.get("excluded_seen_in_training", 0)
+    available = s.get("available_items")
+    if s.get("limit") and available is not None and s["n"] < available:
+        held_out = " held-out" if mode == "held-out" else ""
+        return f"{s['n']} of {available}{held_out} (--limit" + (
+            f"; {excluded} seen in training excluded)" if excluded else ")"
+        )
     return f"{s['n']} ({mode}" + (f", {excluded} seen in training excluded)" if excluded else ")")
 
 
