@@ -241,8 +241,70 @@ def plot_curves(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def quality_points(res: dict) -> list[dict]:
+    """name, NLL, interval, seeds, trainable parameters and x floor (None without a cost stage)."""
+    configs = {m: (per_seed, res["runs"][m]) for m, per_seed in res["test"].items() if m != "base"}
+    for name, a in res.get("ablations", {}).items():
+        configs.setdefault(name, ({"0": a["test"]}, {"0": a["run"]}))
+    cost = (res.get("cost") or {}).get("methods", {})
+    points = []
+    for name, (per_seed, runs) in configs.items():
+        sums, counts = seed_mean_rows(per_seed)
+        nll, (lo, hi) = bootstrap_ratio(sums, counts, ITERATIONS, SEED)
+        summary = json.loads((Path(next(iter(runs.values()))) / "summary.json").read_text())
+        points.append(
+            {
+                "name": name,
+                "nll": nll,
+                "ci": (lo, hi),
+                "seeds": len(per_seed),
+                "trainable": summary["trainable_parameters"],
+                "x_floor": cost[name]["x_floor"] if name in cost else None,
+            }
+        )
+    return points
+
+
+def plot_quality_per_cost(res: dict, path: Path) -> None:
+    """Two panels sharing the NLL axis: against trainable parameters (log) and against x floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = quality_points(res)
+    base = next(iter(res["test"]["base"].values()))["mean_nll"]
+    fig, (by_params, by_cost) = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True)
+    for k, p in enumerate(points):
+        color = f"C{k % 10}"
+        err = [[p["nll"] - p["ci"][0]], [p["ci"][1] - p["nll"]]]
+        style = {"fmt": "o", "color": color, "capsize": 3, "mfc": color if p["seeds"] > 1 else "white"}
+        label = f"{p['name']} ({p['seeds']} seed{'s' if p['seeds'] > 1 else ''})"
+        by_params.errorbar([p["trainable"]], [p["nll"]], yerr=err, label=label, **style)
+        if p["x_floor"] is not None:
+            by_cost.errorbar([p["x_floor"]], [p["nll"]], yerr=err, **style)
+    for ax in (by_params, by_cost):
+        ax.axhline(base, color="grey", ls="--", lw=1)
+        ax.grid(alpha=0.3)
+    by_params.text(
+        0.02, base, " base model", color="grey", va="bottom", transform=by_params.get_yaxis_transform()
+    )
+    by_params.set_xscale("log")
+    by_params.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    by_params.set_xlabel("trainable parameters")
+    by_cost.set_xlabel("step cost, x the frozen floor (one process, bench/methods.py)")
+    if not any(p["x_floor"] is not None for p in points):
+        by_cost.text(0.5, 0.5, "cost not measured (--no-cost)", ha="center", transform=by_cost.transAxes)
+    by_params.set_ylabel("test NLL per response token\n(95% bootstrap interval over records)")
+    by_params.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def render(res: dict, out: Path) -> str:
-    """results.md and learning_curves.png in ``out``; returns the markdown (also printed)."""
+    """results.md, learning_curves.png and quality_per_cost.png in ``out``; returns the markdown (also
+    printed)."""
     res = json.loads(json.dumps(res, default=str))  # the same (string) keys as a reloaded results.json
     meta = res["meta"]
     c = meta["config"]
@@ -262,9 +324,12 @@ def render(res: dict, out: Path) -> str:
             ablation_table(res),
             generation_tables(res),
             "![learning curves](learning_curves.png)",
+            "",
+            "![test NLL per trainable parameter and per step cost](quality_per_cost.png)",
         ]
     )
     plot_curves(res, out / "learning_curves.png")
+    plot_quality_per_cost(res, out / "quality_per_cost.png")
     (out / "results.md").write_text(text + "\n")
     print(text, flush=True)
     return text

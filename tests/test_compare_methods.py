@@ -158,6 +158,12 @@ def test_report_of_a_partial_comparison_renders_every_table(tmp_path):
     )
     assert "columns-r3" not in text and "Generation: not run" in text
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert (tmp_path / "quality_per_cost.png").stat().st_size > 1000
+    points = {p["name"]: p for p in report.quality_points(res)}
+    assert set(points) == {"rows-r3", "lora-r8", "rows-r1"}
+    assert points["rows-r3"]["nll"] == pytest.approx(0.61) and points["rows-r3"]["seeds"] == 2
+    assert points["rows-r1"]["seeds"] == 1 and points["rows-r1"]["x_floor"] is None
+    assert points["lora-r8"]["trainable"] == 2442240 and points["lora-r8"]["x_floor"] == 1.2
     res["cost"] = None  # --no-cost: dashes, and the line says so
     text = report.render(res, tmp_path)
     assert "Cost: not measured (--no-cost)" in text and "| 449,280 | - | - | - | - | 100 |" in text
