@@ -443,6 +443,11 @@ def main() -> None:
         "against LoRA need lora-r8; invocations with disjoint subsets may share --out, one per core",
     )
     ap.add_argument(
+        "--seeds",
+        help="comma-separated seeds instead of the budget's (the first one sweeps): e.g. the seeds "
+        "that finished, for a report of a comparison stopped early",
+    )
+    ap.add_argument(
         "--fixed-lr",
         default="",
         help="METHOD=RATE,...: run that method at RATE without a sweep (a rate an earlier comparison "
@@ -465,6 +470,13 @@ def main() -> None:
     if unknown or not methods:
         sys.exit(f"--methods {args.methods}: use names of {', '.join(METHODS)}")
     cfg = dict(BUDGETS[args.budget], generation=not args.no_generation, methods=methods)
+    if args.seeds:
+        try:
+            cfg["seeds"] = [int(x) for x in args.seeds.split(",") if x.strip()]
+        except ValueError:
+            sys.exit(f"--seeds {args.seeds}: write whole numbers separated by commas, e.g. 42,43")
+        if not cfg["seeds"]:
+            sys.exit("--seeds: give at least one seed")
     try:
         cfg["fixed_lr"] = parse_fixed_lrs(args.fixed_lr)
     except ValueError as e:
