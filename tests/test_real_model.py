@@ -284,3 +284,41 @@ def test_real_model_generate_streams_eval_s_reply(tmp_path):
     prompts = render_prompts("alpaca_clean", [{"instruction": question}])
     (want,) = generate(model, tok, prompts, batch_size=1, num_beams=1, max_new_tokens=24)
     assert want.response and result.stdout == want.response + "\n"
+
+
+def test_real_chat_template_and_assistant_mask(smollm2):
+    """The converted model's chat template is the one the unit tests embed, and on the real tokenizer a
+    multi-turn record's loss mask equals the hand-built one: each answer and its <|im_end|>, nothing else;
+    the generation prompt is exactly the ids training conditioned the first answer on."""
+    from rocoft_llm.data.chat_template import assistant_spans, encode_chat
+    from rocoft_llm.eval.generate import render_prompts
+    from tests.helpers.chat_templates import SMOLLM2_CHAT_TEMPLATE
+
+    assert (smollm2 / "chat_template.jinja").read_text() == SMOLLM2_CHAT_TEMPLATE
+    tok = load_tokenizer(str(smollm2))
+    turns = [
+        {"role": "system", "content": "Answer with a number."},
+        {"role": "user", "content": "What is 3 + 5?"},
+        {"role": "assistant", "content": "8"},
+        {"role": "user", "content": "And 8 + 5?"},
+        {"role": "assistant", "content": "The answer is 13."},
+    ]
+    segments = [
+        ("<|im_start|>system\nAnswer with a number.<|im_end|>\n<|im_start|>user\nWhat is 3 + 5?<|im_end|>\n"
+         "<|im_start|>assistant\n", False),
+        ("8<|im_end|>", True),
+        ("\n<|im_start|>user\nAnd 8 + 5?<|im_end|>\n<|im_start|>assistant\n", False),
+        ("The answer is 13.<|im_end|>", True),
+        ("\n", False),
+    ]  # fmt: skip
+    ids, labels = [], []
+    for text, loss in segments:
+        piece = tok(text, add_special_tokens=False)["input_ids"]
+        ids, labels = ids + piece, labels + (piece if loss else [-100] * len(piece))
+    enc = encode_chat(tok, tok.chat_template, turns, 256, train_on_inputs=False, add_eos=True)
+    assert enc["input_ids"] == ids and enc["labels"] == labels
+    record = {"instruction": "What is 3 + 5?", "input": ""}
+    (prompt,) = render_prompts("chat", [record], tok)
+    full, [(start, _)] = assistant_spans(tok, tok.chat_template, [{"role": "user", "content": record["instruction"]},
+                                                                  {"role": "assistant", "content": "8"}])  # fmt: skip
+    assert tok(prompt)["input_ids"] == full[:start]

@@ -82,7 +82,26 @@ Examples:
     help="Default: bfloat16 on GPU, float32 on CPU.",
 )
 @click.option(
-    "--template", default=None, help="Prompt template (default: the run's data.template, else llm_adapters)."
+    "--template",
+    default=None,
+    help="Prompt template: llm_adapters, alpaca_clean, a custom string, or chat (the tokenizer's chat "
+    "template). Default: the run's data.template, else llm_adapters.",
+)
+@click.option(
+    "--chat-template",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --template chat: a Jinja chat template file instead of the tokenizer's own (default: the "
+    "run's data.chat_template).",
+)
+@click.option(
+    "--apply-chat-template/--no-apply-chat-template",
+    default=None,
+    help="With --harness lm-eval: lm-eval's apply_chat_template (default: on when the template is chat).",
+)
+@click.option(
+    "--fewshot-as-multiturn",
+    is_flag=True,
+    help="With --harness lm-eval: few-shot examples as chat turns (lm-eval's fewshot_as_multiturn).",
 )
 @click.option(
     "--with-base", is_flag=True, help="Also evaluate the base model and print a before/after table."
@@ -137,6 +156,9 @@ def eval_cmd(
     overwrite,
     dtype,
     template,
+    chat_template,
+    apply_chat_template,
+    fewshot_as_multiturn,
     with_base,
     score_all,
     loglik_only,
@@ -182,6 +204,9 @@ def eval_cmd(
                 "--metric nll needs --tasks: a JSON file or split part (math_data.json:test)."
             )
         check_eval_target(out_dir / "nll", "generation", overwrite)
+        if template or chat_template:  # the target tokens under the template asked for
+            given = {"template": template, "chat_template": chat_template}
+            recipe = {**recipe, "data": {**recipe["data"], **{k: v for k, v in given.items() if v}}}
         click.echo(
             nll_command(
                 model_path,
@@ -213,8 +238,13 @@ def eval_cmd(
         "max_new_tokens": max_new_tokens,
         "batch_size": batch_size,
         "template": template,
+        "chat_template": chat_template,
     }
-    fallback = {**recipe["eval"], "template": recipe["data"].get("template")}
+    fallback = {
+        **recipe["eval"],
+        "template": recipe["data"].get("template"),
+        "chat_template": recipe["data"].get("chat_template"),
+    }
     # each setting: the flag, else the run recipe's, else Decoding's declared default
     chosen = {k: v if v is not None else fallback.get(k) for k, v in settings.items()}
     decoding = Decoding(**{k: v for k, v in chosen.items() if v is not None})
@@ -244,6 +274,9 @@ def eval_cmd(
                 flags,
                 heldout,
                 loglik_only,
+                decoding.template == "chat" if apply_chat_template is None else apply_chat_template,
+                fewshot_as_multiturn,
+                decoding.chat_template,
             )
         else:
             summaries = evaluate(

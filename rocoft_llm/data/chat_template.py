@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import RoCoFTError
-from .chat import instruction_messages
+from .chat import instruction_messages, prompt_messages
 from .templates import Template
 
 IGNORE_INDEX = -100
@@ -150,3 +150,20 @@ def row_messages(instruction: str, input: str, output: str, messages: str) -> li
     if messages:
         return json.loads(messages)
     return instruction_messages({"instruction": instruction, "input": input, "output": output})
+
+
+def chat_prompts(tokenizer, chat: str, records: list[dict]) -> list[str]:
+    """Generation prompts: each record's user turn (a chat record: its turns before the last answer)
+    rendered with the generation prompt. A leading BOS the tokenizer adds by itself is left out of the
+    text, so ``tokenizer(prompt)`` gives exactly the ids training saw before the answer."""
+    bos = tokenizer.bos_token
+    adds_bos = bool(bos) and tokenizer("", add_special_tokens=True)["input_ids"][:1] == [
+        tokenizer.bos_token_id
+    ]
+    prompts = []
+    for k, record in enumerate(records):
+        text = render_chat(tokenizer, chat, prompt_messages(record), True, f"record {k}")
+        if adds_bos and text.startswith(bos):
+            text = text[len(bos) :]
+        prompts.append(text)
+    return prompts

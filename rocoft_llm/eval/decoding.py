@@ -27,6 +27,8 @@ class GenerationSettings(StrictModel):
 class Decoding(GenerationSettings):
     """What one evaluation generates with: the settings plus the prompt template."""
 
+    chat_template: str | None = None
+    """With template chat: a Jinja chat template file instead of the tokenizer's own (the run's data.chat_template)."""
     template: str = "llm_adapters"
     """Prompt template (the run's data.template by default)."""
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.chat_template import bind_chat, chat_prompts
 from ..data.templates import get_template
+from ..errors import RoCoFTError
 
 STOP = "### Instruction"
 
@@ -21,10 +23,20 @@ class Generation:
     hit_max_new_tokens: bool
 
 
-def render_prompts(template: str, records: list[dict]) -> list[str]:
+def render_prompts(
+    template: str, records: list[dict], tokenizer=None, chat_template: str | None = None
+) -> list[str]:
     """The prompts ``eval`` and ``generate`` send to the model: each record's generation prompt under
-    ``template`` (a built-in name or a custom string), the model continuing after it."""
+    ``template`` (a built-in name or a custom string), the model continuing after it. ``chat``: the
+    tokenizer's chat template (or the file ``chat_template``) with its generation prompt, as training
+    rendered the conversation (:func:`..data.chat_template.chat_prompts`); it needs ``tokenizer``."""
     tmpl = get_template(template)
+    if tmpl.is_chat:
+        if tokenizer is None:
+            raise RoCoFTError(
+                "template 'chat' renders through the tokenizer's chat template; pass the tokenizer."
+            )
+        return chat_prompts(tokenizer, bind_chat(tmpl, tokenizer, chat_template).chat, records)
     return [tmpl.render_prompt(r["instruction"], r.get("input", "")) for r in records]
 
 

@@ -177,12 +177,22 @@ def run_harness(
     contamination: dict | None = None,
     heldout: HeldoutPolicy | None = None,
     loglik_only: bool = False,
+    apply_chat_template: bool | str = False,
+    fewshot_as_multiturn: bool = False,
+    chat_template: str | None = None,
 ) -> list[dict]:
-    """Run lm-eval; returns summaries in the same format as the generation protocol (labelled)."""
+    """Run lm-eval; returns summaries in the same format as the generation protocol (labelled).
+    ``apply_chat_template`` (True, or a template name) and ``fewshot_as_multiturn`` are lm-eval's own
+    options, passed through: prompts go through the tokenizer's chat template (``chat_template``: a
+    Jinja file used instead), few-shot examples as turns."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    if apply_chat_template:
+        from ..data.chat_template import chat_template_text
+
+        tokenizer.chat_template = chat_template_text(tokenizer, chat_template)  # refused when there is none
     with tempfile.TemporaryDirectory() as tmp:
         plan = render_tasks(task_ids, llm_adapters_dir, Path(tmp), heldout, limit, loglik_only)
         names = sorted({name for _, name, _, _, _ in plan})
@@ -195,6 +205,8 @@ def run_harness(
             ),  # indexing ~all of lm-eval's tasks costs a minute
             bootstrap_iters=0,
             log_samples=True,
+            apply_chat_template=apply_chat_template,
+            fewshot_as_multiturn=fewshot_as_multiturn,
         )
     summaries = []
     for our_id, name, metric, label, mode in plan:
@@ -222,7 +234,9 @@ def run_harness(
                     "accuracy": acc,
                     "ci95": [round(lo, 4), round(hi, 4)],
                 },
-                "protocol_name": f"lm-eval {lm_eval.__version__}: {label}",
+                "protocol_name": f"lm-eval {lm_eval.__version__}: {label}"
+                + (", chat template" if apply_chat_template else "")
+                + (", few-shot as multi-turn" if fewshot_as_multiturn else ""),
                 "model": identity,
                 "contaminated_by": (contamination or {}).get(base_test_id(our_id), []),
                 **mode,

@@ -45,7 +45,9 @@ def evaluate_task(
     items = list(range(len(task.records))) if items is None else list(items)
     items = items[:limit] if limit else items
     mine = [i for k, i in enumerate(items) if k % world_size() == rank()]
-    prompts = render_prompts(decoding.template, [task.records[i] for i in mine])
+    prompts = render_prompts(
+        decoding.template, [task.records[i] for i in mine], tokenizer, decoding.chat_template
+    )
     max_new = decoding.max_new_tokens or task.max_new_tokens
     started = time.perf_counter()
     gens = generate(
@@ -78,6 +80,7 @@ def evaluate_task(
             "max_new_tokens": max_new,
             "batch_size": decoding.batch_size,
             "template": decoding.template,
+            **({"chat_template": decoding.chat_template} if decoding.chat_template else {}),
         },
         seconds=round(time.perf_counter() - started, 2),
         world_size=world_size(),
