@@ -8,6 +8,8 @@ checkout the top-level ``recipes`` is a link to it).
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -17,6 +19,8 @@ from .errors import RoCoFTError
 
 if TYPE_CHECKING:  # importlib.resources.abc is 3.11+; the package supports 3.10
     from importlib.resources.abc import Traversable
+
+log = logging.getLogger("rocoft_llm")
 
 
 def shipped(*parts: str) -> Traversable:
@@ -34,13 +38,24 @@ def read_shipped_text(*parts: str) -> str:
     return shipped(*parts).read_text(encoding="utf-8")
 
 
+def recipe_summary(text: str) -> str:
+    """The first sentence of a recipe's header comment (its leading ``#`` lines, up to a blank one)."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#") or not line.lstrip("# ").strip():
+            break
+        lines.append(line.lstrip("#").strip())
+    paragraph = " ".join(lines)
+    end = re.search(r"(?<!e\.g)(?<!i\.e)[.!?](?=\s|$)", paragraph)
+    return paragraph[: end.end()] if end else paragraph
+
+
 def shipped_recipes() -> dict[str, str]:
-    """{recipe file name: its first comment line} for every shipped recipe."""
+    """{recipe file name: the first sentence of its header comment} for every shipped recipe."""
     out = {}
     for item in sorted(shipped("recipes").iterdir(), key=lambda t: t.name):
         if item.name.endswith(".yaml"):
-            first = item.read_text(encoding="utf-8").splitlines()[0]
-            out[item.name] = first.lstrip("# ").strip() if first.startswith("#") else ""
+            out[item.name] = recipe_summary(item.read_text(encoding="utf-8"))
     return out
 
 
@@ -70,3 +85,32 @@ def copy_recipes(dest: str | Path, overwrite: bool = False) -> Path:
         )
     _copy_tree(shipped("recipes"), target)
     return target
+
+
+def resolve_recipe(spec: str) -> str:
+    """The recipe file ``spec`` names: ``spec`` itself when it exists; else the shipped recipe it names
+    by stem (``llama2-13b-math``), file name or ``recipes/<file>`` (so that the shipped recipes work
+    from any folder and from a wheel install); else an error naming ``rocoft-llm recipes``."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        return spec
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    known = shipped_recipes()
+    if name in known and str(path.parent) in (".", "recipes"):
+        found = str(shipped("recipes", name))
+        text = shipped("recipes", name).read_text(encoding="utf-8")
+        if "recipes/tiny/" in text and not Path("recipes/tiny").is_dir():
+            log.warning(
+                "%s names files under recipes/tiny/ relative to the working directory, which has none; "
+                "run `rocoft-llm recipes --copy .` first, then `rocoft-llm ... recipes/%s`",
+                name,
+                name,
+            )
+        return found
+    stems = ", ".join(n.rsplit(".", 1)[0] for n in known)
+    raise RoCoFTError(
+        f"recipe {spec} does not exist, and no shipped recipe is called {name.rsplit('.', 1)[0]!r}; "
+        f"`rocoft-llm recipes` lists the shipped ones ({stems}) - pass one by name, e.g. "
+        "`rocoft-llm validate llama2-7b-math` - and `rocoft-llm recipes --copy DIR` writes them to "
+        "DIR/recipes to edit."
+    )

@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from .options import RecipeFile
+
 
 @click.command(
     epilog="""
@@ -18,7 +20,7 @@ Examples:
   rocoft-llm slurm recipes/tiny-llama-rows.yaml --backend fsdp --nodes 2 --gpus-per-node 0 --procs-per-node 1 --submit
 """
 )
-@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("recipe", type=RecipeFile())
 @click.argument("overrides", nargs=-1)
 @click.option("--nodes", required=True, type=click.IntRange(min=1))
 @click.option(

@@ -6,7 +6,7 @@ import click
 
 from ..data.settings import PrepareOptions
 from ..strict_settings import validated
-from .options import options_from
+from .options import RecipeFile, options_from
 
 
 @click.command(
@@ -31,8 +31,8 @@ Examples:
 )
 @click.option(
     "--recipe",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Take the options from this recipe's "
+    type=RecipeFile(),
+    help="Take the options from this recipe (a file, or a shipped recipe's name) - its "
     "data section and tokenizer; options given here apply on top of it (as data.KEY=VALUE overrides).",
 )
 @click.argument("overrides", nargs=-1)

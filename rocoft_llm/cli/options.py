@@ -66,3 +66,19 @@ def options_from(model: type[BaseModel], names: list[str] | None = None):
         return fn
 
     return decorate
+
+
+class RecipeFile(click.ParamType):
+    """A recipe argument: a YAML file, or a shipped recipe by name (``llama2-13b-math``) when no such file
+    exists; anything else is refused with the way to list and copy the shipped recipes."""
+
+    name = "recipe"
+
+    def convert(self, value, param, ctx):
+        from ..errors import RoCoFTError
+        from ..shipped import resolve_recipe
+
+        try:
+            return resolve_recipe(value)
+        except RoCoFTError as e:
+            self.fail(str(e), param, ctx)

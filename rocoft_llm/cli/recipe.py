@@ -8,6 +8,7 @@ import sys
 import click
 
 from ..errors import RecipeError
+from .options import RecipeFile
 
 
 @click.command(
@@ -21,7 +22,7 @@ Examples:
   rocoft-llm validate --explain rocoft            # every key of a section ("" = the sections)
 """
 )
-@click.argument("recipe", type=click.Path(dir_okay=False), required=False)
+@click.argument("recipe", type=RecipeFile(), required=False)
 @click.argument("overrides", nargs=-1)
 @click.option(
     "--world-size",
@@ -95,6 +96,20 @@ def recipes(copy_to, overwrite) -> None:
         target = copy_recipes(copy_to, overwrite=overwrite)
         click.echo(f"wrote {target}; run from {copy_to}, e.g.: rocoft-llm train recipes/tiny-llama-rows.yaml")
         return
-    click.echo(f"shipped recipes (in {shipped('recipes')}):")
-    for name, first_line in shipped_recipes().items():
-        click.echo(f"  {name:32s} {first_line}")
+    import shutil
+    import textwrap
+
+    click.echo(
+        f"shipped recipes (in {shipped('recipes')}); pass one by name, e.g. rocoft-llm validate llama2-7b-math:"
+    )
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
+    for name, summary in shipped_recipes().items():  # the first sentence of each header, never cut
+        click.echo(
+            textwrap.fill(
+                summary,
+                width,
+                initial_indent=f"  {name:30s} ",
+                subsequent_indent=" " * 33,
+                break_on_hyphens=False,
+            )
+        )

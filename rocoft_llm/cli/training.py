@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..rocoft.config import SELECTIONS, RoCoFTConfig
-from .options import options_from
+from .options import RecipeFile, options_from
 
 
 @click.command(
@@ -21,7 +21,7 @@ Examples:
   rocoft-llm train recipes/llama2-7b-math.yaml train.resume=auto      # continue after preemption
 """
 )
-@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.argument("recipe", type=RecipeFile())
 @click.argument("overrides", nargs=-1)
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty output.dir (never done silently).")
 def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:

@@ -19,6 +19,7 @@ from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..methods import all_methods, get_method
 from ..ownership import output_dir_problem
+from .reachability import looks_like_path, reachability_warnings
 from .schema import Recipe
 
 
@@ -53,11 +54,14 @@ def run_steps(num_examples: int, global_batch: int, epochs: float) -> int:
 
 
 def warmup_problem(warmup: int, steps: int) -> str | None:
-    """The problem when warmup never ends (checked by validate and again by train once data is prepared)."""
+    """The warning when warmup lasts the whole run (validate says it, and train again once the data is
+    prepared): allowed - a smoke test of a few steps is a fair use - but said, with what happens."""
     if warmup >= steps:
         return (
-            f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the learning rate never "
-            f"leaves warmup; use warmup_steps < {steps} (e.g. {steps // 10}) or train longer"
+            f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the whole run is warmup: "
+            f"the learning rate rises linearly from 0 (the first step changes nothing) to {steps - 1}/{warmup} "
+            f"of train.lr at the last step and never decays; use warmup_steps < {steps} (e.g. "
+            f"{steps // 10}) to train at train.lr"
         )
     return None
 
@@ -214,12 +218,7 @@ def _run_length(r: Recipe, res: CheckResult, world_size: int, training: bool) ->
         res.derived["optimizer_steps"] = steps
         problem = warmup_problem(r.train.warmup_steps, steps)
         if problem:
-            res.problems.append(problem)
-
-
-def looks_like_path(name: str) -> bool:
-    """A local path rather than a Hub id ("org/name"): absolute, relative (./, ../, ~), or 2+ slashes."""
-    return name.startswith(("/", ".", "~")) or name.count("/") >= 2
+            res.warnings.append(problem)
 
 
 def model_dir_problem(r: Recipe, recipe_path: str | Path | None) -> str | None:
@@ -307,6 +306,7 @@ def check_recipe(
     _run_length(recipe, res, world_size, training)
     if offline_checks:
         _shapes(recipe, res, strict)
+        res.warnings.extend(w for w in reachability_warnings(recipe) if w not in res.warnings)
     if strict:
         res.problems.extend(res.warnings)
         res.warnings = []

@@ -65,7 +65,12 @@ def apply_overrides(raw: dict, overrides: list[str]) -> list[str]:
 
 
 def read_recipe_yaml(path: str | Path) -> dict:
-    raw = read_yaml(path, "recipe", "pass the path of a recipe YAML (see recipes/)")
+    raw = read_yaml(
+        path,
+        "recipe",
+        "pass a recipe YAML file or a shipped recipe's name (`rocoft-llm recipes` lists them, "
+        "`rocoft-llm recipes --copy DIR` writes them out to edit)",
+    )
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -23,7 +23,8 @@ class DataOptions(StrictModel):
     )
     """Where dataset ids are read from: the LLM-Adapters JSON files, or the original datasets (converted)."""
     llm_adapters_dir: str | None = None
-    """LLM-Adapters checkout or copy (<task>/test.json, ft-training_set/*.json); default $ROCOFT_LLM_ADAPTERS_DIR."""
+    """A clone of github.com/AGI-Edgerunners/LLM-Adapters (test sets in dataset/<task>/test.json, training
+    sets in ft-training_set/), its dataset/ folder, or a flat copy of both; default $ROCOFT_LLM_ADAPTERS_DIR."""
     hub_dir: str | None = None
     """Offline copies of the original datasets: DIR/<id>/<split>.jsonl|.json|.parquet|.csv."""
     format: Literal["auto", "instruction", "messages", "sharegpt"] = "auto"

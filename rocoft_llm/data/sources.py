@@ -53,12 +53,19 @@ def _llm_adapters_root(root: str | None) -> Path | None:
     return Path(root) if root else None
 
 
+def llm_adapters_candidates(root: Path, relative: str) -> list[Path]:
+    """Where ``relative`` (``gsm8k/test.json``, ``ft-training_set/math_10k.json``) may be: ``root`` is a
+    checkout of github.com/AGI-Edgerunners/LLM-Adapters (test sets in ``dataset/``, training sets in
+    ``ft-training_set/``), its ``dataset/`` folder (training sets beside it), or a flat copy of both."""
+    found = [root / relative, root / "dataset" / relative]
+    if root.name == "dataset":
+        found.append(root.parent / relative)
+    return found
+
+
 def _find_llm_adapters_file(root: Path, relative: str) -> Path | None:
-    """``root/relative`` or ``root/dataset/relative`` (an upstream checkout or a flat copy)."""
-    for candidate in (root / relative, root / "dataset" / relative):
-        if candidate.is_file():
-            return candidate
-    return None
+    """The first of :func:`llm_adapters_candidates` that exists."""
+    return next((c for c in llm_adapters_candidates(root, relative) if c.is_file()), None)
 
 
 def _answer_spec_for(name: str) -> dict:
@@ -116,8 +123,10 @@ def from_llm_adapters(name: str, split: str, root: str | None) -> Source:
     path = _find_llm_adapters_file(base, relative)
     if path is None:
         raise RoCoFTError(
-            f"{name!r}: {relative} not found under {base} (looked in {base}/ and {base}/dataset/). "
-            "Download it from the LLM-Adapters repository or point --llm-adapters-dir elsewhere."
+            f"{name!r}: {relative} not found under {base} (looked for "
+            f"{', '.join(str(c) for c in llm_adapters_candidates(base, relative))}). Clone "
+            "github.com/AGI-Edgerunners/LLM-Adapters (its dataset/ and ft-training_set/ folders) and pass "
+            "its folder as --llm-adapters-dir."
         )
     src = from_file(path, canonical_dataset_id(name))
     src.name = canonical_dataset_id(name)

@@ -157,8 +157,8 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
         )
     total_steps = t.max_steps or run_steps(len(dataset), t.global_batch_size, t.epochs)
     problem = warmup_problem(t.warmup_steps, total_steps)
-    if problem:
-        raise RoCoFTError(f"{recipe_path}: {problem}")
+    if problem and is_main():
+        log.warning("%s: %s", recipe_path, problem)
     labels_cache = dataset["labels"]
 
     # model
