@@ -81,8 +81,8 @@ def calib_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("selection", ["max", "mixed"])
-def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, selection):
+@pytest.mark.parametrize("mode,selection", [("column", "max"), ("column", "mixed"), ("row_column", "max")])
+def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, mode, selection):
     out = tmp_path / "idx.json"
     result = run(
         "select",
@@ -93,7 +93,7 @@ def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, s
         "--out",
         str(out),
         "--mode",
-        "column",
+        mode,
         "--rank",
         "3",
         "--selection",
@@ -107,7 +107,7 @@ def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, s
     )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
-    assert data["mode"] == "column" and data["rank"] == 3 and len(data["modules"]) == 14
+    assert data["mode"] == mode and data["rank"] == 3 and len(data["modules"]) == 14
     assert data["calibration"]["batches"] == 3 and data["calibration"]["tokens"] > 0
     # the same indices as calibrating in-process on the same batches
     from transformers import AutoTokenizer
@@ -116,14 +116,18 @@ def test_select_writes_indices_used_by_recipe(model_dir, calib_file, tmp_path, s
     records = json.loads(calib_file.read_text())
     direct = apply_rocoft(
         tiny_model("llama"),
-        RoCoFTConfig(mode="column", rank=3, selection=selection),
+        RoCoFTConfig(mode=mode, rank=3, selection=selection),
         calibration=list(calibration_batches(records, tok, batch_size=4))[:3],
     )
     from_file = apply_rocoft(
-        tiny_model("llama"), RoCoFTConfig(mode="column", rank=3, selection=selection, indices_file=str(out))
+        tiny_model("llama"), RoCoFTConfig(mode=mode, rank=3, selection=selection, indices_file=str(out))
     )
     for name, m in rocoft_modules(direct).items():
-        assert torch.equal(m.rocoft_index, rocoft_modules(from_file)[name].rocoft_index)
+        other = rocoft_modules(from_file)[name]
+        assert torch.equal(m.rocoft_index, other.rocoft_index)
+        if mode == "row_column":  # rows and columns both scored, both stored
+            assert torch.equal(m.rocoft_column_index, other.rocoft_column_index)
+            assert set(data["modules"][name]) == {"rows", "columns"}
     # an existing file is not overwritten
     again = CliRunner().invoke(
         main, ["select", "--model", str(model_dir), "--calibration", str(calib_file), "--out", str(out)]
