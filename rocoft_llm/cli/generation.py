@@ -38,8 +38,15 @@ Examples:
 )
 @click.option(
     "--template",
-    help="Prompt template: a name or a string with {instruction} and {output} (default: the run's "
-    "data.template, else llm_adapters). '{instruction}{output}' sends the text as it is.",
+    help="Prompt template: llm_adapters, alpaca_clean, chat (the tokenizer's chat template) or a string "
+    "with {instruction} and {output} (default: the run's data.template, else llm_adapters). "
+    "'{instruction}{output}' sends the text as it is.",
+)
+@click.option(
+    "--chat-template",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --template chat: a Jinja chat template file instead of the tokenizer's own (default: the "
+    "run's data.chat_template).",
 )
 @options_from(Sampling)
 @click.option(
@@ -55,6 +62,7 @@ def generate(
     prompts,
     prompt_file,
     template,
+    chat_template,
     max_new_tokens,
     temperature,
     top_p,
@@ -73,7 +81,6 @@ def generate(
     from ..eval.interactive import (
         interactive_prompts,
         load_for_generate,
-        render_for_display,
         reply,
         reply_note,
     )
@@ -85,11 +92,13 @@ def generate(
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     device = device_for_rank()
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    net, tok, template, described = load_for_generate(
-        model_path, adapter, run_dir, template, dtype, str(device)
+    net, tok, prompting, described = load_for_generate(
+        model_path, adapter, run_dir, template, dtype, str(device), chat_template
     )
     how = "greedy" if not sampling.temperature else f"temperature {temperature}, top-p {top_p}, seed {seed}"
-    click.echo(f"{described}: template {template}, {how}, at most {max_new_tokens} new tokens", err=True)
+    click.echo(
+        f"{described}: template {prompting.template}, {how}, at most {max_new_tokens} new tokens", err=True
+    )
     if prompt_file is not None:
         todo = [prompt_file.read()]
     elif prompts:
@@ -105,7 +114,7 @@ def generate(
 
     for instruction in todo:
         if show_prompt:
-            click.echo(render_for_display(template, instruction), err=True)
-        result, seconds = reply(net, tok, instruction, template, sampling, write)
+            click.echo(prompting.render(tok, instruction), err=True)
+        result, seconds = reply(net, tok, instruction, prompting, sampling, write)
         click.echo()
         click.echo(reply_note(result, seconds, sampling), err=True)

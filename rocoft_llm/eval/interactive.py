@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from .decoding import Sampling
@@ -55,27 +56,47 @@ def stop_streamer(tokenizer, write: Callable[[str], None]):
     return StopStreamer()
 
 
+@dataclass
+class Prompting:
+    """How an instruction becomes the model's prompt: eval's template, and with template ``chat`` the
+    chat template file used instead of the tokenizer's own (None: the tokenizer's)."""
+
+    template: str
+    chat_template: str | None = None
+
+    def render(self, tokenizer, instruction: str) -> str:
+        record = {"instruction": instruction, "input": ""}
+        return render_prompts(self.template, [record], tokenizer, self.chat_template)[0]
+
+
 def load_for_generate(
-    model: str | None, adapter: str | None, run: str | None, template: str | None, dtype: str, device: str
+    model: str | None,
+    adapter: str | None,
+    run: str | None,
+    template: str | None,
+    dtype: str,
+    device: str,
+    chat_template: str | None = None,
 ):
-    """(model, tokenizer, template, description) for ``generate``: the template is ``template``, else the
-    run's ``data.template``, else llm_adapters (eval's default)."""
-    if template is None and run is not None:
-        template = run_recipe(Path(run)).get("data", {}).get("template")
+    """(model, tokenizer, Prompting, description) for ``generate``: the template is ``template``, else the
+    run's ``data.template`` (and ``data.chat_template``), else llm_adapters (eval's default)."""
+    data = run_recipe(Path(run)).get("data", {}) if run is not None else {}
+    if template is None:
+        template, chat_template = data.get("template"), chat_template or data.get("chat_template")
     net, tokenizer, identity, _ = load_for_eval(model, adapter, run, dtype, device)
     prepare_tokenizer(tokenizer, getattr(net.config, "pad_token_id", None) or 0)
     described = identity["model"] + (f" + {identity['adapter']}" if identity.get("adapter") else "")
-    return net, tokenizer, template or DEFAULT_TEMPLATE, described
+    return net, tokenizer, Prompting(template or DEFAULT_TEMPLATE, chat_template), described
 
 
 def reply(
-    model, tokenizer, instruction: str, template: str, sampling: Sampling, write: Callable[[str], None]
+    model, tokenizer, instruction: str, prompting: Prompting, sampling: Sampling, write: Callable[[str], None]
 ) -> tuple[Generation, float]:
-    """Generate one reply to ``instruction`` rendered with ``template``, streaming it through ``write``;
+    """Generate one reply to ``instruction`` rendered as eval renders it, streaming it through ``write``;
     returns eval's Generation of it and the seconds it took."""
     import torch
 
-    (prompt,) = render_prompts(template, [{"instruction": instruction, "input": ""}])
+    prompt = prompting.render(tokenizer, instruction)
     torch.manual_seed(sampling.seed)
     started = time.perf_counter()
     (result,) = generate(
@@ -104,11 +125,6 @@ def interactive_prompts(lines: Iterable[str], ask: Callable[[], None] | None = N
             yield text
         if ask:
             ask()
-
-
-def render_for_display(template: str, instruction: str) -> str:
-    """The exact prompt the model receives (for ``--show-prompt``)."""
-    return render_prompts(template, [{"instruction": instruction, "input": ""}])[0]
 
 
 def reply_note(result: Generation, seconds: float, sampling: Sampling) -> str:

@@ -94,3 +94,13 @@ def test_generate_needs_a_model():
     assert result.exit_code == 2 and "--run RUN, or --model" in result.output
     result = CliRunner().invoke(main, ["generate", "--model", "x", "--top-p", "0"])
     assert result.exit_code == 2 and "top-p" in result.output
+
+
+@pytest.mark.slow
+def test_chat_template_renders_as_eval_renders(trained, tmp_path):
+    from tests.helpers.chat_templates import TINY_CHAT_TEMPLATE
+
+    (tmp_path / "chat.jinja").write_text(TINY_CHAT_TEMPLATE)
+    args = ["--template", "chat", "--chat-template", tmp_path / "chat.jinja", "--show-prompt"]
+    shown = cli("generate", "--run", trained["run"], *args, "--prompt", "2 + 2?", "--max-new-tokens", "3")
+    assert "### user:\n2 + 2?\n### Response:\n" in shown.stderr and "template chat" in shown.stderr
