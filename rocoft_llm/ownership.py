@@ -122,7 +122,16 @@ def foreign_entries(directory: str | Path, also: frozenset[str] = frozenset()) -
         known = set(RUN_ENTRIES | also)
     else:
         return []
-    known |= {OWNER_MARKER, LOCK_FILE}
+    return _outside(d, known)
+
+
+def run_strays(directory: str | Path, also: frozenset[str] = frozenset()) -> list[str]:
+    """What ``directory`` holds beyond what a training run writes there (:data:`RUN_ENTRIES`, ``also``)."""
+    return _outside(Path(directory), set(RUN_ENTRIES | also))
+
+
+def _outside(d: Path, known: set[str]) -> list[str]:
+    known = known | {OWNER_MARKER, LOCK_FILE}
     return sorted(
         p.name + ("/" if p.is_dir() and not p.is_symlink() else "")
         for p in d.iterdir()

@@ -51,6 +51,14 @@ class FriendlyGroup(click.Group):
         except RoCoFTError as e:
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
+        except OSError as e:  # a write the OS refused that no check foresaw: the same one message
+            from ..io_utils import os_error_message
+
+            message = os_error_message(e)
+            if message is None:
+                raise
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=FriendlyGroup, epilog=EXAMPLES)

@@ -182,6 +182,7 @@ def eval_cmd(
     from ..eval.run import evaluate
     from ..eval.tables import render_tables
     from ..eval.task_check import check_task_specs
+    from ..io_utils import check_output_folder
 
     init_distributed("ddp", 60)
     device = device_for_rank()
@@ -193,7 +194,8 @@ def eval_cmd(
         if tasks
         else list(recipe["eval"].get("tasks") or [])
     )
-    out_dir = Path(out) if out else (Path(run_dir) / "eval" if run_dir else Path("eval-out"))
+    # normalised and checked writable before any model is loaded or any answer generated
+    out_dir = check_output_folder(out or (Path(run_dir) / "eval" if run_dir else "eval-out"), "--out")
     if metric == "nll":
         from ..eval.nll_cli import nll_command
 

@@ -32,11 +32,10 @@ from ..ownership import (
     check_not_a_file,
     check_replaceable,
     check_unlocked,
-    foreign_entries,
     holds_results,
-    is_marked,
     listing,
     mark_output,
+    run_strays,
     target_path,
 )
 from .backends import deepspeed_config, make_backend
@@ -63,7 +62,7 @@ def prepare_output_dir(out: Path, resume: str | None, overwrite: bool, recipe_pa
         if resume == "auto" and not (out / "checkpoints").exists():
             # auto-resume before the first checkpoint: the partial run restarts from step 0, but only
             # in a directory a run of rocoft-llm started (never a user's folder that merely exists)
-            if not is_marked(out) or foreign_entries(out, run_folders()):
+            if run_strays(out, run_folders()):
                 raise RoCoFTError(
                     f"output directory {out} is not empty and holds no run of rocoft-llm to resume "
                     f"(it holds: {listing(out)}); choose another output.dir."
