@@ -5,10 +5,16 @@ the contamination report's rule) equals a training record's. For ``eval --run`` 
 questions are rebuilt from the run's recipe (``data.train``, read exactly as ``prepare`` read it; the
 file hashes must match the run's data manifest). The mode per task:
 
-* ``held-out`` (the default whenever the run's data manifest shows an exact overlap with that test
-  set): seen items are excluded, and the summary states scored / excluded counts;
-* ``all`` (``--score-all``, or no overlap): every item is scored; the summary says how many of them
-  were seen in training when that is known.
+* ``held-out`` (the default whenever the run's training questions, compared with the task's items
+  at eval time, share any, or the data manifest recorded an exact overlap with that test set): seen
+  items are excluded, and the summary states scored / excluded counts;
+* ``all`` (``--score-all``, or no item seen in training): every item is scored; the summary says
+  how many of them were seen in training when that is known.
+
+The comparison is made at eval time for every task, whatever the manifest's contamination report
+checked (it checks only the test sets found under ``data.llm_adapters_dir`` when the data was
+prepared, often none). When the training data cannot be read now and the manifest recorded no
+overlap, every item is scored and the summary says plainly that nothing was checked.
 
 Every summary states which was done (``evaluation_mode``, ``scored``, ``excluded_seen_in_training``,
 ``seen_in_training``).
@@ -16,12 +22,15 @@ Every summary states which was done (``evaluation_mode``, ``scored``, ``excluded
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.heldout_split import normalise_question, parse_split_spec
-from ..errors import RoCoFTError
+from ..errors import RoCoFTError, bounded
 from ..io_utils import read_json
+
+log = logging.getLogger("rocoft_llm")
 
 
 @dataclass
@@ -32,6 +41,8 @@ class HeldoutPolicy:
     seen: set[str] | None = None
     overlapping: set[str] = field(default_factory=set)  # test set ids the manifest reports an overlap with
     origin: str = "no training run given"
+    #: why ``seen`` is None although a run was given (the training data cannot be read now)
+    unchecked: str | None = None
 
 
 def base_test_id(task_id: str) -> str:
@@ -94,15 +105,20 @@ def policy_for_run(run_dir: str | None, score_all: bool) -> HeldoutPolicy:
         return HeldoutPolicy(score_all=score_all, origin=f"{run} has no data_manifest.json")
     manifest = read_json(path, "data manifest", "rerun the training or remove it")
     overlapping = manifest_overlaps(manifest)
-    try:
-        seen = training_questions(run_recipe(run), manifest) if overlapping else set()
-    except RoCoFTError:
-        if not score_all:
+    origin = f"training data of {run}"
+    try:  # always: the manifest's report covers only the test sets present when the data was prepared
+        seen = training_questions(run_recipe(run), manifest)
+    except RoCoFTError as e:
+        if not score_all and overlapping:
             raise
-        seen = None  # scoring everything anyway; only the count of seen items is unknown
-    return HeldoutPolicy(
-        score_all=score_all, seen=seen, overlapping=overlapping, origin=f"training data of {run}"
-    )
+        log.warning("held-out check not made: %s", e)
+        return HeldoutPolicy(
+            score_all=score_all,
+            overlapping=overlapping,
+            origin=origin,
+            unchecked=f"not checked: the run's training data cannot be read now ({bounded(str(e), 300)})",
+        )
+    return HeldoutPolicy(score_all=score_all, seen=seen, overlapping=overlapping, origin=origin)
 
 
 def select_items(task, policy: HeldoutPolicy) -> tuple[list[int], dict]:
@@ -113,16 +129,21 @@ def select_items(task, policy: HeldoutPolicy) -> tuple[list[int], dict]:
             "evaluation_mode": "all",
             "excluded_seen_in_training": 0,
             "seen_in_training": None,
-            "evaluation_mode_reason": f"training data unknown ({policy.origin})",
+            "evaluation_mode_reason": policy.unchecked or f"training data unknown ({policy.origin})",
         }
     seen = [i for i in everything if normalise_question(task.records[i]["instruction"]) in policy.seen]
-    overlap = base_test_id(task.id) in policy.overlapping
+    overlap = bool(seen) or base_test_id(task.id) in policy.overlapping
     if policy.score_all or not overlap:
-        reason = "--score-all" if policy.score_all else f"no overlap with the {policy.origin}"
+        reason = (
+            "--score-all"
+            if policy.score_all
+            else f"no overlap with the {policy.origin} ({len(policy.seen)} training questions compared "
+            f"with the {len(everything)} items at eval time)"
+        )
         return everything, {
             "evaluation_mode": "all",
             "excluded_seen_in_training": 0,
-            "seen_in_training": len(seen) if overlap else 0,
+            "seen_in_training": len(seen),
             "evaluation_mode_reason": reason,
         }
     seen_set = set(seen)
@@ -130,6 +151,6 @@ def select_items(task, policy: HeldoutPolicy) -> tuple[list[int], dict]:
         "evaluation_mode": "held-out",
         "excluded_seen_in_training": len(seen),
         "seen_in_training": len(seen),
-        "evaluation_mode_reason": f"the {policy.origin} shares questions with {base_test_id(task.id)}; "
-        "--score-all scores every item",
+        "evaluation_mode_reason": f"the {policy.origin} shares {len(seen)} questions with "
+        f"{base_test_id(task.id)}; --score-all scores every item",
     }
