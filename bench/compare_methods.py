@@ -347,8 +347,8 @@ def run_all(b: Bench, cfg: dict) -> dict:
     for method in methods:  # 1. sweep (or the rate given by --fixed-lr), 2. seeds at the best rate
         fixed = cfg.get("fixed_lr", {}).get(method)
         ladder, start, count = LADDERS[method], START[method], cfg["lrs"]
-        if fixed is not None:
-            ladder, start, count = [fixed], 0, 1
+        if fixed:  # exactly these rates, no extension
+            ladder, start, count = fixed, 0, len(fixed)
         res["sweep"][method] = sweep(b, cfg, method, METHODS[method], ladder, start, count, seed0, curve=True)
         lr = res["best_lr"][method] = min(res["sweep"][method], key=res["sweep"][method].get)
         for seed in cfg["seeds"]:
@@ -398,20 +398,21 @@ def parse_ablations(text: str) -> tuple[list[str], dict[str, int]]:
     return names, rates
 
 
-def parse_fixed_lrs(text: str) -> dict[str, float]:
-    """``--fixed-lr``: comma-separated ``METHOD=RATE``: that method runs at RATE (tuned by an earlier
-    comparison at the same budget) instead of sweeping."""
+def parse_fixed_lrs(text: str) -> dict[str, list[float]]:
+    """``--fixed-lr``: comma-separated ``METHOD=RATE`` or ``METHOD=RATE/RATE/...``: that method tries
+    exactly these rates (best by validation NLL, no extension) instead of its ladder's sweep - a rate
+    an earlier comparison at the same budget tuned, or the rates a short session can afford."""
     fixed = {}
     for item in (a.strip() for a in text.split(",") if a.strip()):
-        name, _, rate = item.partition("=")
+        name, _, rates = item.partition("=")
         if name not in METHODS:
             raise ValueError(f"{name!r} is not a method; use names of {', '.join(METHODS)}")
         try:
-            fixed[name] = float(rate)
+            fixed[name] = sorted(float(r) for r in rates.split("/"))
         except ValueError:
-            raise ValueError(f"{item!r}: write METHOD=RATE, for example lora-r8=0.003") from None
-        if not fixed[name] > 0:
-            raise ValueError(f"{item!r}: the rate must be positive")
+            raise ValueError(f"{item!r}: write METHOD=RATE or METHOD=RATE/RATE, e.g. lora-r8=0.003") from None
+        if not all(r > 0 for r in fixed[name]):
+            raise ValueError(f"{item!r}: the rates must be positive")
     return fixed
 
 
@@ -450,8 +451,8 @@ def main() -> None:
     ap.add_argument(
         "--fixed-lr",
         default="",
-        help="METHOD=RATE,...: run that method at RATE without a sweep (a rate an earlier comparison "
-        "at the same budget tuned; the report lists one rate for it)",
+        help="METHOD=RATE[/RATE...],...: that method tries exactly these rates instead of its sweep (a "
+        "rate an earlier comparison at the same budget tuned; the report lists the rates tried)",
     )
     ap.add_argument(
         "--ablations",

@@ -200,3 +200,23 @@ def test_ablations_option_takes_names_and_per_ablation_rate_counts():
         compare.parse_ablations("rows-r2")
     with pytest.raises(ValueError, match="whole number >= 1"):
         compare.parse_ablations("rows-r1=0")
+
+
+def test_fixed_rates_replace_the_sweep(tmp_path):
+    assert compare.parse_fixed_lrs("lora-r8=0.003, rowcol-r3-random=0.03/0.01") == {
+        "lora-r8": [0.003],
+        "rowcol-r3-random": [0.01, 0.03],
+    }
+    for bad, words in (
+        ("lora-r9=1", "not a method"),
+        ("lora-r8=fast", "METHOD=RATE"),
+        ("full=-1", "positive"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            compare.parse_fixed_lrs(bad)
+    cfg = dict(compare.BUDGETS["smoke"], seeds=[42], methods=["lora-r8", "columns-r3"], ablations=[])
+    cfg["fixed_lr"] = {"lora-r8": [3e-3], "columns-r3": [1e-2, 3e-2]}
+    res = compare.run_all(FakeBench(tmp_path), cfg)
+    # exactly the given rates, no extension although columns' best (3e-2) is at the top edge
+    assert list(res["sweep"]["lora-r8"]) == [3e-3] and list(res["sweep"]["columns-r3"]) == [1e-2, 3e-2]
+    assert res["best_lr"] == {"lora-r8": 3e-3, "columns-r3": 3e-2}
