@@ -18,6 +18,21 @@ from ..strict_settings import Float, StrictModel
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 Probability = Annotated[Float, Field(ge=0, lt=1)]
+#: numpy's seed range (``transformers.set_seed`` seeds numpy too)
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+#: attention kernels transformers' ``attn_implementation`` accepts by name (a Hub kernel repo id,
+#: ``owner/name``, is accepted as well)
+ATTENTION_KERNELS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+
+
+def known_attention(name: str) -> str:
+    """``model.attn_implementation`` names a kernel transformers knows, or a Hub kernel repo."""
+    if name in ATTENTION_KERNELS or (name.count("/") == 1 and all(name.split("/"))):
+        return name
+    raise ValueError(
+        f"{name!r} is not an attention kernel; use one of {', '.join(ATTENTION_KERNELS)}, a Hub kernel "
+        "repo id (kernels-community/flash-attn), or null for transformers' choice"
+    )
 
 
 def registered_method(name: str) -> str:
@@ -44,7 +59,7 @@ class ModelSection(StrictModel):
     """Allow the model's own Python code from the Hub (only for models you trust)."""
     dropout: Probability | None = None
     """Override the architecture's dropout probabilities, in [0, 1) (Table 10 of the paper uses 0.1)."""
-    attn_implementation: str | None = None
+    attn_implementation: Annotated[str, AfterValidator(known_attention)] | None = None
     """transformers attention kernel (eager, sdpa, flash_attention_2); null = transformers' choice."""
     pad_token_id: NonNegativeInt = 0
     """Pad id for batching (Llama-2 has no pad token; LLM-Adapters uses 0)."""
@@ -107,8 +122,8 @@ class TrainSection(StrictModel):
     """Learning-rate decay after warmup (transformers.get_scheduler): to 0 by cosine or linearly, or constant."""
     max_grad_norm: Annotated[Float, Field(gt=0)] | None = 1.0
     """Clip the global gradient norm to this value; null = no clipping."""
-    seed: int = 42
-    """Seed of data order, dropout and random initialisation (transformers.set_seed)."""
+    seed: Seed = 42
+    """Seed of data order, dropout and random initialisation (transformers.set_seed), 0 to 2**32-1."""
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     """Compute precision (autocast over fp32 weights; fp16 uses a gradient scaler)."""
     gradient_checkpointing: bool = False

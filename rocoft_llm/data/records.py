@@ -55,6 +55,8 @@ def read_json_array(path: str | Path) -> list:
                 continue
             try:
                 data.append(json.loads(line, object_pairs_hook=_keep_duplicates))
+            except RecursionError:
+                raise InputError(path, "a record nested too deeply to read", fix, f"line {n}") from None
             except json.JSONDecodeError as e:
                 raise InputError(
                     path,

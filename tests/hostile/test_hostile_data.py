@@ -49,6 +49,14 @@ CASES = {
         records()[:-1] + b', {"instruction": "x", "input": "", "output": "1", "answer": "1", "answer": "2"}]',
         ["record 8 repeats the key(s) 'answer'", "JSON would silently keep only the last value", "keep one"],
     ),
+    "a record nested 100,000 levels deep": (
+        records()[:-1] + b', {"instruction": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_000 + b"}]",
+        ["data file is nested too deeply to read"],
+    ),
+    "a JSON line nested 100,000 levels deep": (
+        b"".join(json.dumps(r).encode() + b"\n" for r in GOOD) + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        ["line 9", "a record nested too deeply to read"],
+    ),
     "JSON lines with a broken line": (
         b"".join(json.dumps(r).encode() + b"\n" for r in GOOD) + b'{"instruction": "x",\n',
         ["line 9", "not valid JSON lines", "one record per line"],

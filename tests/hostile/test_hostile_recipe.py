@@ -132,6 +132,27 @@ CASES = {
         ["train.lr=" + "[" * 5000 + "]" * 5000],
         ["train.lr: '[[[[", "characters)"],
     ),
+    "an unknown attention kernel": (
+        None,
+        ["model.attn_implementation=garbage"],
+        ["model.attn_implementation:", "'garbage' is not an attention kernel", "sdpa", "or null"],
+    ),
+    "a seed beyond numpy's range": (
+        None,
+        ["train.seed=99999999999999999999999"],
+        ["train.seed:", "4294967295"],
+    ),
+    "a negative seed": (None, ["train.seed=-1"], ["train.seed: -1 must be >= 0"]),
+    "a key given twice": (
+        "model: {name_or_path: x}\noutput: {dir: o}\nmodel: {name_or_path: y}\n",
+        [],
+        ["line 3", "key 'model' is given twice (first on line 1); keep one"],
+    ),
+    "an output.dir name over 255 bytes": (
+        None,
+        ["output.dir=" + "x" * 300],
+        ["output.dir:", "has a name of 300 bytes", "at most 255 bytes per name"],
+    ),
     "a 200 kB value": (
         None,
         ["model.dtype=" + "x" * 200_000],
