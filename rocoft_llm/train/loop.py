@@ -33,16 +33,21 @@ class Preempted(Exception):
 
 
 class StopFlag:
+    """SIGTERM, SIGUSR1 (SLURM preemption) and SIGINT (Ctrl-C) set a flag: the run saves a checkpoint
+    at the next step boundary and stops (exit 75). A second Ctrl-C stops at once, without saving."""
+
     def __init__(self):
         self.signum = None
         self._old = {}
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.signum is not None:
+            raise KeyboardInterrupt  # the second Ctrl-C: the user will not wait for the step to end
         self.signum = signum
 
     def __exit__(self, *exc):
