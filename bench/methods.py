@@ -106,6 +106,13 @@ class PaperRowLinear(nn.Module):
         return F.linear(x, w)
 
 
+def shown_path(path) -> str:
+    """A model path as the table header shows it: ``~/...`` under the home directory (not this
+    machine's absolute path); anything else (a Hub id, a relative path) unchanged."""
+    home = str(Path.home())
+    return "~" + str(path)[len(home) :] if str(path).startswith(home + "/") else str(path)
+
+
 def linears(model):
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(TARGETS)}
 
@@ -462,7 +469,7 @@ def main():
         f"{peft.__version__}, {a.dtype}, threads {torch.get_num_threads()}"
     )
     shapes = (
-        f"{args.model} ({sum(p.numel() for p in model.parameters()):,} parameters)"
+        f"{shown_path(args.model)} ({sum(p.numel() for p in model.parameters()):,} parameters)"
         if args.model
         else f"Llama hidden {a.hidden}, intermediate {a.intermediate}, {a.layers} layers"
     )

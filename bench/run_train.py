@@ -13,6 +13,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def shown_path(path) -> str:
+    """A path as a table header shows it: relative to the repository, or ``~/...`` under the home
+    directory, never this machine's absolute path; a Hub id or other name unchanged."""
+    p = Path(str(path)).expanduser()
+    if not p.is_absolute():
+        return str(path)
+    p = p.resolve()
+    for root, shown in ((REPO, ""), (Path.home().resolve(), "~/")):
+        if p.is_relative_to(root):
+            return shown + str(p.relative_to(root))
+    return str(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

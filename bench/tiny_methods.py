@@ -11,7 +11,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from run_train import REPO, train_run
+from run_train import REPO, shown_path, train_run
 
 METHODS = {
     "rocoft-rows": ["method=rocoft", "rocoft.mode=row"],
@@ -46,7 +46,7 @@ def main():
                 )
             )
     print(
-        f"# tiny recipe ({args.recipe}), {args.steps} steps, CPU, median tokens/s over steps 3..{args.steps}"
+        f"# tiny recipe ({shown_path(args.recipe)}), {args.steps} steps, CPU, median tokens/s over steps 3..{args.steps}"
     )
     print("| method | trainable params | tokens/s | peak RSS GiB | final loss |")
     print("|---|---:|---:|---:|---:|")
