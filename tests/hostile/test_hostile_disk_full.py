@@ -126,6 +126,15 @@ def test_full_disk_in_the_final_adapter(tmp_path, monkeypatch):
     assert not (run / "adapter").exists() and no_temporaries(run)
 
 
+def test_full_disk_in_the_tensorboard_writer(tmp_path, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+
+    recipe = tiny_recipe(tmp_path, "run", train=SAVES, output={"report_to": ["tensorboard"]})
+    monkeypatch.setattr(SummaryWriter, "add_scalar", lambda *a, **k: enospc(None, "events.out.tfevents"))
+    result = run_cli("train", recipe)
+    assert_refused(result, f"{FULL} tensorboard events", "free space on that filesystem")
+
+
 def test_full_disk_in_a_merged_model(tmp_path, monkeypatch):
     import copy
 
