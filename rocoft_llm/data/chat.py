@@ -118,9 +118,18 @@ def prompt_messages(record: dict) -> list[dict]:
     return instruction_messages(record, with_output=False)
 
 
-def record_question(record: dict) -> str:
-    """The text a contamination check compares: an instruction record's instruction, a chat record's
-    first user turn."""
-    if "messages" in record:
-        return next((t["content"] for t in record["messages"] if t["role"] == "user"), "")
-    return record.get("instruction", "")
+def record_question(record) -> str | None:
+    """The text splits and contamination checks key a record by: an instruction record's instruction, a
+    chat record's first user turn (``messages`` or ShareGPT, normalised or not); None when it has none."""
+    if not isinstance(record, dict):
+        return None
+    for key, role_key, content_key, roles in _SHAPES.values():
+        if isinstance(record.get(key), list):
+            users = (
+                t.get(content_key)
+                for t in record[key]
+                if isinstance(t, dict) and roles.get(t.get(role_key)) == "user"
+            )
+            return next((u for u in users if isinstance(u, str)), None)
+    question = record.get("instruction")
+    return question if isinstance(question, str) else None

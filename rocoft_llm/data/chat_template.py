@@ -82,7 +82,8 @@ def render_chat(
         ) from None
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading token ids ``a`` and ``b`` share."""
     n = 0
     for x, y in zip(a, b):
         if x != y:
@@ -105,8 +106,8 @@ def assistant_spans(tokenizer, chat: str, messages: list[dict], where: str = "")
     for j, turn in enumerate(messages):
         if turn["role"] != "assistant":
             continue
-        start = _common_prefix(full, ids(messages[:j], True))
-        end = _common_prefix(full, ids(messages[: j + 1], False))
+        start = common_prefix(full, ids(messages[:j], True))
+        end = common_prefix(full, ids(messages[: j + 1], False))
         if eos is not None and eos in full[start:end]:
             end = start + max(k for k, t in enumerate(full[start:end]) if t == eos) + 1
         spans.append((start, end))

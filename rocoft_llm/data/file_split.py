@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from ..errors import RoCoFTError
+from .chat import record_question
 from .heldout_split import SPLIT_SEED, heldout_score
 
 FILE_PARTS = ("train", "validation", "test")
@@ -42,21 +43,19 @@ def file_split_part(instruction: str, seed: int = SPLIT_SEED) -> str:
 
 
 def split_file_records(records: list, part: str, source: str, seed: int = SPLIT_SEED) -> list:
-    """The records of ``part`` in their original order. A record without a string ``instruction``
-    cannot be placed: refused, naming ``source`` and the record's index."""
+    """The records of ``part`` in their original order, keyed by the instruction (a chat record: its first
+    user turn). A record without one cannot be placed: refused, naming ``source`` and the record's index."""
     if part not in FILE_PARTS:
         raise RoCoFTError(f"{source}: split part {part!r} is not one of {', '.join(FILE_PARTS)}.")
-    bad = [
-        i
-        for i, r in enumerate(records)
-        if not isinstance(r, dict) or not isinstance(r.get("instruction"), str)
-    ]
+    questions = [record_question(r) for r in records]
+    bad = [i for i, q in enumerate(questions) if q is None]
     if bad:
         raise RoCoFTError(
-            f"{source}: record(s) {bad[:5]} have no string 'instruction', so they cannot be assigned to a "
-            f"split part (the split is keyed by the question); fix or remove them ({len(bad)} in all)."
+            f"{source}: record(s) {bad[:5]} have no string 'instruction' (a chat record: no user turn), so "
+            "they cannot be assigned to a split part (the split is keyed by the question); fix or remove "
+            f"them ({len(bad)} in all)."
         )
-    return [r for r in records if file_split_part(r["instruction"], seed) == part]
+    return [r for r, q in zip(records, questions) if file_split_part(q, seed) == part]
 
 
 def file_split_fingerprint(part: str, seed: int = SPLIT_SEED) -> str:

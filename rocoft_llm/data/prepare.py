@@ -66,6 +66,8 @@ def cache_key(sources: list[Source], opts: PrepareOptions, template, tok_fp: str
         parts["chat_template"] = template.chat
     if opts.format != "auto":
         parts["format"] = opts.format
+    if not opts.train_on_inputs and not template.is_chat:  # masks since the common-prefix rule
+        parts["prompt_mask"] = "common-prefix"
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

@@ -79,7 +79,7 @@ def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
         )
     report["test_sets_checked"] = sorted(tests)
     for src in sources:
-        train_q = {normalise_question(record_question(r)) for r in src.records}
+        train_q = {normalise_question(record_question(r) or "") for r in src.records}
         report["exact_overlap"][src.name] = {
             t: len(train_q & q) for t, q in test_questions.items() if train_q & q
         }

@@ -2,8 +2,10 @@
 
 * text = the template's training text; BOS as the tokenizer adds it; cut at ``cutoff_len``;
 * EOS appended when it fits (length < cutoff and the last token is not EOS already);
-* labels = input_ids, with the prompt part (up to where the output starts) set to -100 when
-  ``train_on_inputs`` is false. Labels are never derived by comparing with a pad id (Llama-2 has
+* labels = input_ids, with the prompt part set to -100 when ``train_on_inputs`` is false: the
+  leading tokens the full text shares with the prompt tokenized alone, so a token in which the
+  tokenizer merged the prompt's end with the response's start (a trailing space and the first word)
+  carries loss (counting the prompt's own tokens would mask the response's first token). Labels are never derived by comparing with a pad id (Llama-2 has
   no pad token and pad may equal EOS: masking by pad id would teach the model never to stop);
 * over-length records (text longer than the cutoff): ``truncate`` (upstream), ``drop`` or ``error``.
 
@@ -21,7 +23,7 @@ import json
 import statistics
 
 from ..errors import RoCoFTError
-from .chat_template import IGNORE_INDEX, encode_chat, row_messages
+from .chat_template import IGNORE_INDEX, common_prefix, encode_chat, row_messages
 from .templates import Template
 
 COLUMNS = ("instruction", "input", "output", "messages")
@@ -85,7 +87,7 @@ def encode_batch(
         labels = list(ids)
         n_prompt = 0
         if prompts is not None:
-            n_prompt = min(len(prompts[k]), len(ids))
+            n_prompt = common_prefix(prompts[k], ids)  # a token the boundary merged is the response's
             labels[:n_prompt] = [IGNORE_INDEX] * n_prompt
         out["input_ids"].append(ids)
         out["labels"].append(labels)

@@ -187,3 +187,30 @@ def _bound(tok):
     from rocoft_llm.data.chat_template import bind_chat
 
     return bind_chat(get_template("chat"), tok)
+
+
+def test_chat_files_split_by_their_first_user_turn():
+    from rocoft_llm.data.file_split import FILE_PARTS, split_file_records
+
+    records = [{"messages": [{"role": "user", "content": f"q{i}"}, TURNS[1]]} for i in range(40)]
+    records += [
+        {"conversations": [{"from": "human", "value": f"s{i}"}, {"from": "gpt", "value": "a"}]}
+        for i in range(10)
+    ]
+    parts = [split_file_records(records, part, "c.jsonl") for part in FILE_PARTS]
+    assert sorted(map(id, sum(parts, []))) == sorted(map(id, records))  # every record in exactly one part
+    with pytest.raises(
+        RoCoFTError, match=r"record\(s\) \[0\] have no string 'instruction' \(a chat record: no user"
+    ):
+        split_file_records([{"messages": [TURNS[1]]}], "train", "c.jsonl")
+
+
+def test_instruction_template_mask_keeps_a_merged_first_token(merging):
+    """The same rule for instruction templates: a custom template whose prompt ends with a space."""
+    template = get_template("Q: {instruction}\nA: {output}")
+    rec = {"instruction": "is 8 > 3?", "input": "", "output": "the correct answer is true"}
+    ds, _ = tokenize_records([rec], merging, template, 512, train_on_inputs=False, progress=False)
+    ids, labels = ds[0]["input_ids"], ds[0]["labels"]
+    prompt = merging(template.train_prompt_part(rec["instruction"]))["input_ids"]
+    first = next(k for k, t in enumerate(labels) if t != IGNORE_INDEX)
+    assert first == len(prompt) - 1 and merging.decode(ids[first:]) == " the correct answer is true</s>"

@@ -71,7 +71,11 @@ def test_plain_alpaca_file_prepares_with_no_flag(tmp_path):
         "output": "The answer is 1",
         "source": "alpaca",
     }
-    assert run_cli("validate", recipe(tmp_path, data)).exit_code == 0
+    checked = run_cli("validate", recipe(tmp_path, data))
+    assert (
+        checked.exit_code == 0
+        and "field(s) 'id' (8 records) are not part of the instruction format" in checked.output
+    )
 
 
 def test_validate_counts_what_drop_leaves(tmp_path):

@@ -46,7 +46,11 @@ def hand_nll(model_dir, recs, train_on_inputs):
     out = []
     for r in recs:
         ids = tok(tmpl.render_train(r["instruction"], r["output"], ""))["input_ids"] + [tok.eos_token_id]
-        first = 1 if train_on_inputs else len(tok(tmpl.train_prompt_part(r["instruction"], ""))["input_ids"])
+        prompt = tok(tmpl.train_prompt_part(r["instruction"], ""))["input_ids"]
+        # the response starts at the first token the full text does not share with the prompt alone
+        first = (
+            1 if train_on_inputs else next(k for k, (a, b) in enumerate(zip(ids, prompt + [-1])) if a != b)
+        )
         with torch.no_grad():
             logits = model(torch.tensor([ids])).logits[0]
         logp = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
