@@ -25,6 +25,7 @@ import statistics
 from ..errors import RoCoFTError
 from .chat_template import IGNORE_INDEX, common_prefix, encode_chat, row_messages
 from .templates import Template
+from .text_cut import input_ids_cut
 
 COLUMNS = ("instruction", "input", "output", "messages")
 
@@ -70,13 +71,14 @@ def encode_batch(
         )
     inputs = [x or "" for x in batch.get("input") or [""] * n]
     texts = [template.render_train(i, o, x) for i, o, x in zip(batch["instruction"], batch["output"], inputs)]
-    full = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    full = input_ids_cut(tokenizer, texts, cutoff_len)  # a 50 MB text costs what the cutoff keeps
     prompts = None
     if not train_on_inputs:
-        prompts = tokenizer(
+        prompts = input_ids_cut(
+            tokenizer,
             [template.train_prompt_part(i, x) for i, x in zip(batch["instruction"], inputs)],
-            add_special_tokens=True,
-        )["input_ids"]
+            cutoff_len,
+        )
     eos = tokenizer.eos_token_id
     out = {"input_ids": [], "labels": [], "length": [], "overlength": [], "prompt_tokens": []}
     for k, ids in enumerate(full):
