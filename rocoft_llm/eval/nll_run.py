@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import math
 from dataclasses import asdict
 from pathlib import Path
@@ -27,29 +28,46 @@ from .intervals import bootstrap_ratio
 from .nll import NLLOptions, check_records, score_records
 from .outputs import clear_eval_outputs
 
+log = logging.getLogger("rocoft_llm")
+#: fewer records than this get no interval (a bootstrap over 1 record has width 0, over 2-4 it is noise)
+MIN_INTERVAL_RECORDS = 5
+
 
 def load_record_set(spec: str, llm_adapters_dir: str | None, limit: int | None) -> tuple[str, list[dict]]:
     """(name, records) of one ``--tasks`` entry; ``limit`` keeps the first N records."""
     src = resolve_source(spec, "test", "llm_adapters", llm_adapters_dir)
     records = src.records[:limit] if limit else src.records
-    return src.name, check_records(records, spec)
+    # a file named test.json is known by its folder (as eval's tasks are): two sets never share a name
+    name = Path(spec).parent.name if src.name == "test" and Path(spec).name == "test.json" else src.name
+    return name, check_records(records, spec)
 
 
 def summarise(name: str, variant: str, rows: list[dict], identity: dict, iterations: int, seed: int) -> dict:
     """Mean NLL per target token (ratio of sums), bootstrap interval, perplexity."""
     sums, counts = [r["nll_sum"] for r in rows], [r["tokens"] for r in rows]
     mean, (lo, hi) = bootstrap_ratio(sums, counts, iterations, seed)
+    empty = sum(1 for c in counts if c == 0)
+    if empty:
+        log.warning(
+            "%s (%s): %d of %d record(s) have no target token (cutoff_len cut their response away): they "
+            "add nothing to the mean; raise the cutoff or check the records",
+            name,
+            variant,
+            empty,
+            len(rows),
+        )
+    interval = len(rows) >= MIN_INTERVAL_RECORDS
     return {
         "set": name,
         "variant": variant,
         "model": identity,
         "records": len(rows),
-        "records_without_targets": sum(1 for c in counts if c == 0),
+        "records_without_targets": empty,
         "target_tokens": sum(counts),
         "mean_nll": mean,
-        "ci95": [lo, hi],
+        "ci95": [lo, hi] if interval else None,
         "perplexity": math.exp(mean),
-        "perplexity_ci95": [math.exp(lo), math.exp(hi)],
+        "perplexity_ci95": [math.exp(lo), math.exp(hi)] if interval else None,
     }
 
 
@@ -71,7 +89,12 @@ def paired(
     diff, (lo, hi) = bootstrap_ratio(
         [r["nll_sum"] for r in rows_a], counts, iterations, seed, base_sums=[r["nll_sum"] for r in rows_b]
     )
-    return {"set": name, "a": a, "b": b, "records": len(counts), "mean_difference": diff, "ci95": [lo, hi]}
+    interval = [lo, hi] if len(counts) >= MIN_INTERVAL_RECORDS else None
+    return {"set": name, "a": a, "b": b, "records": len(counts), "mean_difference": diff, "ci95": interval}
+
+
+def _interval(ci: list | None, sign: str = "") -> str:
+    return f"[{ci[0]:{sign}.4f}, {ci[1]:{sign}.4f}]" if ci else f"none (< {MIN_INTERVAL_RECORDS} records)"
 
 
 def markdown(summaries: list[dict], pairs: list[dict], opts: NLLOptions, iterations: int, seed: int) -> str:
@@ -86,14 +109,24 @@ def markdown(summaries: list[dict], pairs: list[dict], opts: NLLOptions, iterati
     for s in summaries:
         lines.append(
             f"| {s['set']} | {s['variant']} | {s['records']} | {s['target_tokens']} | {s['mean_nll']:.4f} | "
-            f"[{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}] | {s['perplexity']:.3f} |"
+            f"{_interval(s['ci95'])} | {s['perplexity']:.3f} |"
         )
+    short = sorted({s["set"] for s in summaries if s["ci95"] is None})
+    empty = [
+        f"{s['set']} ({s['variant']}): {s['records_without_targets']}"
+        for s in summaries
+        if s["records_without_targets"]
+    ]
+    if short:
+        lines += ["", f"No interval for {', '.join(short)}: fewer than {MIN_INTERVAL_RECORDS} records."]
+    if empty:
+        lines += ["", f"Records without a target token (cut away by cutoff_len): {'; '.join(empty)}."]
     if pairs:
         lines += ["", "| set | paired difference | records | mean | 95% CI |", "|---|---|---:|---:|---|"]
         for p in pairs:
             lines.append(
                 f"| {p['set']} | {p['a']} - {p['b']} | {p['records']} | {p['mean_difference']:+.4f} | "
-                f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}] |"
+                f"{_interval(p['ci95'], '+')} |"
             )
     return "\n".join(lines) + "\n"
 

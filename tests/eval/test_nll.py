@@ -104,7 +104,7 @@ def test_bootstrap_is_seeded_and_contains_the_estimate():
 def test_overfit_run_beats_its_base_and_curve_matches_command(tmp_path):
     one = records(1) * 8  # one record, a full global batch of it
     (tmp_path / "one.json").write_text(json.dumps(one))
-    (tmp_path / "held.json").write_text(json.dumps(one[:1]))
+    (tmp_path / "held.json").write_text(json.dumps(one[:5]))  # 5 copies: an interval needs 5 records
     data = {"train": [str(tmp_path / "one.json")], "cutoff_len": 192, "train_on_inputs": False,
             "cache_dir": str(tmp_path / "cache")}  # fmt: skip
     steps = {"max_steps": 12, "lr": 0.05}
