@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..architectures import find_architecture, packing_problem, supported_model_types
 from ..data.catalog import all_dataset_ids, canonical_dataset_id
-from ..data.file_split import parse_file_split_spec
+from ..data.file_split import file_part_problem, parse_file_split_spec
 from ..data.heldout_split import parse_split_spec, split_suffix_problem
 from ..errors import RoCoFTError
 from ..methods import all_methods, get_method
@@ -141,6 +141,8 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"{key}: {path} is a directory; list the JSON file(s) inside it")
             elif suffix_problem:
                 p.append(f"{key}: {suffix_problem}")
+            elif file_part_problem(name):
+                p.append(f"{key}: {file_part_problem(name)}")
             elif canonical_dataset_id(split[0] if split else name) is None and not Path(path).exists():
                 msg = (
                     f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "

@@ -15,6 +15,7 @@ that names ``math_data.json:test`` means the same records.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from ..errors import RoCoFTError
 from .chat import record_question
@@ -30,6 +31,17 @@ def parse_file_split_spec(spec: str) -> tuple[str, str] | None:
     """(file path, part) for ``"<file>.json:train|validation|test"``, else None (syntax only)."""
     m = _SPEC.match(spec.strip())
     return (m["path"], m["part"].lower()) if m else None
+
+
+def file_part_problem(spec: str) -> str | None:
+    """The problem with ``<existing file>:<part>`` whose part is not one of :data:`FILE_PARTS`, else None."""
+    head, _, part = spec.rpartition(":")
+    if not head or parse_file_split_spec(spec) or not Path(head).is_file():
+        return None
+    return (
+        f"{spec!r}: {part!r} is not a split part of the file {head}; use {head}:train, "
+        f"{head}:validation or {head}:test (or the file itself)"
+    )
 
 
 def file_split_part(instruction: str, seed: int = SPLIT_SEED) -> str:

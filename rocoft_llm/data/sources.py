@@ -16,7 +16,7 @@ from ..errors import RoCoFTError
 from ..io_utils import sha256_file
 from .catalog import canonical_dataset_id, dataset_entry, load_catalog, mixture_entry
 from .converters import CONVERTER_VERSION, convert_rows
-from .file_split import file_split_fingerprint, parse_file_split_spec, split_file_records
+from .file_split import file_part_problem, file_split_fingerprint, parse_file_split_spec, split_file_records
 from .heldout_split import (
     parse_split_spec,
     split_fingerprint,
@@ -246,6 +246,9 @@ def resolve_source(
         )
     if parse_file_split_spec(spec):
         return from_file_split(spec)
+    part_problem = file_part_problem(spec)  # a file with a split part that is not one
+    if part_problem:
+        raise RoCoFTError(part_problem + ".")
     suffix_problem = split_suffix_problem(spec, lambda d: canonical_dataset_id(d) is not None)
     if suffix_problem:
         raise RoCoFTError(suffix_problem + ".")
@@ -253,7 +256,7 @@ def resolve_source(
         return from_split(spec, llm_adapters_dir)
     if canonical_dataset_id(spec) is None:
         raise RoCoFTError(
-            f"--dataset {spec!r} is neither an existing file nor a dataset id; ids: "
+            f"{spec!r} is neither an existing file nor a dataset id; ids: "
             f"{', '.join(load_catalog()[0])}, mixtures: {', '.join(load_catalog()[1])}."
         )
     if origin == "hub" or (mixture_entry(spec) and mixture_entry(spec).hub_only):

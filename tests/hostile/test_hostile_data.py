@@ -282,3 +282,14 @@ def test_an_unknown_split_suffix_lists_the_valid_suffixes(tmp_path):
         *needles,
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_part_of_a_file_names_the_valid_parts_not_a_flag(tmp_path):
+    data = tmp_path / "f.json"
+    data.write_bytes(records())
+    spec = f"{data}:tset"
+    needles = [f"'tset' is not a split part of the file {data}", f"{data}:train", f"{data}:test"]
+    assert_refused(run_cli("validate", write_recipe(tmp_path, spec)), *needles)
+    nll = run_cli("eval", "--metric", "nll", "--model", TOKENIZER, "--tasks", spec, "--out", tmp_path / "ev")
+    assert_refused(nll, *needles)
+    assert "--dataset" not in nll.output and not (tmp_path / "ev" / "nll").exists()
