@@ -152,7 +152,7 @@ def export_peft(source: str, out: str, base: str | None, pad_rank: int | None, o
     from ..rocoft.peft_export import export_peft as run_export
     from ..rocoft.peft_export import peft_config_summary
 
-    adapter_dir, run_base = peft_export_source(source)  # a run's adapter (refused for lora / full runs)
+    adapter_dir, run_base = peft_export_source(source, base)  # a run's adapter (refused for lora / full runs)
     # the base: --base, else the run's model, else the adapter's; a .gguf base is read from its converted copy
     base = base or run_base or read_adapter_config(adapter_dir).get("base_model")
     path = run_export(

@@ -10,10 +10,10 @@ from ..io_utils import read_yaml
 from .registry import get_method
 
 
-def peft_export_source(path: str | Path) -> tuple[Path, str | None]:
+def peft_export_source(path: str | Path, base: str | None = None) -> tuple[Path, str | None]:
     """(adapter directory, base model named by the run's recipe or None) for a run or adapter
     directory; a run whose method has no RoCoFT adapter, an unfinished run and a run of a randomly
-    initialised model are refused with the reason."""
+    initialised model are refused with the reason (unless ``base``, the saved base weights, is given)."""
     path = Path(path)
     recipe_file = path / "recipe.resolved.yaml"
     if not recipe_file.is_file():
@@ -30,7 +30,7 @@ def peft_export_source(path: str | Path) -> tuple[Path, str | None]:
             f"`rocoft-llm train {path}/recipe.resolved.yaml train.resume=auto`."
         )
     model = recipe.get("model") or {}
-    if model.get("random_init"):
+    if model.get("random_init") and not base:
         raise RoCoFTError(
             f"{path} trained a randomly initialised model ({model.get('name_or_path')}): there are no base "
             "weights on disk to express the update against; pass --base with the saved base weights."
