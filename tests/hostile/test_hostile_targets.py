@@ -5,6 +5,7 @@ symbolic link. Each is refused with one message (exit 2) before anything is crea
 the sandbox (every file's sha256) is unchanged and ``nx`` never appears."""
 
 import json
+import os
 import shutil
 
 import pytest
@@ -145,8 +146,6 @@ def test_slurm_out_refuses_an_existing_file_and_replaces_it_with_overwrite(sandb
 
 
 def current_umask() -> int:
-    import os
-
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -157,3 +156,14 @@ def test_a_name_over_255_bytes_is_refused_by_validate_and_train(sandbox):
     recipe = tiny_recipe(sandbox.parent / "args", "r", output={"dir": long_dir, "report_to": []})
     refused_untouched(sandbox, ["validate", recipe], "has a name of 300 bytes", "at most 255 bytes")
     refused_untouched(sandbox, ["train", recipe], "has a name of 300 bytes")
+
+
+def test_outputs_made_through_temporary_names_get_the_umask_modes(sandbox):
+    args = sandbox.parent / "args"
+    old = os.umask(0o027)
+    try:
+        assert run_cli(*DIRECTORIES["prepare"](args, args / "out", None)).exit_code == 0
+    finally:
+        os.umask(old)
+    assert (args / "out").stat().st_mode & 0o777 == 0o750  # mkdtemp alone gives 0700
+    assert (args / "out" / "manifest.json").stat().st_mode & 0o777 == 0o640  # mkstemp alone: 0600
