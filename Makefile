@@ -36,12 +36,14 @@ demo: install
 		--llm-adapters-dir $(LLM_ADAPTERS)
 
 # The offline tiny toy end to end (no network, no data files): "pretrain" a 2-layer Llama (full
-# finetuning, arithmetic only), RoCoFT-finetune it on the true/false task, evaluate before/after.
+# finetuning, arithmetic only, 48 steps), RoCoFT-finetune it on the true/false task (48 steps), and
+# print the held-out NLL of both test sets before and after, with bootstrap intervals: the
+# true/false test items fall from ~5.2 to ~1.9 nats per token while arithmetic stays near 0.5.
+DEMO_TINY_TASKS = recipes/tiny/data/truefalse/test.json,recipes/tiny/data/arith/test.json
 demo-tiny: install
 	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-pretrain.yaml --overwrite
-	$(VENV)/bin/rocoft-llm prepare --recipe recipes/tiny-llama-demo.yaml
 	$(VENV)/bin/rocoft-llm train recipes/tiny-llama-demo.yaml --overwrite
-	$(VENV)/bin/rocoft-llm eval --run runs/tiny-demo --with-base
+	$(VENV)/bin/rocoft-llm eval --metric nll --run runs/tiny-demo --with-base --tasks $(DEMO_TINY_TASKS)
 
 # ruff (configured in pyproject.toml): lint, and fail when a file is not formatted (`make format` fixes)
 lint: install

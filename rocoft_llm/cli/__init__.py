@@ -34,7 +34,19 @@ Examples:
 """
 
 
+def _line_buffered() -> None:
+    """stdout written line by line, as stderr is: piped into one file or ``tee``, a command's results
+    (stdout: "run written to ...", tables) and its progress and log lines (stderr) keep the order in
+    which they were written, instead of stdout arriving in one block when its buffer fills or at exit."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError, OSError):  # not a text stream that can change (a test's capture)
+            pass
+
+
 def _setup_logging(verbose: bool) -> None:
+    _line_buffered()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )

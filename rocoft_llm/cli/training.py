@@ -15,7 +15,7 @@ from .options import RecipeFile, options_from
     epilog="""
 \b
 Examples:
-  rocoft-llm train recipes/tiny-llama-rows.yaml                       # CPU, a couple of minutes
+  rocoft-llm train recipes/tiny-llama-rows.yaml                       # CPU, 144 steps
   rocoft-llm train recipes/tiny-llama-rows.yaml train.max_steps=5 rocoft.mode=column --overwrite
   torchrun --nproc-per-node 8 -m rocoft_llm.cli train recipes/llama2-13b-math.yaml
   rocoft-llm train recipes/llama2-7b-math.yaml train.resume=auto      # continue after preemption

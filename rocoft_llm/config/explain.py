@@ -3,6 +3,8 @@ read from its one declaration in :mod:`.schema` (the field's docstring)."""
 
 from __future__ import annotations
 
+import typing
+
 from pydantic_core import PydanticUndefined
 
 from ..errors import RecipeError
@@ -19,12 +21,25 @@ def _default(info) -> str:
     return "null" if value is None else repr(value)
 
 
+def _is_text(info) -> bool:
+    """A string field (also ``str | None``): its length is characters, not items."""
+    tp = unwrap(info.annotation)
+    return tp is str or str in typing.get_args(tp)
+
+
 def _constraints(info) -> str:
     parts = []
     for meta in info.metadata:
         for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "at least")):
-            if getattr(meta, attr, None) is not None:
-                parts.append(f"{op} {getattr(meta, attr)}" + (" item(s)" if attr == "min_length" else ""))
+            value = getattr(meta, attr, None)
+            if value is None:
+                continue
+            if attr != "min_length":
+                parts.append(f"{op} {value}")
+            elif _is_text(info):
+                parts.append("not empty" if value == 1 else f"at least {value} characters")
+            else:
+                parts.append(f"at least {value} item(s)")
     return ", ".join(parts)
 
 
