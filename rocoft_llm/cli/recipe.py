@@ -31,7 +31,13 @@ Examples:
     type=click.IntRange(min=1),
     help="Number of GPUs/processes the run will use (for the gradient-accumulation arithmetic).",
 )
-@click.option("--strict", is_flag=True, help="Treat unreachable model configs and data files as errors.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Make every warning an error: a model, tokenizer or data source that cannot be checked on this "
+    "machine (validate never uses the network: a Hub id must be in the local HF cache), a data file "
+    "not there, a warmup as long as the run.",
+)
 @click.option(
     "--explain",
     "explain_key",
