@@ -83,6 +83,7 @@ def read_json_array(path: str | Path) -> list:
 
 
 def read_instruction_records(path: str | Path, spec: dict | None = None, policy: str = "error") -> list[dict]:
-    """Validated records of one LLM-Adapters JSON file (all problems reported together)."""
-    kept, _ = validate_records(read_json_array(path), spec or {}, str(path), policy)
+    """Validated instruction records of one LLM-Adapters JSON file (all problems reported together; chat
+    records are refused by their missing fields)."""
+    kept, _ = validate_records(read_json_array(path), spec or {}, str(path), policy, "instruction")
     return kept
