@@ -58,6 +58,31 @@ def test_gguf_export_refuses_non_llama_and_existing_files(tmp_path):
     assert (tmp_path / "taken.gguf").read_text() == "x"
 
 
+def test_a_killed_exports_temporary_is_removed_by_the_next_export(tmp_path):
+    """kill -9 during export-gguf left a .NAME.*.tmp file no rerun removed; it now carries the dead
+    writer's pid and the next export of that name removes it (a live writer's is left alone)."""
+    import os
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait(timeout=30)
+    stale = tmp_path / f".m.gguf.tmp-{dead.pid}-abc.tmp"
+    stale.write_bytes(b"\0" * 4096)
+    live = tmp_path / f".m.gguf.tmp-{os.getpid()}-live.tmp"
+    live.write_bytes(b"\0")
+    out = export_gguf(merged_llama(tmp_path), tmp_path / "m.gguf", "f16")
+    assert out.is_file() and not stale.exists() and live.exists()
+    assert out.stat().st_mode & 0o777 == 0o666 & ~_umask()  # mkstemp alone gives 0600
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_fields_of_a_gguf_base_are_kept_through_convert_merge_and_export(tmp_path, monkeypatch):
     """A base that arrived as GGUF: its tokenizer.* and general.* fields (here a pre-tokenizer name
     llama.cpp keys its regex on, and a licence) reach the exported finetuned model unchanged."""
