@@ -67,7 +67,8 @@ def test_preview_of_alpaca_records_without_answers(tmp_path):
 
 
 def test_piped_train_prints_its_result_after_its_progress(tmp_path):
-    recipe = tiny_recipe(tmp_path, train={"max_steps": 2, "warmup_steps": 1})
+    """Also: a warmup as long as the run is no error; the warning says once what happens."""
+    recipe = tiny_recipe(tmp_path, train={"max_steps": 2, "warmup_steps": 4})
     proc = subprocess.run(
         [sys.executable, "-m", "rocoft_llm.cli", "train", str(recipe)],
         stdout=subprocess.PIPE,
@@ -78,3 +79,5 @@ def test_piped_train_prints_its_result_after_its_progress(tmp_path):
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:]
     assert out.index("step 1/2") < out.index("run finished") < out.index("run written to"), out[-3000:]
+    assert out.count("train.warmup_steps: 4 >= the run's 2 optimizer steps") == 1, out[-3000:]
+    assert "1/4 of train.lr at the last step and never decays" in out

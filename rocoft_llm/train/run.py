@@ -111,7 +111,8 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
     )
     recipe = materialize_recipe_model(recipe)  # a .gguf model.name_or_path is converted once (cached)
     for w in checks.warnings:
-        log.warning("recipe: %s", w)
+        if not w.startswith("train.warmup_steps"):  # said once, below, with the run's real step count
+            log.warning("recipe: %s", w)
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
     device, world = device_for_rank(), world_size()
     out = target_path(recipe.output.dir, "output")  # once, before any check
