@@ -89,6 +89,16 @@ def generate(
         raise click.UsageError("pass --run RUN, or --model MODEL (optionally with --adapter DIR).")
     if prompts and prompt_file:
         raise click.UsageError("pass --prompt or --prompt-file, not both.")
+    if prompt_file is not None:
+        todo = [prompt_file.read()]
+        if not todo[0].strip():
+            raise click.UsageError(f"--prompt-file {prompt_file.name} is empty; write the instruction in it.")
+    elif prompts:
+        todo = list(prompts)
+    else:
+        terminal = sys.stdin.isatty()
+        ask = (lambda: click.echo("> ", nl=False, err=True)) if terminal else None
+        todo = interactive_prompts(sys.stdin, ask)
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     device = device_for_rank()
     dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
@@ -99,22 +109,18 @@ def generate(
     click.echo(
         f"{described}: template {prompting.template}, {how}, at most {max_new_tokens} new tokens", err=True
     )
-    if prompt_file is not None:
-        todo = [prompt_file.read()]
-    elif prompts:
-        todo = list(prompts)
-    else:
-        terminal = sys.stdin.isatty()
-        ask = (lambda: click.echo("> ", nl=False, err=True)) if terminal else None
-        todo = interactive_prompts(sys.stdin, ask)
 
     def write(text: str) -> None:
         click.echo(text, nl=False)
         sys.stdout.flush()
 
-    for instruction in todo:
-        if show_prompt:
-            click.echo(prompting.render(tok, instruction), err=True)
-        result, seconds = reply(net, tok, instruction, prompting, sampling, write)
-        click.echo()
-        click.echo(reply_note(result, seconds, sampling), err=True)
+    try:
+        for instruction in todo:
+            if show_prompt:
+                click.echo(prompting.render(tok, instruction), err=True)
+            result, seconds = reply(net, tok, instruction, prompting, sampling, write)
+            click.echo()
+            click.echo(reply_note(result, seconds, sampling), err=True)
+    except KeyboardInterrupt:  # Ctrl-C ends an interactive session (or a long reply) without a traceback
+        click.echo("\n[interrupted]", err=True)
+        sys.exit(130)

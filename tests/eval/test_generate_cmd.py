@@ -89,11 +89,16 @@ def test_prompts_from_stdin_and_seeded_sampling(trained):
     assert "temperature 1.5" in first.stderr
 
 
-def test_generate_needs_a_model():
+def test_generate_needs_a_model(tmp_path):
     result = CliRunner().invoke(main, ["generate", "--prompt", "hi"])
     assert result.exit_code == 2 and "--run RUN, or --model" in result.output
     result = CliRunner().invoke(main, ["generate", "--model", "x", "--top-p", "0"])
     assert result.exit_code == 2 and "top-p" in result.output
+    (tmp_path / "empty.txt").write_text("\n")
+    result = CliRunner().invoke(
+        main, ["generate", "--model", "x", "--prompt-file", str(tmp_path / "empty.txt")]
+    )
+    assert result.exit_code == 2 and "is empty" in result.output
 
 
 @pytest.mark.slow
