@@ -181,11 +181,8 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
                     f"{path}: no records left: all {len(records)} are bad and dropped (data.bad_records: drop, "
                     f"{dict(drops)}); fix the file"
                 )
-            if drops.ignored:  # reported, not refused: the text never shows them
-                fields = ", ".join(f"{k!r} ({n} records)" for k, n in sorted(drops.ignored.items()))
-                res.warnings.append(
-                    f"data.train: {path}: field(s) {fields} are not part of the {drops.format} format and are ignored"
-                )
+            if drops.ignored:  # reported, not refused (nor a warning, which --strict would refuse)
+                res.derived.setdefault("ignored_fields", {})[str(path)] = dict(drops.ignored)
             template = get_template(r.data.template)
             problem = format_problem(drops.format, template, str(path)) or input_problem(
                 kept, template, str(path)

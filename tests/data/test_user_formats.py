@@ -72,10 +72,8 @@ def test_plain_alpaca_file_prepares_with_no_flag(tmp_path):
         "source": "alpaca",
     }
     checked = run_cli("validate", recipe(tmp_path, data))
-    assert (
-        checked.exit_code == 0
-        and "field(s) 'id' (8 records) are not part of the instruction format" in checked.output
-    )
+    assert checked.exit_code == 0 and f"# ignored_fields: {{'{data}': {{'id': 8}}}}" in checked.output
+    assert run_cli("validate", "--strict", recipe(tmp_path, data)).exit_code == 0  # reported, not refused
 
 
 def test_validate_counts_what_drop_leaves(tmp_path):
