@@ -5,8 +5,9 @@
 * labels = input_ids, with the prompt part set to -100 when ``train_on_inputs`` is false: the
   leading tokens the full text shares with the prompt tokenized alone, so a token in which the
   tokenizer merged the prompt's end with the response's start (a trailing space and the first word)
-  carries loss (counting the prompt's own tokens would mask the response's first token). Labels are never derived by comparing with a pad id (Llama-2 has
-  no pad token and pad may equal EOS: masking by pad id would teach the model never to stop);
+  carries loss (counting the prompt's own tokens would mask the response's first token). Labels are
+  never derived by comparing with a pad id (Llama-2 has no pad token and pad may equal EOS: masking
+  by pad id would teach the model never to stop);
 * over-length records (text longer than the cutoff): ``truncate`` (upstream), ``drop`` or ``error``.
 
 Template ``chat`` (chat records, or instruction records as a one-turn chat) goes through
