@@ -69,7 +69,10 @@ def test_every_problem_reported_at_once(tmp_path):
     found = problems(tmp_path, data)
     text = "\n".join(found)
     assert "model.dtyp: unknown key; did you mean 'dtype'?" in text
-    assert "rocoft.mode: 'rows' is not one of 'row', 'column', 'row_column', 'entries'; did you mean 'row'?" in text
+    assert (
+        "rocoft.mode: 'rows' is not one of 'row', 'column', 'row_column', 'entries'; did you mean 'row'?"
+        in text
+    )
     assert "train.lr: 'fast' is not a number" in text
     assert "dist.zero_stage" in text and "deepspeed" in text
     assert "train.micro_batch_size=2 or train.global_batch_size=8 or 12" in text
