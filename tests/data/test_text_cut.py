@@ -6,7 +6,7 @@ import random
 from rocoft_llm.data.chat_template import common_prefix
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.data.text_cut import input_ids_cut, text_limit
-from rocoft_llm.data.tokenize import tokenize_records
+from rocoft_llm.data.tokenize import tokenize_records, trained_tokens
 from rocoft_llm.model_loading import load_tokenizer
 from tests.helpers.paths import TINY
 
@@ -55,3 +55,11 @@ def test_the_tokenizer_never_sees_more_than_the_limit():
     ids = input_ids_cut(Recording(), [text, "short"], 32)
     assert max(len(t) for t in seen) <= text_limit(tok, 32) < len(text) // 10
     assert ids[0][:32] == tok(text)["input_ids"][:32] and ids[1] == tok("short")["input_ids"]
+
+
+def test_trained_tokens_counts_in_chunks_what_a_list_count_gives():
+    import datasets
+
+    ds = datasets.Dataset.from_list([{"labels": [-100, -100, 5, 6]}, {"labels": [1, 2]}, {"labels": []}] * 50)
+    want = sum(sum(1 for t in lab if t != -100) for lab in ds["labels"])
+    assert trained_tokens(ds) == trained_tokens(ds, rows=7) == want == 200
