@@ -352,11 +352,20 @@ def apply_umask(path: str | Path, directory: bool = False) -> None:
 
 def output_dir_problem(value: str | Path) -> str | None:
     """What `validate` says about ``output.dir`` before `train` meets it: a name no filesystem
-    accepts, an existing file, or a place this user cannot write; None when it can be used."""
+    accepts, an existing file, or a place this user cannot write; None when it can be used. A
+    folder two or more levels up that only denies permission is left to `train` (a job script may
+    be rendered on a login node where the cluster's output folders do not exist); a read-only
+    filesystem is reported wherever it is."""
     try:
         out = target_path(value, "output.dir")
     except RoCoFTError as e:
         return str(e)
     if out.exists() and not out.is_dir():
         return f"{value} is an existing file, not a directory; choose another path"
-    return writable_problem(out, "output directory", inside=True, probe=False)
+    problem = writable_problem(out, "output directory", inside=True, probe=False)
+    nearest = out
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if problem and nearest not in (out, out.parent) and "Read-only file system" not in problem:
+        return None
+    return problem
