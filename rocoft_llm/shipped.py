@@ -77,7 +77,11 @@ def _copy_tree(src: Traversable, dest: Path) -> int:
 def copy_recipes(dest: str | Path, overwrite: bool = False) -> Path:
     """Copy the shipped recipes and the tiny assets to ``dest/recipes`` (paths inside the recipes are
     relative to the working directory, so running from ``dest`` works like running in a checkout)."""
-    target = Path(dest) / "recipes"
+    from .ownership import check_not_a_file, check_writable, target_path
+
+    target = target_path(Path(dest) / "recipes", "--copy")  # once, before any check
+    check_not_a_file(target, "--copy")
+    check_writable(target, "--copy directory", inside=True)
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise RoCoFTError(
             f"{target} already exists and is not empty; pass --overwrite to replace the shipped "

@@ -78,3 +78,7 @@ def test_prepare_with_a_read_only_cache(ro, monkeypatch):
     monkeypatch.setenv("ROCOFT_CACHE", str(ro / "cache"))
     args = ["prepare", "--dataset", TINY / "data" / "train.json", "--tokenizer", TINY / "llama"]
     assert_refused(run_cli(*args), READ_ONLY)
+
+
+def test_recipes_copy_to_a_read_only_filesystem(ro):
+    assert_refused(run_cli("recipes", "--copy", ro / "existing"), READ_ONLY, str(ro))

@@ -167,3 +167,7 @@ def test_outputs_made_through_temporary_names_get_the_umask_modes(sandbox):
         os.umask(old)
     assert (args / "out").stat().st_mode & 0o777 == 0o750  # mkdtemp alone gives 0700
     assert (args / "out" / "manifest.json").stat().st_mode & 0o777 == 0o640  # mkstemp alone: 0600
+
+
+def test_recipes_copy_climbing_into_the_current_directory_is_refused(sandbox):
+    refused_untouched(sandbox, ["recipes", "--copy", CLIMB], f"{sandbox / 'recipes'} already exists")
