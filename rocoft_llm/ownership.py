@@ -21,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -50,6 +51,14 @@ RUN_ENTRIES = START_FILES | {
     "slurm-logs",
     "wandb",
 }
+#: what an adapter, merged or converted model, peft export or prepared-data directory holds (for
+#: markers of older versions, which did not record their entries)
+OUTPUT_NAMES = re.compile(
+    r"^(config\.json|generation_config\.json|model[-.\w]*\.safetensors(\.index\.json)?|tokenizer[-.\w]*"
+    r"|special_tokens_map\.json|added_tokens\.json|chat_template\.jinja|vocab\.json|merges\.txt"
+    r"|adapter_config\.json|adapter_model\.safetensors|README\.md|manifest\.json|records\.jsonl|tokenized"
+    r"|gguf_source_metadata\.json|rocoft_[\w.]*\.json)$"
+)
 #: name prefix of the file :func:`writable_problem` creates and removes to test a folder
 WRITE_PROBE = ".rocoft-llm-write-test-"
 
@@ -108,8 +117,9 @@ def _is_temporary(name: str) -> bool:
 def foreign_entries(directory: str | Path, also: frozenset[str] = frozenset()) -> list[str]:
     """What a marked ``directory`` holds that rocoft-llm did not write there: names outside the
     marker's ``entries`` (or :data:`RUN_ENTRIES` and ``also`` for a training run). A marker copied
-    into a user's folder, or files added to an output, show up here. Markers of older versions,
-    which recorded no entries, are trusted as before (except a training run's)."""
+    into a user's folder, or files added to an output, show up here. A marker of an older version,
+    which recorded no entries (or only a legacy marker), accounts for the names rocoft-llm's
+    outputs hold (:data:`OUTPUT_NAMES`)."""
     d = Path(directory)
     try:
         record = json.loads((d / OWNER_MARKER).read_text())
@@ -121,7 +131,7 @@ def foreign_entries(directory: str | Path, also: frozenset[str] = frozenset()) -
     elif record.get("kind") == "training run":
         known = set(RUN_ENTRIES | also)
     else:
-        return []
+        known = {p.name for p in d.iterdir() if OUTPUT_NAMES.match(p.name)}
     return _outside(d, known)
 
 

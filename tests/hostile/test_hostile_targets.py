@@ -171,3 +171,24 @@ def test_outputs_made_through_temporary_names_get_the_umask_modes(sandbox):
 
 def test_recipes_copy_climbing_into_the_current_directory_is_refused(sandbox):
     refused_untouched(sandbox, ["recipes", "--copy", CLIMB], f"{sandbox / 'recipes'} already exists")
+
+
+@pytest.mark.parametrize("marker", ["rocoft_merge.json", "an old marker without entries"])
+def test_a_copied_marker_of_an_older_version_does_not_make_a_user_folder_replaceable(
+    sandbox, adapter, marker
+):
+    from rocoft_llm.ownership import OWNER_MARKER, check_replaceable
+
+    old = (
+        ("rocoft_merge.json", "{}")
+        if marker == "rocoft_merge.json"
+        else (OWNER_MARKER, json.dumps({"written_by": "rocoft-llm", "kind": "merged model"}))
+    )
+    (sandbox / "userdir" / old[0]).write_text(old[1])
+    args = DIRECTORIES["merge"](sandbox.parent / "args", sandbox / "userdir", adapter) + ["--overwrite"]
+    refused_untouched(sandbox, args, COPIED, "thesis.tex", "chapters/")
+    merged = sandbox.parent / "args" / "old-merged"  # what such a version wrote is still replaceable
+    merged.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json", old[0]):
+        (merged / name).write_text(old[1] if name == old[0] else "x")
+    check_replaceable(merged, "merged model")
