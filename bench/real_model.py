@@ -55,8 +55,11 @@ LOGLIK_TASKS = ["boolq", "arc_easy", "piqa"]
 #: method -> (recipe overrides, learning rate). Learning rates differ by method (what each needs in a
 #: short run); everything else - data, steps, batch, seed, loss masking - is shared.
 METHODS = {
-    "rocoft-rows": (["method=rocoft", "rocoft.mode=row", "rocoft.rank=3"], 1e-2),
-    "rocoft-columns": (["method=rocoft", "rocoft.mode=column", "rocoft.rank=3"], 1e-2),
+    "rocoft-rows": (["method=rocoft", "rocoft.mode=row", "rocoft.rank=3", "rocoft.selection=first"], 1e-2),
+    "rocoft-columns": (
+        ["method=rocoft", "rocoft.mode=column", "rocoft.rank=3", "rocoft.selection=first"],
+        1e-2,
+    ),
     "lora-r8": (["method=lora", "rocoft=null", "lora.r=8", "lora.alpha=16", "lora.dropout=0.0"], 1e-3),
     "full": (["method=full", "rocoft=null"], 5e-5),
 }

@@ -76,7 +76,7 @@ def test_every_problem_reported_at_once(tmp_path):
     assert "train.lr: 'fast' is not a number" in text
     assert "dist.zero_stage" in text and "deepspeed" in text
     assert "train.micro_batch_size=2 or train.global_batch_size=8 or 12" in text
-    assert "rocoft.rank: 5000 exceeds the output rows of q_proj (4096)" in text and "use rank <= 4096" in text
+    assert "rocoft.rank: 5000 exceeds the input columns of q_proj (4096)" in text  # the default mode and "use rank <= 4096" in text
     assert len(found) == 6
 
 
@@ -168,7 +168,7 @@ def test_incompatible_combinations(tmp_path):
 def test_targets_and_fused_bloom_rank_checked_against_real_model(tmp_path):
     text = "\n".join(problems(tmp_path, base(tmp_path, rocoft={"targets": ["q_proj", "qkv"]})))
     assert "['qkv'] are not linear layers of meta-llama/Llama-2-7b-hf" in text
-    data = base(tmp_path, rocoft={"rank": 4097})
+    data = base(tmp_path, rocoft={"rank": 4097, "mode": "row"})
     data["model"]["name_or_path"] = "bigscience/bloomz-7b1"
     text = "\n".join(problems(tmp_path, data))
     assert "query_key_value (4096 per fused part)" in text
