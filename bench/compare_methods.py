@@ -401,7 +401,8 @@ def parse_ablations(text: str) -> tuple[list[str], dict[str, int]]:
 def parse_fixed_lrs(text: str) -> dict[str, list[float]]:
     """``--fixed-lr``: comma-separated ``METHOD=RATE`` or ``METHOD=RATE/RATE/...``: that method tries
     exactly these rates (best by validation NLL, no extension) instead of its ladder's sweep - a rate
-    an earlier comparison at the same budget tuned, or the rates a short session can afford."""
+    an earlier comparison at the same budget tuned, or a short list of candidates when a full sweep is
+    too costly."""
     fixed = {}
     for item in (a.strip() for a in text.split(",") if a.strip()):
         name, _, rates = item.partition("=")
