@@ -9,6 +9,7 @@ import json
 import click
 
 from ..eval.decoding import Decoding
+from .options import prompt_and_dtype_options
 
 
 def _default(key: str) -> str:
@@ -75,24 +76,7 @@ Examples:
     help="Replace an earlier evaluation of the same kind in the output directory (refused without it; "
     "--out DIR writes beside it instead).",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    default=None,
-    help="Default: bfloat16 on GPU, float32 on CPU.",
-)
-@click.option(
-    "--template",
-    default=None,
-    help="Prompt template: llm_adapters, alpaca_clean, a custom string, or chat (the tokenizer's chat "
-    "template). Default: the run's data.template, else llm_adapters.",
-)
-@click.option(
-    "--chat-template",
-    type=click.Path(exists=True, dir_okay=False),
-    help="With --template chat: a Jinja chat template file instead of the tokenizer's own (default: the "
-    "run's data.chat_template).",
-)
+@prompt_and_dtype_options
 @click.option(
     "--apply-chat-template/--no-apply-chat-template",
     default=None,

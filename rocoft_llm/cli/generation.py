@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..eval.decoding import Sampling
-from .options import options_from
+from .options import options_from, prompt_and_dtype_options
 
 
 @click.command(
@@ -36,24 +36,8 @@ Examples:
     type=click.File("r", encoding="utf-8"),
     help="A file whose whole text is one instruction ('-' = stdin).",
 )
-@click.option(
-    "--template",
-    help="Prompt template: llm_adapters, alpaca_clean, chat (the tokenizer's chat template) or a string "
-    "with {instruction} and {output} (default: the run's data.template, else llm_adapters). "
-    "'{instruction}{output}' sends the text as it is.",
-)
-@click.option(
-    "--chat-template",
-    type=click.Path(exists=True, dir_okay=False),
-    help="With --template chat: a Jinja chat template file instead of the tokenizer's own (default: the "
-    "run's data.chat_template).",
-)
+@prompt_and_dtype_options
 @options_from(Sampling)
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "bfloat16", "float16"]),
-    help="Default: bfloat16 on GPU, float32 on CPU.",
-)
 @click.option("--show-prompt", is_flag=True, help="Print the rendered prompt (to stderr) before each reply.")
 def generate(
     run_dir,

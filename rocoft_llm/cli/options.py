@@ -68,6 +68,30 @@ def options_from(model: type[BaseModel], names: list[str] | None = None):
     return decorate
 
 
+def prompt_and_dtype_options(fn):
+    """``--template``, ``--chat-template`` and ``--dtype``: how a loaded model is prompted and held, the
+    same for ``eval`` and ``generate``."""
+    fn = click.option(
+        "--dtype",
+        type=click.Choice(["float32", "bfloat16", "float16"]),
+        default=None,
+        help="Default: bfloat16 on GPU, float32 on CPU.",
+    )(fn)
+    fn = click.option(
+        "--chat-template",
+        type=click.Path(exists=True, dir_okay=False),
+        help="With --template chat: a Jinja chat template file instead of the tokenizer's own (default: "
+        "the run's data.chat_template).",
+    )(fn)
+    return click.option(
+        "--template",
+        default=None,
+        help="Prompt template: llm_adapters, alpaca_clean, chat (the tokenizer's chat template) or a "
+        "string with {instruction} and {output} (default: the run's data.template, else llm_adapters). "
+        "'{instruction}{output}' sends the text as it is.",
+    )(fn)
+
+
 class RecipeFile(click.ParamType):
     """A recipe argument: a YAML file, or a shipped recipe by name (``llama2-13b-math``) when no such file
     exists; anything else is refused with the way to list and copy the shipped recipes."""
