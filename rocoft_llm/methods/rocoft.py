@@ -1,8 +1,10 @@
-"""RoCoFT: only r rows or r columns of each targeted linear are trained (the default method)."""
+"""RoCoFT: only the selected rows, columns, rows and columns, or entries of each targeted linear are
+trained (the default method)."""
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from ..errors import RoCoFTError
@@ -114,6 +116,7 @@ class RoCoFTMethod(Method):
                 f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
             )
         from ..rocoft.apply import index_parts
+        from ..rocoft.placement import slice_shapes
 
         rank, mode = r.rocoft.rank, r.rocoft.mode
         n_layers, too_small = {}, []
@@ -127,7 +130,8 @@ class RoCoFTMethod(Method):
                     fused = " per fused part" if s.row_parts > 1 and kind == "row" else ""
                     dim = "output rows" if kind == "row" else "input columns"
                     too_small.append((limit, f"the {dim} of {t} ({limit}{fused})"))
-            per = trainable_count(parts, shape)
+            counts = [n for _, _, n in parts]
+            per = sum(math.prod(dims) for dims in slice_shapes(mode, shape, *counts)) if counts else 0
             if r.rocoft.train_bias and arch is not None and arch.has_bias:
                 per += s.out_features
             n_layers[t] = per
@@ -139,18 +143,3 @@ class RoCoFTMethod(Method):
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
         if layers:
             result.derived["trainable_parameters"] = layers * sum(n_layers.values())
-
-
-def trainable_count(parts: list[tuple[str, int, int]], shape: tuple[int, int]) -> int:
-    """Trainable values of one weight from its index parts (``rocoft.apply.index_parts``): r rows of
-    ``in`` values, r columns of ``out`` values (minus the rows' crossings in row_column), or entries."""
-    out_f, in_f = shape
-    count, rows = 0, 0
-    for kind, _, n in parts:
-        if kind == "row":
-            count, rows = count + n * in_f, n
-        elif kind == "column":
-            count += (out_f - rows) * n
-        else:
-            count += n
-    return count

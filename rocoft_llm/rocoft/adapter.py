@@ -23,7 +23,7 @@ from torch import nn
 
 from ..architectures import fused_layout
 from ..distributed import is_main
-from ..errors import AdapterError
+from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, read_json, sha256_file
 from ..version import __version__
 from .apply import (
@@ -221,7 +221,7 @@ def check_module_indices(data: dict, cfg_path: Path) -> None:
         )
     try:
         cfg = adapter_rocoft_config(data)
-    except Exception as e:  # noqa: BLE001 - any invalid recorded setting is a corrupt adapter
+    except RoCoFTError as e:  # an invalid recorded setting is a corrupt adapter
         raise AdapterError(f"{cfg_path}: the recorded RoCoFT settings are invalid ({e}); {RESAVE}.") from None
     if not isinstance(data["modules"], dict) or not data["modules"]:
         raise AdapterError(f"{cfg_path}: 'modules' lists no adapted modules; {RESAVE}.")

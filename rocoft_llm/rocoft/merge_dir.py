@@ -23,8 +23,7 @@ from ..architectures import find_architecture
 from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json, sha256_file
 from ..ownership import target_path
-from .adapter import CHECKSUM_RTOL, CONFIG_FILE, module_indices, read_adapter_config, read_adapter_tensors
-from .apply import split_module_indices
+from .adapter import CHECKSUM_RTOL, CONFIG_FILE, read_adapter_config, read_adapter_tensors
 from .placement import Placement, make_placement, slice_names
 
 log = logging.getLogger("rocoft_llm")
@@ -118,10 +117,10 @@ def module_placement(adapter: dict, module: str) -> Placement:
     """Where the adapter's values of ``module`` live in its weight (indices already checked by
     ``read_adapter_config``)."""
     info = adapter["modules"][module]
-    index, columns = split_module_indices(module, module_indices(info, adapter["mode"]), adapter["mode"])
+    columns = info.get("column_indices")
     return make_placement(
         adapter["mode"],
-        torch.tensor(index),
+        torch.tensor(info["indices"]),
         tuple(info["weight_shape"]),
         None if columns is None else torch.tensor(columns),
     )
