@@ -31,7 +31,7 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
     (FSDP2) or deepspeed (ZeRO 0-3). On SIGTERM/SIGUSR1 all ranks save a checkpoint at the next
     step boundary and exit with code 75; rerun with train.resume=auto to continue.
     """
-    from ..distributed import shutdown_distributed
+    from ..distributed import is_main, shutdown_distributed
     from ..train.loop import Preempted
     from ..train.run import train as run_train
 
@@ -41,8 +41,12 @@ def train(recipe: str, overrides: tuple[str, ...], overwrite: bool) -> None:
         shutdown_distributed()
         click.echo(str(e), err=True)
         sys.exit(75)
+    writer = is_main()  # only rank 0 wrote summary.json (other nodes may not see output.dir at all)
     shutdown_distributed()
-    click.echo(f"run written to {out} ({product_folder(out)}/, metrics.jsonl, loss_curve.png, summary.json)")
+    if writer:
+        click.echo(
+            f"run written to {out} ({product_folder(out)}/, metrics.jsonl, loss_curve.png, summary.json)"
+        )
 
 
 def product_folder(run) -> str:

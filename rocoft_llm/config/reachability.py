@@ -124,7 +124,7 @@ def data_warnings(r: Recipe) -> list[str]:
     out, unset = [], {}
     root = r.data.llm_adapters_dir or os.environ.get(LLM_ADAPTERS_ENV)
     nll = [r.eval.nll_data] if r.eval.nll_data else []
-    for key, names, split in (
+    for key, names, key_split in (
         ("data.train", r.data.train, "train"),
         ("eval.tasks", r.eval.tasks, "test"),
         ("eval.nll_data", nll, "test"),
@@ -133,12 +133,15 @@ def data_warnings(r: Recipe) -> list[str]:
             if Path(name).exists() or parse_file_split_spec(name):
                 continue
             part = parse_split_spec(name)
-            dataset, split = (part[0], "test") if part else (name, split)
+            # a split part (boolq:train) is cut from the LLM-Adapters test file, whatever data.source says
+            dataset, split = (part[0], "test") if part else (name, key_split)
             found = canonical_dataset_id(dataset)
             if found is None:
                 continue
             mix = mixture_entry(found)
-            from_hub = (key == "data.train" and r.data.source == "hub") or (mix is not None and mix.hub_only)
+            from_hub = not part and (
+                (key == "data.train" and r.data.source == "hub") or (mix is not None and mix.hub_only)
+            )
             if from_hub:
                 members = list(mix.members) if mix else [found]
                 problem = _hub_problem(key, name, members, "train" if mix else split, r.data.hub_dir)

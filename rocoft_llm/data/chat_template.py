@@ -20,7 +20,7 @@ answer cannot be learnt without it). Text is tokenized without added special tok
 
 Cutoff: the ids are cut at ``cutoff_len``; an example left with no assistant token is dropped
 (counted), so a truncated prompt is never trained on alone. ``add_eos`` appends EOS only when the
-rendered conversation holds none (a chat template ends its turns itself).
+rendered conversation holds none (a chat template ends its turns itself) and it fits the cutoff.
 """
 
 from __future__ import annotations
@@ -107,7 +107,8 @@ def assistant_spans(tokenizer, chat: str, messages: list[dict], where: str = "")
         if turn["role"] != "assistant":
             continue
         start = common_prefix(full, ids(messages[:j], True))
-        end = common_prefix(full, ids(messages[: j + 1], False))
+        # the conversation up to its last turn is the whole conversation: no third rendering
+        end = len(full) if j == len(messages) - 1 else common_prefix(full, ids(messages[: j + 1], False))
         if eos is not None and eos in full[start:end]:
             end = start + max(k for k, t in enumerate(full[start:end]) if t == eos) + 1
         spans.append((start, end))
@@ -130,7 +131,7 @@ def encode_chat(
     target = [False] * len(full)
     for start, end in spans:
         target[start:end] = [True] * (end - start)
-    if add_eos and eos is not None and eos not in full:
+    if add_eos and eos is not None and eos not in full and len(full) < cutoff_len:
         full, target = full + [eos], target + [True]
     over = len(full) > cutoff_len
     ids, target = full[:cutoff_len], target[:cutoff_len]

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.chat import record_question
 from ..data.heldout_split import normalise_question, parse_split_spec
 from ..errors import RoCoFTError, bounded
 from ..io_utils import read_json
@@ -85,11 +86,8 @@ def training_questions(recipe: dict, manifest: dict) -> set[str]:
                 f"held-out evaluation: {changed} changed since the run trained on it (sha256 differs from "
                 "its data_manifest.json); restore the original file or pass --score-all."
             )
-        seen.update(
-            normalise_question(r["instruction"])
-            for r in src.records
-            if isinstance(r, dict) and isinstance(r.get("instruction"), str)
-        )
+        # the key splits and contamination reports use: an instruction, or a chat record's first user turn
+        seen.update(normalise_question(q) for q in map(record_question, src.records) if q)
     return seen
 
 

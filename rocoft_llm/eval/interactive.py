@@ -81,8 +81,8 @@ def load_for_generate(
     """(model, tokenizer, Prompting, description) for ``generate``: the template is ``template``, else the
     run's ``data.template`` (and ``data.chat_template``), else llm_adapters (eval's default)."""
     data = run_recipe(Path(run)).get("data", {}) if run is not None else {}
-    if template is None:
-        template, chat_template = data.get("template"), chat_template or data.get("chat_template")
+    # key by key, as eval falls back: --template chat on a run keeps the run's chat template file
+    template, chat_template = template or data.get("template"), chat_template or data.get("chat_template")
     net, tokenizer, identity, _ = load_for_eval(model, adapter, run, dtype, device)
     prepare_tokenizer(tokenizer, getattr(net.config, "pad_token_id", None) or 0)
     described = identity["model"] + (f" + {identity['adapter']}" if identity.get("adapter") else "")

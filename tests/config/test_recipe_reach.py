@@ -132,3 +132,23 @@ def test_llm_adapters_dir_is_the_repository_or_its_dataset_folder(tmp_path):
     for root in (repo, repo / "dataset"):
         assert from_llm_adapters("gsm8k", "test", str(root)).records[0]["answer"] == "2"
         assert from_llm_adapters("math", "train", str(root)).files  # ft-training_set/ beside dataset/
+
+
+def test_a_split_entry_does_not_change_how_later_entries_are_checked(tmp_path, monkeypatch):
+    """`boolq:train` is cut from boolq's test file; the plain `gsm8k` after it is still looked for as a
+    training set (and reported missing), not as gsm8k's test file."""
+    from rocoft_llm.config import load_recipe
+    from rocoft_llm.config.reachability import data_warnings
+
+    monkeypatch.delenv("ROCOFT_LLM_ADAPTERS_DIR", raising=False)
+    repo = _fake_llm_adapters(tmp_path / "LLM-Adapters")
+    (repo / "dataset" / "boolq").mkdir()
+    (repo / "dataset" / "boolq" / "test.json").write_text("[]")
+    overrides = [f"data.llm_adapters_dir={repo}", "eval.tasks=[gsm8k]"]
+    alone, _ = load_recipe(REPO / "recipes" / "llama2-13b-math.yaml", overrides + ["data.train=[gsm8k]"])
+    after, _ = load_recipe(
+        REPO / "recipes" / "llama2-13b-math.yaml", overrides + ["data.train=[boolq:train,gsm8k]"]
+    )
+    missing = [w for w in data_warnings(alone) if w.startswith("data.train") and "gsm8k" in w]
+    assert missing, data_warnings(alone)
+    assert [w for w in data_warnings(after) if w.startswith("data.train") and "gsm8k" in w] == missing

@@ -214,3 +214,21 @@ def test_instruction_template_mask_keeps_a_merged_first_token(merging):
     prompt = merging(template.train_prompt_part(rec["instruction"]))["input_ids"]
     first = next(k for k, t in enumerate(labels) if t != IGNORE_INDEX)
     assert first == len(prompt) - 1 and merging.decode(ids[first:]) == " the correct answer is true</s>"
+
+
+#: a template that writes no EOS of its own, so ``add_eos`` has to append one
+NO_EOS_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+
+
+def test_eos_is_appended_only_when_it_fits(merging):
+    """As for instruction records: a conversation that fills the cutoff exactly is not cut (and not
+    counted over-length) to make room for an EOS it does not hold."""
+    turns = [{"role": "user", "content": "is 8 > 3?"}, {"role": "assistant", "content": "true"}]
+    bare = encode_chat(merging, NO_EOS_TEMPLATE, turns, 512, train_on_inputs=False, add_eos=False)
+    roomy = encode_chat(merging, NO_EOS_TEMPLATE, turns, 512, train_on_inputs=False, add_eos=True)
+    assert roomy["length"] == bare["length"] + 1 and roomy["input_ids"][-1] == merging.eos_token_id
+    full = encode_chat(merging, NO_EOS_TEMPLATE, turns, bare["length"], train_on_inputs=False, add_eos=True)
+    assert full["input_ids"] == bare["input_ids"] and not full["overlength"]

@@ -80,3 +80,28 @@ def test_test_items_in_training_data_are_found_at_eval_time(tmp_path, monkeypatc
     summary, _ = _eval(monkeypatch, run, tmp_path / "tests", tmp_path / "ev3")
     assert summary["evaluation_mode"] == "all" and summary["seen_in_training"] is None
     assert summary["evaluation_mode_reason"].startswith("not checked: the run's training data cannot be read")
+
+
+def test_chat_training_data_is_compared_by_its_first_user_turn(tmp_path):
+    """A run trained on OpenAI `messages` and ShareGPT records saw the questions of their first user
+    turns: the held-out check keys them as the file split and contamination report do."""
+    import json
+
+    from rocoft_llm.data.heldout_split import normalise_question
+    from rocoft_llm.eval.heldout import training_questions
+
+    messages = tmp_path / "chat.jsonl"
+    messages.write_text(
+        json.dumps(
+            {"messages": [{"role": "user", "content": "Is 7 even?"}, {"role": "assistant", "content": "no"}]}
+        )
+        + "\n"
+    )
+    sharegpt = tmp_path / "sharegpt.json"
+    sharegpt.write_text(
+        json.dumps(
+            [{"conversations": [{"from": "human", "value": "Is 9 odd?"}, {"from": "gpt", "value": "yes"}]}]
+        )
+    )
+    seen = training_questions({"data": {"train": [str(messages), str(sharegpt)]}}, {})
+    assert seen == {normalise_question("Is 7 even?"), normalise_question("Is 9 odd?")}
