@@ -257,10 +257,8 @@ def os_error_message(e: OSError) -> str | None:
     name = getattr(e, "filename", None)
     if is_disk_full(e):
         return str(DiskFullError(name or "(unknown file)", "a file", free_space(name or ".")))
-    if e.errno == errno.EROFS and name:
+    if e.errno in UNWRITABLE_ERRNOS and name:  # read-only filesystem or no permission: one message
         return str(unwritable(name, "file", e))
-    if e.errno in UNWRITABLE_ERRNOS and name:
-        return f"{name}: {e.strerror or e}; give this user access to it (or choose another path)."
     if e.errno == errno.ENAMETOOLONG:
         return (
             f"{preview(str(name or ''))}: a file name is too long for the filesystem; choose a shorter one."

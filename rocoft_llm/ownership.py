@@ -304,22 +304,31 @@ class RunLock:
 UNWRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path``, or the nearest folder above it that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def read_only(folder: Path) -> bool:
+    """Whether ``folder`` lies on a read-only filesystem."""
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+
+
 def writable_problem(path: str | Path, what: str, inside: bool = False, probe: bool = True) -> str | None:
     """Why ``path`` cannot be written, or None. The folder that will receive the output is ``path``
     itself when ``inside`` and it exists, else the nearest existing folder above it; ``probe`` creates
     and removes a file there (what the OS really allows), otherwise ``os.access`` answers."""
     path = Path(path)
-    folder = path if inside and path.is_dir() else path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(path if inside and path.is_dir() else path.parent)
     if not folder.is_dir():
         return f"cannot write {what} {path}: {folder} is a file, not a folder; choose another path"
     if not probe:
         if os.access(folder, os.W_OK | os.X_OK):
             return None
-        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
         return _unwritable_text(
-            path, what, folder, "Read-only file system" if read_only else "Permission denied"
+            path, what, folder, "Read-only file system" if read_only(folder) else "Permission denied"
         )
     try:
         fd, name = tempfile.mkstemp(dir=folder, prefix=WRITE_PROBE)
@@ -373,9 +382,7 @@ def output_dir_problem(value: str | Path) -> str | None:
     if out.exists() and not out.is_dir():
         return f"{value} is an existing file, not a directory; choose another path"
     problem = writable_problem(out, "output directory", inside=True, probe=False)
-    nearest = out
-    while not nearest.exists() and nearest != nearest.parent:
-        nearest = nearest.parent
-    if problem and nearest not in (out, out.parent) and "Read-only file system" not in problem:
+    nearest = nearest_existing(out)
+    if problem and nearest not in (out, out.parent) and not read_only(nearest):
         return None
     return problem

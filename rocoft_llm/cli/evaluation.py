@@ -9,7 +9,7 @@ import json
 import click
 
 from ..eval.decoding import Decoding
-from .options import prompt_and_dtype_options
+from .options import model_dtype, prompt_and_dtype_options
 
 
 def _default(key: str) -> str:
@@ -170,7 +170,7 @@ def eval_cmd(
 
     init_distributed("ddp", 60)
     device = device_for_rank()
-    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    dtype = model_dtype(dtype, device)
     # defaults come from the run's recipe (its eval section and training template), then the protocol
     recipe = run_recipe(Path(run_dir)) if run_dir else {"eval": {}, "data": {}}
     task_list = (

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..eval.decoding import Sampling
-from .options import options_from, prompt_and_dtype_options
+from .options import model_dtype, options_from, prompt_and_dtype_options
 
 
 @click.command(
@@ -85,7 +85,7 @@ def generate(
         todo = interactive_prompts(sys.stdin, ask)
     sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
     device = device_for_rank()
-    dtype = dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    dtype = model_dtype(dtype, device)
     net, tok, prompting, described = load_for_generate(
         model_path, adapter, run_dir, template, dtype, str(device), chat_template
     )

@@ -92,6 +92,11 @@ def prompt_and_dtype_options(fn):
     )(fn)
 
 
+def model_dtype(dtype: str | None, device) -> str:
+    """``--dtype``, or its declared default: bfloat16 on GPU, float32 on CPU."""
+    return dtype or ("bfloat16" if device.type == "cuda" else "float32")
+
+
 class RecipeFile(click.ParamType):
     """A recipe argument: a YAML file, or a shipped recipe by name (``llama2-13b-math``) when no such file
     exists; anything else is refused with the way to list and copy the shipped recipes."""

@@ -141,8 +141,8 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 p.append(f"{key}: {path} is a directory; list the JSON file(s) inside it")
             elif suffix_problem:
                 p.append(f"{key}: {suffix_problem}")
-            elif file_part_problem(name):
-                p.append(f"{key}: {file_part_problem(name)}")
+            elif part_problem := file_part_problem(name):
+                p.append(f"{key}: {part_problem}")
             elif canonical_dataset_id(split[0] if split else name) is None and not Path(path).exists():
                 msg = (
                     f"{key}: {name!r} is neither a dataset id ({', '.join(all_dataset_ids())}), a split "

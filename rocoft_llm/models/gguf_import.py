@@ -96,8 +96,6 @@ def convert_gguf(
 ) -> Path:
     """Write ``gguf_file`` as a plain HF directory at ``out_dir`` (atomically); returns ``out_dir``."""
     path, out = Path(gguf_file), target_path(out_dir, "converted model")  # once, before any check
-    if out.exists() and not overwrite:
-        raise RoCoFTError(f"{out} already exists; choose another OUT_DIR or pass --overwrite.")
     check_output_target(out, overwrite, "converted model")  # replaceable and writable, before loading
     model, tokenizer = load_gguf(path, dtype)
     # save_pretrained refuses a GGUF-loaded model while it still carries the loader's quantization state

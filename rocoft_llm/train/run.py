@@ -218,6 +218,7 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
     # save
     save(total_steps, state)
     save_final(recipe, backend.module, out, manifest)
+    last = logger.last_record()  # read once: a resume with no steps left reads the whole file
     summary = {
         "method": recipe.method,
         "trainable_parameters": n_train,
@@ -233,9 +234,9 @@ def run_training(recipe, recipe_path: str, out: Path, ckpt: Path | None, device,
         "frozen_param_bytes_rank0": local_param_bytes(backend.module, trainable=False),
         "trainable_param_bytes_rank0": local_param_bytes(backend.module, trainable=True),
         "optimizer_state_bytes_rank0": optimizer_state_bytes(backend.optimizer),
-        "final_loss": logger.last_record().get("loss"),
+        "final_loss": last.get("loss"),
         "train_seconds": round(state.get("train_seconds", 0.0), 2),
-        "final_val_nll": logger.last_record().get("val_nll"),
+        "final_val_nll": last.get("val_nll"),
     }
     if is_main():
         logger.close(out)

@@ -50,8 +50,9 @@ def refused_untouched(sandbox, args, *needles):
 @pytest.mark.parametrize("overwrite", [False, True])
 def test_a_climbing_directory_target_is_the_current_directory(sandbox, adapter, command, overwrite):
     args = DIRECTORIES[command](sandbox.parent / "args", CLIMB, adapter)
-    needle = "it is the current directory" if overwrite else str(sandbox)
-    refused_untouched(sandbox, args + (["--overwrite"] if overwrite else []), needle)
+    # without --overwrite the existing folder is named and the flag offered; with it, the cwd is refused
+    needles = ["it is the current directory"] if overwrite else [str(sandbox), "--overwrite"]
+    refused_untouched(sandbox, args + (["--overwrite"] if overwrite else []), *needles)
 
 
 @pytest.mark.parametrize("command", list(FILES))
