@@ -76,6 +76,7 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 f"{other.section}=null) or set method: {other.name}"
             )
     method.check(r, p, res.warnings)
+    p.extend(quantize_problems(r))
     if r.dist.backend != "deepspeed":
         for key in ("zero_stage", "deepspeed_config"):
             if getattr(r.dist, key) is not None:
@@ -150,6 +151,41 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 )
                 # a missing JSON file may just not be downloaded yet on this machine: warn (errors with --strict)
                 (res.warnings if path.endswith((".json", ".jsonl")) else p).append(msg)
+
+
+QUANT_INSTALL = "pip install 'rocoft-llm[quant]'"
+
+
+def quantize_problems(r: Recipe) -> list[str]:
+    """What ``model.quantize`` cannot be combined with: a missing bitsandbytes, a method that trains
+    every weight (a packed 4/8-bit weight has no gradient), sharded backends (FSDP2 and ZeRO-3 would
+    shard the packed storage, which the RoCoFT slices and bitsandbytes' quantization state do not
+    follow), and a random-initialised model (nothing pretrained to quantize)."""
+    q = r.model.quantize
+    if q is None:
+        return []
+    import importlib.util
+
+    out = []
+    if importlib.util.find_spec("bitsandbytes") is None:
+        out.append(f"model.quantize: {q} needs bitsandbytes, which is not installed; run {QUANT_INSTALL}")
+    if get_method(r.method).trains_all_weights:
+        out.append(
+            f"model.quantize: {q} with method: {r.method}: a quantized base cannot be finetuned in full (its "
+            "packed weights have no gradient); use method: rocoft or method: lora, or model.quantize: null"
+        )
+    if r.dist.backend in ("fsdp", "deepspeed"):
+        out.append(
+            f"model.quantize: {q} with dist.backend: {r.dist.backend} is not supported (sharding a "
+            "bitsandbytes-quantized base); use dist.backend: ddp (each rank holds the quantized base, "
+            "which is what makes it fit) or none, or model.quantize: null"
+        )
+    if r.model.random_init:
+        out.append(
+            f"model.quantize: {q} with model.random_init: true: quantization applies to pretrained weights "
+            "loaded from model.name_or_path; drop one of them"
+        )
+    return out
 
 
 def _data_size(r: Recipe, res: CheckResult) -> int | None:

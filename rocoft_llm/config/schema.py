@@ -63,6 +63,13 @@ class ModelSection(StrictModel):
     """transformers attention kernel (eager, sdpa, flash_attention_2); null = transformers' choice."""
     pad_token_id: NonNegativeInt = 0
     """Pad id for batching (Llama-2 has no pad token; LLM-Adapters uses 0)."""
+    quantize: Literal["nf4", "fp4", "int8"] | None = None
+    """Store the frozen base weights quantized through bitsandbytes (``pip install 'rocoft-llm[quant]'``):
+    nf4 or fp4 (4 bits, QLoRA's storage) or int8 (LLM.int8); null = model.dtype. The targeted linears'
+    weights are stored quantized; computation runs in model.dtype. RoCoFT and LoRA (peft's QLoRA path)
+    train on it, on one process or under DDP; full finetuning, FSDP and DeepSpeed are refused. The
+    trained slices are exact with respect to the dequantized weights; a merged model is full precision
+    (model.dtype)."""
 
 
 class RoCoFTSection(RoCoFTConfig):

@@ -293,3 +293,30 @@ def test_row_column_and_entries_counts_at_paper_scale(monkeypatch):
     )
     per_layer = 4 * round(0.01 * 4096 * 4096) + 3 * round(0.01 * 4096 * 11008)
     assert entries.derived["trainable_parameters"] == 32 * per_layer
+
+
+def test_quantize_refused_where_it_cannot_run(tmp_path, monkeypatch):
+    """model.quantize: full finetuning, sharded backends and random weights are refused with the
+    working alternative; a missing bitsandbytes is refused with the install line."""
+    data = base(tmp_path, method="full", dist={"backend": "fsdp"})
+    data["model"]["quantize"] = "nf4"
+    text = "\n".join(problems(tmp_path, data))
+    assert "cannot be finetuned in full" in text and "use method: rocoft or method: lora" in text
+    assert "dist.backend: fsdp is not supported" in text and "use dist.backend: ddp" in text
+    assert "needs bitsandbytes" not in text
+    data = base(tmp_path, dist={"backend": "deepspeed"})
+    data["model"].update(quantize="int8", random_init=True)
+    text = "\n".join(problems(tmp_path, data))
+    assert "dist.backend: deepspeed is not supported" in text and "model.random_init" in text
+    assert "int8" in "\n".join(problems(tmp_path, base(tmp_path), ["model.quantize=int4"]))
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "bitsandbytes" else real(n, *a)
+    )
+    text = "\n".join(problems(tmp_path, base(tmp_path), ["model.quantize=nf4"]))
+    assert "model.quantize: nf4 needs bitsandbytes" in text and "pip install 'rocoft-llm[quant]'" in text
+    monkeypatch.undo()
+    recipe, _ = load_recipe(write(tmp_path, base(tmp_path, method="lora")), ["model.quantize=fp4"])
+    assert recipe.model.quantize == "fp4"
