@@ -177,6 +177,8 @@ class Bench:
             timeout,
         )
         self.log = out / "commands.log"
+        #: ``--override`` items, applied to every training run after the budget's own settings
+        self.extra = list(cfg.get("overrides", []))
 
     def cli(self, args: list[str]) -> None:
         with open(self.log, "a") as f:
@@ -191,20 +193,24 @@ class Bench:
 
     def shared_overrides(self) -> list[str]:
         c = self.cfg
-        return [
-            f"model.name_or_path={self.model}",
-            f"data.train=[{self.file}:train]",
-            f"data.cutoff_len={c['cutoff']}",
-            f"train.global_batch_size={c['batch']}",
-            f"train.micro_batch_size={c['batch']}",
-            f"train.max_steps={c['steps']}",
-            f"train.warmup_steps={c['warmup']}",
-            f"eval.nll_data={self.file}:validation",
-            f"eval.nll_records={c['curve_records']}",
-            f"eval.batch_size={c['eval_batch']}",
-            "output.report_to=[]",
-            "train.resume=auto",
-        ] + ([f"train.save_steps={c['save_steps']}"] if c["save_steps"] else [])
+        return (
+            [
+                f"model.name_or_path={self.model}",
+                f"data.train=[{self.file}:train]",
+                f"data.cutoff_len={c['cutoff']}",
+                f"train.global_batch_size={c['batch']}",
+                f"train.micro_batch_size={c['batch']}",
+                f"train.max_steps={c['steps']}",
+                f"train.warmup_steps={c['warmup']}",
+                f"eval.nll_data={self.file}:validation",
+                f"eval.nll_records={c['curve_records']}",
+                f"eval.batch_size={c['eval_batch']}",
+                "output.report_to=[]",
+                "train.resume=auto",
+            ]
+            + ([f"train.save_steps={c['save_steps']}"] if c["save_steps"] else [])
+            + self.extra
+        )
 
     def train(self, name: str, overrides: list[str], lr: float, seed: int, curve: bool) -> Path:
         """One training run (skipped when finished); ``curve``: measure the validation subset every
@@ -417,6 +423,23 @@ def parse_fixed_lrs(text: str) -> dict[str, list[float]]:
     return fixed
 
 
+def parse_overrides(items: list[str]) -> list[str]:
+    """``--override KEY=VALUE`` (repeatable): recipe overrides every training run gets after the
+    budget's own (e.g. ``data.template=chat`` or ``model.quantize=nf4``), so one comparison varies one
+    setting against another comparison in a second OUT. Keys the budget itself sets are refused: the
+    budget would no longer be the one the report names."""
+    fixed = ("model.name_or_path", "data.train", "data.cutoff_len", "train.", "eval.", "output.", "method")
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ValueError(f"{item!r}: write KEY=VALUE, e.g. data.template=chat")
+        if key.strip().startswith(fixed):
+            raise ValueError(
+                f"{item!r}: {key} is set by the budget or the method; choose another --budget or method"
+            )
+    return list(items)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--budget", choices=list(BUDGETS), default="full")
@@ -460,6 +483,19 @@ def main() -> None:
         help="comma-separated subset of the budget's ablations to run (default: all of them; 'none'); "
         "NAME=N sweeps N rates for that one (1: rows' tuned rate only)",
     )
+    ap.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override for every training run (repeatable), e.g. data.template=chat or "
+        "model.quantize=nf4; use its own --out; needs --no-cost (stage 5 measures the plain methods)",
+    )
+    ap.add_argument(
+        "--model",
+        default="smollm2-135m",
+        help="the `rocoft-llm fetch-model` name of the real model (default smollm2-135m), or a local model directory",
+    )
     args = ap.parse_args()
     from compare_report import render
 
@@ -488,6 +524,12 @@ def main() -> None:
             cfg["ablations"], cfg["ablation_rates"] = parse_ablations(args.ablations)
         except ValueError as e:
             sys.exit(f"--ablations {args.ablations}: {e}")
+    try:
+        cfg["overrides"] = parse_overrides(args.override)
+    except ValueError as e:
+        sys.exit(f"--override {e}")
+    if cfg["overrides"] and not args.no_cost:
+        sys.exit("--override: add --no-cost (stage 5 measures the methods without the overrides)")
     if "rows-r3" not in methods:
         cfg["ablations"] = []  # ablations sweep around rows' tuned rate and are paired against rows-r3
     data_file = Path(args.llm_adapters_dir).resolve() / "ft-training_set" / "math_data.json"
@@ -496,13 +538,16 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
     started = time.time()
-    fetched = subprocess.run(
-        [sys.executable, "-m", "rocoft_llm.cli", "fetch-model", "smollm2-135m"],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=1800,
-    )  # fmt: skip
-    if fetched.returncode != 0:
-        sys.exit(f"rocoft-llm fetch-model smollm2-135m failed:\n{fetched.stdout}\n{fetched.stderr}")
-    model = fetched.stdout.strip().rsplit("-> ", 1)[-1]
+    if Path(args.model).is_dir():
+        model = str(Path(args.model).resolve())
+    else:
+        fetched = subprocess.run(
+            [sys.executable, "-m", "rocoft_llm.cli", "fetch-model", args.model],
+            cwd=REPO, capture_output=True, text=True, env=env, timeout=1800,
+        )  # fmt: skip
+        if fetched.returncode != 0:
+            sys.exit(f"rocoft-llm fetch-model {args.model} failed:\n{fetched.stdout}\n{fetched.stderr}")
+        model = fetched.stdout.strip().rsplit("-> ", 1)[-1]
     b = Bench(cfg, out, model, str(data_file), env, args.timeout)
     res = run_all(b, cfg)
     res["cost"] = None if args.no_cost else b.cost()

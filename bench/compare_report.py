@@ -318,6 +318,7 @@ def render(res: dict, out: Path) -> str:
             f"response-only loss), seeds {c['seeds']}, learning rates {meta['lrs']}; validation "
             f"{c['validation_records'] or 'all'} records, test {c['test_records'] or 'all'} records; "
             f"wall time of the last invocation {meta['wall_minutes']} min (finished runs and evaluations reused)",
+            f"model: {meta.get('model', 'not recorded')}; overrides of every run: {' '.join(c.get('overrides') or []) or 'none'}",
             "",
             main_table(res),
             sweep_table(res),

@@ -220,3 +220,22 @@ def test_fixed_rates_replace_the_sweep(tmp_path):
     # exactly the given rates, no extension although columns' best (3e-2) is at the top edge
     assert list(res["sweep"]["lora-r8"]) == [3e-3] and list(res["sweep"]["columns-r3"]) == [1e-2, 3e-2]
     assert res["best_lr"] == {"lora-r8": 3e-3, "columns-r3": 3e-2}
+
+
+def test_overrides_reach_every_training_run_after_the_budget(tmp_path):
+    cfg = dict(compare.BUDGETS["smoke"], overrides=compare.parse_overrides(["data.template=chat"]))
+    bench = compare.Bench(cfg, tmp_path, "MODEL", "DATA.json", {}, 10)
+    seen = []
+    bench.cli = seen.append
+    bench.train("lora-r8-lr0.003-s42", compare.METHODS["lora-r8"], 0.003, 42, curve=False)
+    (args,) = seen
+    assert "data.template=chat" in args
+    assert args.index("data.template=chat") > args.index("train.resume=auto")  # after the budget's own
+    for bad, words in (
+        ("data.template", "KEY=VALUE"),
+        ("train.lr=1", "set by the budget"),
+        ("method=full", "set by the budget"),
+        ("=chat", "KEY=VALUE"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            compare.parse_overrides([bad])
