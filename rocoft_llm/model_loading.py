@@ -32,8 +32,10 @@ def load_model(
     revision: str | None = None,
     seed: int = 0,
     attn_implementation: str | None = None,
+    quantize: str | None = None,
 ):
-    """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only."""
+    """A causal LM from ``name_or_path``; ``random_init`` builds it from its config.json only;
+    ``quantize`` (nf4, fp4, int8) stores its linear weights through bitsandbytes (:func:`quantized_load`)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if trust_remote_code:
@@ -68,10 +70,38 @@ def load_model(
             dtype=torch_dtype(dtype),
             trust_remote_code=trust_remote_code,
             revision=revision,
+            **(quantized_load(quantize, dtype, device) if quantize else {}),
         )
-    if device:
+    if device and not quantize:  # a quantized model is placed by from_pretrained (device_map)
         model.to(device)
     return model
+
+
+def quantized_load(quantize: str, dtype: str, device: str | None = None) -> dict:
+    """``from_pretrained`` arguments that store the linear weights (all but the output head) in
+    bitsandbytes' nf4 / fp4 (4-bit, computing in ``dtype``) or LLM.int8 storage, placed on ``device``
+    (default: this rank's GPU, else the CPU). ``RoCoFTError`` with the install line when bitsandbytes
+    is missing."""
+    from transformers import BitsAndBytesConfig
+
+    from .distributed import device_for_rank
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise RoCoFTError(
+            f"model.quantize: {quantize} needs bitsandbytes, which is not installed; run "
+            "pip install 'rocoft-llm[quant]'"
+        ) from None
+    if quantize == "int8":
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    elif quantize in ("nf4", "fp4"):
+        config = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=quantize, bnb_4bit_compute_dtype=torch_dtype(dtype)
+        )
+    else:
+        raise RoCoFTError(f"model.quantize: {quantize!r} is not one of nf4, fp4, int8 (or null).")
+    return {"quantization_config": config, "device_map": {"": str(device or device_for_rank())}}
 
 
 def remote_code_files(name_or_path: str) -> list[str]:

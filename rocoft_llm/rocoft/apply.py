@@ -8,6 +8,7 @@ ranks, and swaps each targeted ``nn.Linear`` for a :class:`RoCoFTLinear` in plac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from .config import RoCoFTConfig
 from .gather import full_weight, weight_shape
 from .layer import RoCoFTLinear
 from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, ROW, ROW_COLUMN, SLICE_NAME, entries_count
+from .quantized import QuantizedRoCoFTLinear, dequantized_weight, is_quantized_linear
 from .selection import SCORED_SELECTIONS, random_entries, row_groups, run_calibration, scored_indices
 
 log = logging.getLogger("rocoft_llm")
@@ -57,6 +59,17 @@ def find_target_linears(model: nn.Module, targets: Iterable[str]) -> dict[str, n
 
 #: one module's indices: (rows / columns / flat entries, row_column's columns or None)
 ModuleIndices = tuple[torch.Tensor, "torch.Tensor | None"]
+
+
+@contextlib.contextmanager
+def selection_weight(linear: nn.Module):
+    """The weight that index selection reads: the full (gathered) weight, or for a bitsandbytes linear
+    its dequantized copy (one layer at a time, dropped after selection)."""
+    if is_quantized_linear(linear):
+        yield dequantized_weight(linear)
+    else:
+        with full_weight(linear.weight) as w:
+            yield w
 
 
 def _index_groups(model: nn.Module, name: str, out_features: int, mode: str):
@@ -198,7 +211,7 @@ def compute_indices(
         elif cfg.mode == ENTRIES:
             picked = [random_entries(parts[0][1], parts[0][2], cfg.seed, name)]
         else:
-            with full_weight(lin.weight) as w:
+            with selection_weight(lin) as w:
                 picked = [
                     scored_indices(
                         w,
@@ -237,15 +250,26 @@ def apply_rocoft(
     for p in model.parameters():
         p.requires_grad_(False)
     for name, lin in linears.items():
-        with full_weight(lin.weight) as w:
-            index, column_index = chosen[name]
-            wrapped = RoCoFTLinear(
+        index, column_index = chosen[name]
+        if is_quantized_linear(lin):  # a bitsandbytes base: the slices act on its output
+            device = lin.weight.device
+            wrapped = QuantizedRoCoFTLinear(
                 lin,
-                index.to(w.device),
+                index.to(device),
                 cfg.mode,
                 cfg.train_bias,
-                None if column_index is None else column_index.to(w.device),
+                None if column_index is None else column_index.to(device),
+                dtype=getattr(model, "dtype", torch.float32),
             )
+        else:
+            with full_weight(lin.weight) as w:
+                wrapped = RoCoFTLinear(
+                    lin,
+                    index.to(w.device),
+                    cfg.mode,
+                    cfg.train_bias,
+                    None if column_index is None else column_index.to(w.device),
+                )
         parent_name, _, leaf = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, leaf, wrapped)
     _mark_also_train(model, cfg.also_train)

@@ -26,7 +26,11 @@ def full_weight(weight: torch.Tensor):
 
 
 def weight_shape(weight: torch.Tensor) -> tuple[int, ...]:
-    """The real shape of a weight, also when ZeRO-3 has partitioned it (``ds_shape``)."""
+    """The real shape of a weight, also when ZeRO-3 has partitioned it (``ds_shape``) or bitsandbytes
+    has packed it into 4 bits (``quant_state.shape``)."""
+    state = getattr(weight, "quant_state", None)
+    if state is not None:
+        return tuple(state.shape)
     return tuple(getattr(weight, "ds_shape", weight.shape))
 
 
