@@ -71,6 +71,21 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         packs_by_position_ids=False,
     ),
     Architecture(
+        family="gemma3",
+        # the text-only Gemma-3 decoder (Gemma3ForCausalLM, e.g. gemma-3-270m / -1b); the multimodal
+        # Gemma3ForConditionalGeneration ("gemma3") nests it under a vision tower and is not covered
+        model_types=("gemma3_text",),
+        targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        block_classes={"gemma3_text": "Gemma3DecoderLayer"},
+        base_model_prefix="model",
+        dropout_attrs=("attention_dropout",),
+        # lm_head is tied to embed_tokens and stays frozen (also_train: [embed_tokens] trains both);
+        # q_norm/k_norm and the four RMSNorms per layer are frozen like every non-target parameter.
+        # Packing: sliding-window and global layers both restrict attention to the example by the
+        # restarting position ids (tests/train/test_packing.py checks it with a window shorter than
+        # the examples). export-gguf writes llama tensors only and refuses this family.
+    ),
+    Architecture(
         family="gptj",
         model_types=("gptj",),
         targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"),

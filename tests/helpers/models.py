@@ -1,4 +1,4 @@
-"""Tiny Llama / BLOOM / GPT-J models built in-process from configs (no downloads)."""
+"""Tiny Llama / BLOOM / GPT-J / Gemma-3 models built in-process from configs (no downloads)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ import torch
 from transformers import (
     BloomConfig,
     BloomForCausalLM,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     GPTJConfig,
     GPTJForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
 )
 
-ARCHS = ("llama", "bloom", "gptj")
+ARCHS = ("llama", "bloom", "gptj", "gemma3_text")  # each a model_type of the table
 VOCAB = 320  # >= the tiny tokenizer (259)
 
 
@@ -54,12 +56,36 @@ def tiny_config(arch: str):
             pad_token_id=0,
             tie_word_embeddings=False,
         )
+    if arch == "gemma3_text":
+        # grouped-query attention, q/k norms, tied embeddings; a sliding window (4) shorter than the
+        # test sequences, so that masking differences between layer types show
+        return Gemma3TextConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=64,
+            sliding_window=4,
+            layer_types=["sliding_attention", "full_attention"],
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            tie_word_embeddings=True,
+        )
     raise ValueError(arch)
 
 
 def tiny_model(arch: str, seed: int = 0, dtype=torch.float32):
     torch.manual_seed(seed)
-    cls = {"llama": LlamaForCausalLM, "bloom": BloomForCausalLM, "gptj": GPTJForCausalLM}[arch]
+    cls = {
+        "llama": LlamaForCausalLM,
+        "bloom": BloomForCausalLM,
+        "gptj": GPTJForCausalLM,
+        "gemma3_text": Gemma3ForCausalLM,
+    }[arch]
     model = cls(tiny_config(arch))
     # Random (non-zero) biases so bias paths are exercised.
     with torch.no_grad():
