@@ -54,11 +54,26 @@ TRAINABLE = "trainable.safetensors"
 #: recipe keys whose change makes a checkpoint meaningless for the new run (each method adds its
 #: own section's keys: :func:`resume_keys`)
 COMMON_RESUME_KEYS = {
-    "model": ("name_or_path", "random_init", "dtype"),
-    "data": ("train", "source", "template", "cutoff_len", "train_on_inputs", "add_eos", "overlength"),
+    "model": ("name_or_path", "random_init", "dtype", "quantize"),
+    "data": (
+        "train",
+        "source",
+        "format",
+        "template",
+        "chat_template",
+        "cutoff_len",
+        "train_on_inputs",
+        "add_eos",
+        "overlength",
+    ),
     "train": ("global_batch_size", "seed", "precision"),
     "dist": ("backend", "zero_stage"),
 }
+
+
+#: signature keys added after checkpoints were first written -> the value every run had before the key
+#: existed: a checkpoint without the key resumes when the recipe still has that value
+ADDED_RESUME_KEYS = {"data.format": "auto", "data.chat_template": None, "model.quantize": None}
 
 
 def step_dir(output_dir: Path, step: int) -> Path:
@@ -245,6 +260,7 @@ def verify_checkpoint(ckpt: Path, recipe_dict: dict, world: int) -> dict:
 def check_signature(ckpt: Path, recipe_dict: dict, world: int) -> None:
     saved = _read(ckpt, "resume_signature.json", "resume signature")
     now = resume_signature(recipe_dict, world)
+    saved = {**{k: v for k, v in ADDED_RESUME_KEYS.items() if k in now}, **saved}
     diffs = [f"{k}: checkpoint {saved.get(k)!r} -> now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diffs:
         hint = (

@@ -112,6 +112,23 @@ def test_world_size_binds_only_checkpoints_that_cannot_be_resharded(tmp_path, ba
             check_signature(tmp_path, recipe, world=1)
 
 
+def test_a_changed_record_format_or_chat_template_refuses_resume(tmp_path):
+    """The prompt format decides every token trained on: a checkpoint written under one format or chat
+    template does not resume under another; a checkpoint from before these keys were signed resumes
+    when the recipe keeps the values every earlier run had (format auto, no chat template file)."""
+    recipe = {section: dict.fromkeys(keys, 0) for section, keys in resume_keys().items()}
+    recipe["dist"]["backend"], recipe["method"] = "none", "rocoft"
+    recipe["data"].update(format="auto", chat_template=None)
+    old = resume_signature(recipe, world=1)
+    del old["data.format"], old["data.chat_template"]
+    (tmp_path / "resume_signature.json").write_text(json.dumps(old))
+    check_signature(tmp_path, recipe, world=1)
+    for key, value in (("format", "messages"), ("chat_template", "my.jinja")):
+        changed = {**recipe, "data": {**recipe["data"], key: value}}
+        with pytest.raises(RoCoFTError, match=rf"data.{key}: checkpoint .* -> now '{value}'"):
+            check_signature(tmp_path, changed, world=1)
+
+
 def test_non_empty_output_is_never_overwritten_silently(tmp_path):
     recipe = tiny_recipe(tmp_path, "o", train={"max_steps": 2})
     train(str(recipe))
