@@ -29,6 +29,13 @@ from .gguf_metadata import METADATA_FILE, load_metadata, read_gguf_metadata, tok
 
 OUTTYPES = ("f32", "f16", "q8_0")
 LLAMA_TYPES = ("llama",)
+#: why a family of the architecture table that is not llama cannot be written by this exporter
+NOT_EXPORTED = {
+    "gemma3_text": "llama.cpp's gemma3 GGUF layout differs from llama's: it stores every RMSNorm weight "
+    "as 1 + w (Gemma's norms scale by 1 + w), has q/k-norm and pre/post-feed-forward norm tensors with "
+    "their own names, unpermuted q/k rows, and sliding-window metadata - none of which this llama "
+    "writer produces",
+}
 
 
 def _permute(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -130,9 +137,11 @@ def export_gguf(
     model_dir, out = Path(model_dir), check_output_file(out, overwrite)
     config = read_json(model_dir / "config.json", "model config", "pass a merged HF model directory")
     if config.get("model_type") not in LLAMA_TYPES:
+        reason = NOT_EXPORTED.get(config.get("model_type"))
         raise RoCoFTError(
             f"{model_dir}: GGUF export supports llama-architecture models only, this is model_type "
-            f"{config.get('model_type')!r}; use the HF directory (or `rocoft-llm export-peft`) for it."
+            f"{config.get('model_type')!r}{f' ({reason})' if reason else ''}; use the HF directory (or "
+            "`rocoft-llm export-peft`) for it."
         )
     kept = source_metadata(model_dir, config, metadata_from)
     n_head = config["num_attention_heads"]

@@ -52,6 +52,11 @@ def test_gguf_export_refuses_non_llama_and_existing_files(tmp_path):
     with pytest.raises(RoCoFTError, match="llama-architecture models only.*'bloom'"):
         export_gguf(bloom, tmp_path / "b.gguf")
     assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".b.gguf*"))
+    gemma = tmp_path / "gemma3"
+    tiny_model("gemma3_text").save_pretrained(gemma)
+    with pytest.raises(RoCoFTError, match=r"'gemma3_text' \(llama.cpp's gemma3 GGUF.*1 \+ w.*export-peft"):
+        export_gguf(gemma, tmp_path / "g.gguf")
+    assert not list(tmp_path.glob("*.gguf")) and not list(tmp_path.glob(".g.gguf*"))
     (tmp_path / "taken.gguf").write_text("x")
     with pytest.raises(RoCoFTError, match="already exists.*--overwrite"):
         export_gguf(bloom, tmp_path / "taken.gguf")

@@ -22,12 +22,12 @@ def torchrun_script(script: str, *args, timeout: int = 180) -> None:
     torchrun("-m", f"tests.rocoft.dist_scripts.{script.removesuffix('.py')}", *args, timeout=timeout)
 
 
-def check_against_single_process(adapter: Path, mode: str) -> None:
+def check_against_single_process(adapter: Path, mode: str, arch: str = "llama") -> None:
     """Train the same indices in one process on the full global batch; compare saved slices."""
     info = read_adapter_config(adapter)
     # single-process reference with the indices rank 0 chose (the adapter stores them)
-    ref = load_adapter(copy.deepcopy(tiny_model("llama")), adapter)
-    initial = tiny_model("llama")
+    ref = load_adapter(copy.deepcopy(tiny_model(arch)), adapter)
+    initial = tiny_model(arch)
     start = {}
     with torch.no_grad():
         for name, m in rocoft_modules(ref).items():
@@ -52,10 +52,15 @@ def check_against_single_process(adapter: Path, mode: str) -> None:
 
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ROCOFT_MODES)
-def test_fsdp2_matches_single_process(tmp_path, mode):
-    torchrun_script("fsdp2_rocoft.py", tmp_path, STEPS, mode)
-    check_against_single_process(tmp_path / "adapter", mode)
+@pytest.mark.parametrize(
+    "mode,arch",
+    [(mode, "llama") for mode in ROCOFT_MODES]
+    # Gemma-3 (Gemma3DecoderLayer blocks, a tied embedding in the root, sliding-window layers)
+    + [("column", "gemma3_text")],
+)
+def test_fsdp2_matches_single_process(tmp_path, mode, arch):
+    torchrun_script("fsdp2_rocoft.py", tmp_path, STEPS, mode, arch)
+    check_against_single_process(tmp_path / "adapter", mode, arch)
 
 
 @pytest.mark.distributed

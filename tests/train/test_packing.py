@@ -1,5 +1,5 @@
 """Padding-free micro-batches (``train.packing``): a packed row gives the padded batch's loss and
-RoCoFT slice gradients (Llama, GPT-J), no attention crosses an example boundary, a packed run ends
+RoCoFT slice gradients (Llama, GPT-J, Gemma-3 with sliding-window layers), no attention crosses an example boundary, a packed run ends
 with the padded run's adapter, and BLOOM (whose attention ignores position ids) is refused."""
 
 import pytest
@@ -62,7 +62,7 @@ def test_packed_rows_layout_keeps_the_padded_target_tokens():
     assert sum(target_tokens(e["labels"]) for e in exs) == 6
 
 
-@pytest.mark.parametrize("family", ["llama", "gptj"])
+@pytest.mark.parametrize("family", ["llama", "gptj", "gemma3_text"])
 @pytest.mark.parametrize("mode", ["row", "column"])
 def test_packed_loss_and_slice_gradients_equal_padded(family, mode):
     model = apply_rocoft(tiny_model(family), RoCoFTConfig(mode=mode, rank=2))
@@ -79,7 +79,7 @@ def test_packed_loss_and_slice_gradients_equal_padded(family, mode):
         torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("family", ["llama", "gptj"])
+@pytest.mark.parametrize("family", ["llama", "gptj", "gemma3_text"])
 def test_changing_one_packed_example_does_not_move_the_others_logits(family):
     model = tiny_model(family)
     exs = examples(lengths=(9, 5, 4))  # rows: [ex0], [ex1, ex2]
@@ -98,6 +98,21 @@ def test_changing_one_packed_example_does_not_move_the_others_logits(family):
     with torch.no_grad():
         alone = model(**model_inputs(collate([exs[2]], pad_id=0))).logits[0]
     torch.testing.assert_close(before[2], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_gemma3_sliding_window_is_active_where_packed_and_padded_agree():
+    """The Gemma-3 cases above compare packed with padded rows while the tiny model's sliding window
+    (4 tokens) is shorter than the examples: the window changes the logits, so both paths apply it."""
+    model = tiny_model("gemma3_text")
+    wide = tiny_model("gemma3_text")
+    wide.config.sliding_window = 64
+    exs = examples(lengths=(9, 5, 4))
+    with torch.no_grad():
+        narrow_packed = model(**model_inputs(collate_packed(exs, pad_id=0))).logits[0, :9]
+        wide_packed = wide(**model_inputs(collate_packed(exs, pad_id=0))).logits[0, :9]
+    torch.testing.assert_close(narrow_packed[:4], wide_packed[:4], rtol=1e-5, atol=1e-5)  # inside the window
+    assert not torch.allclose(narrow_packed[4:], wide_packed[4:], atol=1e-3)
+    assert packing_problem(model.config.model_type, "sdpa") is None
 
 
 def test_packed_bloom_would_attend_across_examples_so_it_is_refused():

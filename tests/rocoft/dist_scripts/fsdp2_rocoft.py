@@ -2,7 +2,8 @@
 
 Each rank picks random indices with a DIFFERENT seed (apply_rocoft must broadcast rank 0's), the
 frozen weights and slices are sharded, 3 AdamW steps run on each rank's half of a global batch,
-and the adapter is saved (slices gathered one by one). Usage: SCRIPT OUT_DIR STEPS
+and the adapter is saved (slices gathered one by one). Usage: SCRIPT OUT_DIR STEPS MODE [ARCH]
+(ARCH: a tiny model of tests/helpers/models.py, default llama).
 """
 
 import sys
@@ -16,17 +17,17 @@ from rocoft_llm.architectures import get_architecture
 from tests.helpers.models import batch, mode_settings, tiny_model
 
 
-def main(out_dir: str, steps: int) -> None:
+def main(out_dir: str, steps: int, arch: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     from torch.distributed.fsdp import fully_shard
 
-    model = tiny_model("llama")
+    model = tiny_model(arch)
     apply_rocoft(
         model,
         RoCoFTConfig(**{"rank": 3, "selection": "random", "seed": 100 + rank, **mode_settings(sys.argv[3])}),
     )
-    block = get_architecture("llama").block_classes["llama"]
+    block = get_architecture(arch).block_classes[arch]
     for module in model.modules():
         if type(module).__name__ == block:
             fully_shard(module)
@@ -47,4 +48,4 @@ def main(out_dir: str, steps: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[4] if len(sys.argv) > 4 else "llama")
