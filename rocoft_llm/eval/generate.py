@@ -1,5 +1,5 @@
 """Batched generation the way the protocol needs it: left padding WITH the attention mask (the
-reference scripts forgot it and lost accuracy), greedy or beam search, stop at EOS or a new
+reference scripts forgot it and lost accuracy), greedy or beam search, stop at an end token or a new
 "### Instruction"; the response is the continuation after the prompt's "### Response:", stripped."""
 
 from __future__ import annotations
@@ -40,14 +40,24 @@ def render_prompts(
     return [tmpl.render_prompt(r["instruction"], r.get("input", "")) for r in records]
 
 
-def reply_tokens(tokens: list[int], eos: int | None, pad: int | None) -> list[int]:
-    """The generated tokens up to and including the first EOS (pads after it are not the reply, also when
-    pad == eos); without an EOS, trailing pads (a batch's finished rows) are dropped."""
-    if eos is not None and eos in tokens:
-        return tokens[: tokens.index(eos) + 1]
+def reply_tokens(tokens: list[int], ends: set[int], pad: int | None) -> list[int]:
+    """The generated tokens up to and including the first end token (pads after it are not the reply,
+    also when pad is an end token); without one, trailing pads (a batch's finished rows) are dropped."""
+    first = next((i for i, t in enumerate(tokens) if t in ends), None)
+    if first is not None:
+        return tokens[: first + 1]
     while tokens and tokens[-1] == pad:
         tokens = tokens[:-1]
     return tokens
+
+
+def end_token_ids(model, tokenizer) -> list[int]:
+    """Every id that ends a reply: the tokenizer's EOS and the model's generation config's
+    ``eos_token_id`` (an int or a list: chat models end a turn with their own token, e.g. Llama-3's
+    ``<|eot_id|>`` or Gemma's ``<end_of_turn>``, which is not the tokenizer's EOS)."""
+    declared = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    declared = declared if isinstance(declared, (list, tuple)) else [declared]
+    return list(dict.fromkeys(t for t in [tokenizer.eos_token_id, *declared] if t is not None))
 
 
 def prepare_tokenizer(tokenizer, pad_token_id: int = 0):
@@ -82,7 +92,7 @@ def generate(
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc="generating", unit="batch")
-    eos = tokenizer.eos_token_id
+    ends = end_token_ids(model, tokenizer)
     decoding = {"do_sample": False, "num_beams": num_beams, **(sampling or {})}
     for idx in batches:
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True).to(device)
@@ -91,15 +101,15 @@ def generate(
             **decoding,
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=eos,
+            eos_token_id=ends or None,
             stop_strings=[STOP],
             tokenizer=tokenizer,
             streamer=streamer,
         )
         new = out[:, enc["input_ids"].shape[1] :]
         for row, i in enumerate(idx):
-            tokens = reply_tokens(new[row].tolist(), eos, tokenizer.pad_token_id)
-            ended = bool(tokens) and (tokens[-1] == eos)
+            tokens = reply_tokens(new[row].tolist(), set(ends), tokenizer.pad_token_id)
+            ended = bool(tokens) and (tokens[-1] in ends)
             raw = tokenizer.decode(tokens, skip_special_tokens=True)
             response = raw.split(STOP, 1)[0].strip()
             results[i] = Generation(

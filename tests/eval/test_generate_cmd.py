@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from rocoft_llm.cli import main
-from rocoft_llm.eval.generate import generate, prepare_tokenizer, reply_tokens
+from rocoft_llm.eval.generate import end_token_ids, generate, prepare_tokenizer, reply_tokens
 from rocoft_llm.eval.identity import load_for_eval
 from rocoft_llm.eval.interactive import held_back, stop_streamer
 from rocoft_llm.train.run import train
@@ -33,10 +33,29 @@ def test_streamer_hides_the_stop_text_and_outer_whitespace():
     assert held_back("ab ##") == 3 and held_back("ab") == 0
 
 
-def test_new_tokens_stop_at_the_first_eos():
-    assert reply_tokens([5, 6, 2, 2, 2], eos=2, pad=2) == [5, 6, 2]  # pad == eos: pads are not the reply
-    assert reply_tokens([5, 6, 0, 0], eos=2, pad=0) == [5, 6]
-    assert reply_tokens([5, 2, 7, 0], eos=2, pad=0) == [5, 2]
+def test_new_tokens_stop_at_the_first_end_token():
+    assert reply_tokens([5, 6, 2, 2, 2], ends={2}, pad=2) == [5, 6, 2]  # pad == eos: pads are not the reply
+    assert reply_tokens([5, 6, 0, 0], ends={2}, pad=0) == [5, 6]
+    assert reply_tokens([5, 2, 7, 0], ends={2}, pad=0) == [5, 2]
+    assert reply_tokens([5, 106, 7, 1], ends={1, 106}, pad=0) == [5, 106]  # an end-of-turn token
+
+
+def test_a_chat_models_end_of_turn_token_ends_the_reply():
+    """Gemma-3 and Llama-3 end a turn with a token that is not the tokenizer's EOS; their generation
+    config lists it. Here the tiny model's config names token 7 too: generation stops at it."""
+    tok = AutoTokenizer.from_pretrained(TINY / "llama")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(TINY / "llama")).eval()
+    prepare_tokenizer(tok)
+    free = generate(model, tok, ["hello"], batch_size=1, num_beams=1, max_new_tokens=12)[0]
+    enc = tok(["hello"], return_tensors="pt")
+    first = model.generate(**enc, do_sample=False, max_new_tokens=1, pad_token_id=tok.pad_token_id)[0, -1]
+    assert end_token_ids(model, tok) == [tok.eos_token_id]
+    assert int(first) != tok.eos_token_id and free.new_tokens > 1  # without it the reply goes on
+    model.generation_config.eos_token_id = [tok.eos_token_id, int(first)]
+    assert end_token_ids(model, tok) == [tok.eos_token_id, int(first)]
+    stopped = generate(model, tok, ["hello"], batch_size=1, num_beams=1, max_new_tokens=12)[0]
+    assert stopped.new_tokens == 1 and not stopped.hit_max_new_tokens
 
 
 @pytest.fixture(scope="module")
