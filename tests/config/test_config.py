@@ -44,10 +44,12 @@ def test_shipped_recipes_validate_offline(monkeypatch):
             assert result.derived["trainable_parameters"] > 0, path
     # only recipes whose model another command creates (fetch-model's link, the toy's pretraining
     # run) cannot be checked against their shapes before that command ran
-    made_by_other_commands = {p.name for p in RECIPES if "smollm2" in p.name} | {"tiny-llama-demo.yaml"}
+    real = ("smollm2", "gemma3")  # models/<name> links that `fetch-model --link` makes
+    made_by_other_commands = {p.name for p in RECIPES if p.name.startswith(real)} | {"tiny-llama-demo.yaml"}
     assert unreachable <= made_by_other_commands
-    assert sum(1 for p in RECIPES if "tiny" not in p.name and "smollm2" not in p.name) == 8  # the paper's
+    assert sum(1 for p in RECIPES if "tiny" not in p.name and not p.name.startswith(real)) == 8  # the paper's
     assert sum(1 for p in RECIPES if "smollm2" in p.name) == 3  # the real-model demo, commonsense, math
+    assert sum(1 for p in RECIPES if "gemma3" in p.name) == 1  # the scale comparison's second model
 
 
 def test_paper_trainable_counts_are_measured_not_copied(monkeypatch):
@@ -56,6 +58,19 @@ def test_paper_trainable_counts_are_measured_not_copied(monkeypatch):
     _, cols = load_recipe(REPO / "recipes/llama2-7b-math.yaml", ["rocoft.mode=column"])
     assert rows.derived["trainable_parameters"] == 3_416_064  # not the paper's 13.47M
     assert cols.derived["trainable_parameters"] == 4_079_616
+
+
+def test_gemma3_recipe_trainable_counts(monkeypatch):
+    """Gemma-3-270M (18 layers, hidden 640, 4 query heads and 1 key-value head of 256, ffn 2048):
+    columns r=3 train 3 x out features of q/k/v/o/gate/up/down, rows 3 x in features; the tied
+    embedding and the norms add nothing."""
+    monkeypatch.chdir(REPO)
+    shape = ["model.name_or_path=google/gemma-3-270m"]  # the table of known models: no download
+    _, cols = load_recipe(REPO / "recipes/gemma3-270m-math.yaml", shape)
+    _, rows = load_recipe(REPO / "recipes/gemma3-270m-math.yaml", [*shape, "rocoft.mode=row"])
+    assert cols.derived["trainable_parameters"] == 18 * 3 * (1024 + 256 + 256 + 640 + 2048 + 2048 + 640)
+    assert cols.derived["trainable_parameters"] == 373_248
+    assert rows.derived["trainable_parameters"] == 18 * 3 * (5 * 640 + 1024 + 2048) == 338_688
 
 
 def test_every_problem_reported_at_once(tmp_path):
