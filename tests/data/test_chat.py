@@ -11,8 +11,13 @@ from rocoft_llm.data.templates import get_template
 from rocoft_llm.data.tokenize import IGNORE_INDEX, tokenize_records
 from rocoft_llm.data.validate import validate_records
 from rocoft_llm.errors import RoCoFTError
-from tests.helpers.chat_templates import MERGING_CHAT_TEMPLATE, SMOLLM2_CHAT_TEMPLATE, TINY_CHAT_TEMPLATE
-from tests.helpers.tokenizers import save_chatml_tokenizer, save_tiny_tokenizer
+from tests.helpers.chat_templates import (
+    GEMMA3_CHAT_TEMPLATE,
+    MERGING_CHAT_TEMPLATE,
+    SMOLLM2_CHAT_TEMPLATE,
+    TINY_CHAT_TEMPLATE,
+)
+from tests.helpers.tokenizers import save_chatml_tokenizer, save_gemma3_tokenizer, save_tiny_tokenizer
 
 TURNS = [
     {"role": "user", "content": "Tom has 3 apples and buys 5 more. How many?"},
@@ -26,6 +31,11 @@ SYSTEM = {"role": "system", "content": "Write a response that completes the requ
 @pytest.fixture(scope="module")
 def chatml(tmp_path_factory):
     return AutoTokenizer.from_pretrained(save_chatml_tokenizer(tmp_path_factory.mktemp("chatml")))
+
+
+@pytest.fixture(scope="module")
+def gemma3(tmp_path_factory):
+    return AutoTokenizer.from_pretrained(save_gemma3_tokenizer(tmp_path_factory.mktemp("gemma3")))
 
 
 @pytest.fixture(scope="module")
@@ -80,29 +90,53 @@ def test_bad_conversations_are_named(turns, reason):
     assert chat_problem({"messages": turns}, "messages").startswith(reason)
 
 
-def test_multi_turn_mask_on_smollm2_template_equals_hand_computed(chatml):
-    """SmolLM2's template (no generation markers): loss on each assistant content and its <|im_end|>,
-    nothing else - not the injected system prompt, the user turns, the headers or the newline after."""
-    assert chat_template_text(chatml) == SMOLLM2_CHAT_TEMPLATE
+def smollm2_segments(turns):
+    """SmolLM2 (no generation markers): loss on each assistant content and its <|im_end|>, nothing else -
+    not the injected system prompt, the user turns, the headers or the newline after; no EOS added
+    (the template ends its turns with the EOS itself)."""
     system = (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
     )
-    want_ids, want_labels = hand_mask(
-        chatml,
-        [
-            (system + f"<|im_start|>user\n{TURNS[0]['content']}<|im_end|>\n<|im_start|>assistant\n", False),
-            (f"{TURNS[1]['content']}<|im_end|>", True),
-            (f"\n<|im_start|>user\n{TURNS[2]['content']}<|im_end|>\n<|im_start|>assistant\n", False),
-            (f"{TURNS[3]['content']}<|im_end|>", True),
-            ("\n", False),
-        ],
-    )
-    enc = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, 512, train_on_inputs=False, add_eos=True)
-    assert enc["input_ids"] == want_ids  # the template's own text, no EOS added (it ends its turns itself)
+    return [
+        (system + f"<|im_start|>user\n{turns[0]}<|im_end|>\n<|im_start|>assistant\n", False),
+        (f"{turns[1]}<|im_end|>", True),
+        (f"\n<|im_start|>user\n{turns[2]}<|im_end|>\n<|im_start|>assistant\n", False),
+        (f"{turns[3]}<|im_end|>", True),
+        ("\n", False),
+    ]
+
+
+def gemma3_segments(turns):
+    """Gemma-3 (its own BOS, role "model", turns closed by <end_of_turn>, which is NOT its EOS <eos>):
+    loss on each answer, its <end_of_turn> and the newline the template writes after it, and on the
+    EOS that ``add_eos`` appends - generation stops at EOS, so the model learns to reach it."""
+    return [
+        (f"<bos><start_of_turn>user\n{turns[0]}<end_of_turn>\n<start_of_turn>model\n", False),
+        (f"{turns[1]}<end_of_turn>\n", True),
+        (f"<start_of_turn>user\n{turns[2]}<end_of_turn>\n<start_of_turn>model\n", False),
+        (f"{turns[3]}<end_of_turn>\n<eos>", True),
+    ]
+
+
+@pytest.mark.parametrize(
+    "tokenizer,template,segments",
+    [("chatml", SMOLLM2_CHAT_TEMPLATE, smollm2_segments), ("gemma3", GEMMA3_CHAT_TEMPLATE, gemma3_segments)],
+    ids=["smollm2", "gemma3"],
+)
+def test_multi_turn_mask_equals_hand_computed(request, tokenizer, template, segments):
+    """A real model's chat template, no generation markers: the prefix mask equals the hand-built one
+    (see each ``*_segments``), and the generation prompt is exactly what the first answer followed."""
+    tok = request.getfixturevalue(tokenizer)
+    assert chat_template_text(tok) == template
+    want_ids, want_labels = hand_mask(tok, segments([t["content"] for t in TURNS]))
+    enc = encode_chat(tok, template, TURNS, 512, train_on_inputs=False, add_eos=True)
+    assert enc["input_ids"] == want_ids
     assert enc["labels"] == want_labels
     assert enc["prompt_tokens"] == next(k for k, t in enumerate(want_labels) if t != IGNORE_INDEX)
-    everything = encode_chat(chatml, SMOLLM2_CHAT_TEMPLATE, TURNS, 512, train_on_inputs=True, add_eos=True)
+    everything = encode_chat(tok, template, TURNS, 512, train_on_inputs=True, add_eos=True)
     assert everything["labels"] == want_ids
+    prompt = tok.apply_chat_template(TURNS[:1], tokenize=False, add_generation_prompt=True)
+    assert tok(prompt, add_special_tokens=False)["input_ids"] == want_ids[: enc["prompt_tokens"]]
 
 
 def test_prefix_mask_agrees_with_generation_markers(tiny):

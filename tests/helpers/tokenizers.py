@@ -4,13 +4,15 @@
 assistant turns with ``{% generation %}`` (so transformers' own assistant mask can be compared with
 rocoft-llm's prefix mask). ``save_chatml_tokenizer``: ``<|im_start|>`` / ``<|im_end|>`` special tokens
 (EOS = ``<|im_end|>``, as SmolLM2's) and SmolLM2-135M-Instruct's chat template (tests/helpers/chat_templates.py).
+``save_gemma3_tokenizer``: Gemma's special tokens (``<pad> <eos> <bos>``, turns opened by
+``<start_of_turn>`` and closed by ``<end_of_turn>``, which is not EOS) and Gemma-3's chat template.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .chat_templates import SMOLLM2_CHAT_TEMPLATE, TINY_CHAT_TEMPLATE
+from .chat_templates import GEMMA3_CHAT_TEMPLATE, SMOLLM2_CHAT_TEMPLATE, TINY_CHAT_TEMPLATE
 
 TEXT = [
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
@@ -65,6 +67,22 @@ def save_chatml_tokenizer(path: str | Path, vocab_size: int = 140) -> Path:
         pad_token="<|im_end|>",
     )
     fast.chat_template = SMOLLM2_CHAT_TEMPLATE
+    path = Path(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def save_gemma3_tokenizer(path: str | Path, vocab_size: int = 140) -> Path:
+    """A tokenizer shaped like Gemma-3's (pad 0, eos 1, bos 2, then the turn markers) with its template."""
+    fast = _train(
+        path,
+        vocab_size,
+        ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"],
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+    )
+    fast.chat_template = GEMMA3_CHAT_TEMPLATE
     path = Path(path)
     fast.save_pretrained(path)
     return path
