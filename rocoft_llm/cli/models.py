@@ -90,7 +90,7 @@ Examples:
     "--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True
 )
 def convert_gguf(gguf_file, out_dir, overwrite, dtype) -> None:
-    """Convert a llama-family GGUF_FILE (any transformers can read) into a plain HF directory OUT_DIR
+    """Convert a GGUF_FILE that transformers can read (llama, gemma3, ...) into a plain HF directory OUT_DIR
     (config, safetensors, tokenizer with its chat template), with transformers' own GGUF loader."""
     from ..models.gguf_import import convert_gguf as run_convert
 

@@ -1,7 +1,7 @@
 """GGUF -> plain HF model directory, through transformers' own GGUF loader (the ``gguf`` package).
 
-``convert_gguf(FILE.gguf, OUT_DIR)`` dequantises a llama-family .gguf that transformers can read
-into an fp32 model and writes ``config.json``, ``model.safetensors`` and the tokenizer (with its
+``convert_gguf(FILE.gguf, OUT_DIR)`` dequantises a .gguf that transformers can read (llama,
+gemma3, ...; k-quants too) into an fp32 model and writes ``config.json``, ``model.safetensors`` and the tokenizer (with its
 chat template) - a directory that loads without ``gguf`` - plus the source's ``general.*`` and
 ``tokenizer.*`` fields (gguf_metadata.py), which ``export-gguf`` writes back. Nothing here parses GGUF itself: only
 the 4-byte magic is looked at, so "not a GGUF file" is a clear error instead of a parser trace.
