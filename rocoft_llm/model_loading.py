@@ -85,6 +85,7 @@ def quantized_load(quantize: str, dtype: str, device: str | None = None) -> dict
     from transformers import BitsAndBytesConfig
 
     from .distributed import device_for_rank
+    from .rocoft.quantized import DOUBLE_QUANT
 
     try:
         import bitsandbytes  # noqa: F401
@@ -97,7 +98,10 @@ def quantized_load(quantize: str, dtype: str, device: str | None = None) -> dict
         config = BitsAndBytesConfig(load_in_8bit=True)
     elif quantize in ("nf4", "fp4"):
         config = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=quantize, bnb_4bit_compute_dtype=torch_dtype(dtype)
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quantize,
+            bnb_4bit_compute_dtype=torch_dtype(dtype),
+            bnb_4bit_use_double_quant=DOUBLE_QUANT,
         )
     else:
         raise RoCoFTError(f"model.quantize: {quantize!r} is not one of nf4, fp4, int8 (or null).")

@@ -7,7 +7,8 @@ LoRA directory such as ``export-peft`` writes, merged through peft), or
 is used - the folder its method wrote, loaded by that method - and its data manifest supplies
 contamination flags). When an adapter was asked for, the
 adapted modules must exist before merging, so the base is never evaluated in its place; the
-summary records the adapter's sha256.
+summary records the adapter's sha256. A base that was trained quantized (``model.quantize``, recorded
+in the run's recipe, the RoCoFT adapter, or beside a LoRA) is loaded quantized the same way.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ def peft_base(folder: Path) -> str | None:
     return str(config.get("base_model_name_or_path") or "")
 
 
+#: written beside a peft LoRA trained on a quantized base (peft's own config has no place for it)
+QUANTIZATION_FILE = "rocoft_quantization.json"
+
+
+def recorded_quantization(folder: Path) -> str | None:
+    """The ``model.quantize`` a peft LoRA directory was trained on (its :data:`QUANTIZATION_FILE`), or None."""
+    path = folder / QUANTIZATION_FILE
+    if not path.is_file():
+        return None
+    return read_json(path, "quantization record", "train the LoRA again").get("type")
+
+
 def load_for_eval(
     model: str | None = None,
     adapter: str | None = None,
@@ -63,7 +76,7 @@ def load_for_eval(
 
     if sum(x is not None for x in (adapter, run)) > 1:
         raise RoCoFTError("pass either --adapter or --run, not both.")
-    random_init, seed, tokenizer_path, method = False, 0, None, None
+    random_init, seed, tokenizer_path, method, quantize = False, 0, None, None, None
     flags = {}
     product = Path(adapter) if adapter else None
     if run:
@@ -72,6 +85,7 @@ def load_for_eval(
         method = get_method(recipe["method"])
         model = model or recipe["model"]["name_or_path"]
         random_init, seed = recipe["model"]["random_init"], recipe["train"]["seed"]
+        quantize = recipe["model"].get("quantize")  # the base is loaded as it was trained on
         tokenizer_path = recipe["model"].get("tokenizer")
         if (run_dir / "data_manifest.json").is_file():
             manifest = read_json(
@@ -87,11 +101,13 @@ def load_for_eval(
     elif product is not None and peft_base(product) is not None:
         method = get_method("lora")  # a peft LoRA directory (`rocoft-llm export-peft`, or any peft LoRA)
         model = model or peft_base(product)
+        quantize = recorded_quantization(product)
     elif product is not None:
         info = read_adapter_config(product)
         method = get_method("rocoft")  # --adapter is a RoCoFT adapter directory
         model = model or info.get("base_model")
         flags = info.get("metadata", {}).get("contamination", {})
+        quantize = (info.get("quantization") or {}).get("type")
     if not model:
         raise RoCoFTError(
             "pass --model (and optionally --adapter), or --run"
@@ -104,11 +120,14 @@ def load_for_eval(
         "method": method.name if method is not None and not base_only else "base",
         "adapter": None,
         "adapter_sha256": None,
+        "quantize": quantize,
     }
     tokenizer = load_tokenizer(tokenizer_path or model)
 
     def load_base():
-        return load_model(model, dtype=dtype, random_init=random_init, seed=seed, device=device)
+        return load_model(
+            model, dtype=dtype, random_init=random_init, seed=seed, device=device, quantize=quantize
+        )
 
     if base_only or method is None:
         return load_base().eval(), tokenizer, identity, flags

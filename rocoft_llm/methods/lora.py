@@ -18,6 +18,12 @@ class LoRAMethod(Method):
 
         from ..architectures import default_targets
 
+        if recipe.model.quantize:  # QLoRA: peft's preparation of a k-bit base (fp32 norms, input grads)
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=recipe.train.gradient_checkpointing
+            )
         targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
         config = LoraConfig(
             r=recipe.lora.r,
@@ -35,13 +41,22 @@ class LoRAMethod(Method):
         if is_main():
             module.save_pretrained(target)
             load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
+            if recipe.model.quantize:
+                from ..eval.identity import QUANTIZATION_FILE
+                from ..io_utils import atomic_write_json
+
+                atomic_write_json(target / QUANTIZATION_FILE, {"type": recipe.model.quantize})
 
     def load(self, folder: Path, load_base, dtype: str, device: str):
         from peft import PeftModel
 
         from ..io_utils import sha256_file
+        from ..rocoft.quantized import model_quantization
 
-        net = PeftModel.from_pretrained(load_base(), str(folder)).merge_and_unload()
+        net = PeftModel.from_pretrained(load_base(), str(folder))
+        # merging into a quantized base would quantize the merged weights again: keep LoRA unmerged there
+        if model_quantization(net) is None:
+            net = net.merge_and_unload()
         return net, sha256_file(folder / "adapter_model.safetensors")
 
     def peft_export_problem(self, run_dir: Path) -> str | None:

@@ -36,6 +36,7 @@ from .apply import (
 )
 from .gather import full_tensor_copy, weight_shape
 from .placement import MODES, ROW, ROW_COLUMN
+from .quantized import model_quantization, quantization_mismatch
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no config_sha256
@@ -146,6 +147,8 @@ def save_adapter(
             "train_bias": cfg.train_bias,
             "also_train": list(cfg.also_train),
             "dtype": "float32",
+            # the base's bitsandbytes storage (model.quantize) the slices were trained against, or null
+            "quantization": model_quantization(model),
             "tensors_sha256": sha256_file(tmp / WEIGHTS_FILE),
             "num_trainable_parameters": sum(t.numel() for t in tensors.values()),
             "modules": module_info,
@@ -324,6 +327,9 @@ def load_adapter(base_model: nn.Module, path: str | Path, check_base: bool = Tru
     data = read_adapter_config(path)
     tensors = read_adapter_tensors(path, data)
     _check_base(base_model, data, path)
+    mismatch = quantization_mismatch(base_model, data.get("quantization"))
+    if mismatch:
+        raise AdapterError(f"adapter {path}: {mismatch}.")
     cfg = adapter_rocoft_config(data)
     apply_rocoft(
         base_model, cfg, indices={n: module_indices(info, cfg.mode) for n, info in data["modules"].items()}

@@ -113,6 +113,43 @@ def _plan(
     return plan
 
 
+def refuse_quantized_checkpoint(config: dict, base_dir: Path) -> None:
+    """A base saved already quantized (its config.json has a ``quantization_config``) holds packed
+    weights that cannot be merged into or read as a full-precision base."""
+    quant = config.get("quantization_config")
+    if quant:
+        kind = quant.get("bnb_4bit_quant_type") if quant.get("load_in_4bit") else quant.get("quant_method")
+        raise AdapterError(
+            f"base {base_dir} is a quantized checkpoint ({kind}): its weights are packed, not full precision. "
+            "Pass the full-precision base the run loaded (its model.name_or_path); for an adapter trained "
+            "with model.quantize, merge and export-peft quantize that base themselves."
+        )
+
+
+def quantized_keys(adapter: dict, keys: set[str], prefix: str | None) -> set[str]:
+    """Checkpoint keys of the weights a quantized run's base held quantized (empty for a full-precision
+    run); a key missing from the checkpoint is an error."""
+    recorded = adapter.get("quantization")
+    if not recorded:
+        return set()
+    found = {m: checkpoint_key(m + ".weight", keys, prefix) for m in recorded["modules"]}
+    missing = [m for m, k in found.items() if k is None]
+    if missing:
+        raise AdapterError(
+            f"the base checkpoint lacks {len(missing)} quantized weight(s) of the adapter's base, e.g. "
+            f"{missing[:3]}; it is not the model the adapter was trained on ({adapter.get('base_model')})."
+        )
+    return set(found.values())
+
+
+def dequantized_base(tensor: torch.Tensor, recorded: dict) -> torch.Tensor:
+    """A base checkpoint weight as the quantized run saw it (quantized, then dequantized), in the
+    checkpoint's dtype."""
+    from .quantized import quantize_roundtrip
+
+    return quantize_roundtrip(tensor, recorded["type"], recorded["dtype"]).to(tensor.dtype)
+
+
 def module_placement(adapter: dict, module: str) -> Placement:
     """Where the adapter's values of ``module`` live in its weight (indices already checked by
     ``read_adapter_config``)."""
@@ -179,6 +216,7 @@ def merge_to_directory(
         if (base_dir / "config.json").is_file()
         else {}
     )
+    refuse_quantized_checkpoint(config, base_dir)
     if config.get("model_type") != adapter["model_type"]:
         raise AdapterError(
             f"adapter {adapter_dir} is for model_type {adapter['model_type']!r} but {base_dir} is "
@@ -204,8 +242,12 @@ def merge_to_directory(
             if item.is_file() and not item.name.endswith(WEIGHT_SUFFIXES):
                 shutil.copy2(item, tmp / item.name)
         done = 0
+        all_keys = set().union(*shard_keys.values())
+        dequantize = quantized_keys(adapter, all_keys, arch.base_model_prefix if arch else None)
         for shard in iterator:
             state = load_file(str(base_dir / shard))
+            for key in shard_keys[shard] & dequantize:
+                state[key] = dequantized_base(state[key], adapter["quantization"])
             for key in shard_keys[shard] & set(plan):
                 if plan[key][0] == "slice":
                     check_base_slice(state[key], plan[key], key, base_dir, adapter)
@@ -228,7 +270,19 @@ def merge_to_directory(
                 ],  # read_adapter_tensors just checked the file against it
                 "adapter_config_sha256": sha256_file(adapter_dir / CONFIG_FILE),
                 "tensors_changed": len(plan),
+                # a quantized run: these linears hold their dequantized values (full precision)
+                "dequantized": {"from": adapter["quantization"]["type"], "tensors": len(dequantize)}
+                if dequantize
+                else None,
             },
+        )
+    if dequantize:
+        log.warning(
+            "the adapter was trained on a %s-quantized base: its %d quantized linears are merged as their "
+            "DEQUANTIZED weights (what training saw), so the merged model is full precision but not the "
+            "original base plus the update",
+            adapter["quantization"]["type"],
+            len(dequantize),
         )
     log.info("merged %d tensors of %s into %s", len(plan), base_dir, out)
     return Path(out)

@@ -18,6 +18,11 @@ they are checked against the adapter's base checksums first (a different base is
 (``rank_pattern`` / ``alpha_pattern``). ``pad_rank`` appends zero rows to ``A`` and zero columns to ``B``
 (the product, hence the output, is unchanged) to reach a rank a server accepts.
 
+An adapter trained on a quantized base (``model.quantize``) records it; its deltas are taken against
+the DEQUANTIZED base weights (the checkpoint's weights quantized and dequantized as at training), so
+the LoRA is exact on the quantized base it was trained on. Served on the unquantized base, the output
+differs from the trained model by the quantization error of the base (and of ``W0[idx]``).
+
 Not expressible exactly as LoRA, hence refused: adapters with trained biases (``train_bias``) or
 ``also_train`` parameters, and the ``entries`` mode (a sparse random mask has full rank). The directory is written under a temporary name and renamed into place.
 """
@@ -39,7 +44,16 @@ from ..errors import AdapterError, RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json
 from ..ownership import target_path
 from .adapter import read_adapter_config, read_adapter_tensors
-from .merge_dir import check_base_slice, checkpoint_key, list_shards, module_placement, resolve_model_dir
+from .merge_dir import (
+    check_base_slice,
+    checkpoint_key,
+    dequantized_base,
+    list_shards,
+    module_placement,
+    quantized_keys,
+    refuse_quantized_checkpoint,
+    resolve_model_dir,
+)
 from .placement import COLUMN, LOW_RANK_MODES, ROW, Placement, slice_names
 
 log = logging.getLogger("rocoft_llm")
@@ -74,6 +88,7 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, tuple[torch.Tensor,
         if (base_dir / "config.json").is_file()
         else {}
     )
+    refuse_quantized_checkpoint(config, base_dir)
     if config.get("model_type") != adapter["model_type"]:
         raise AdapterError(
             f"the adapter is for model_type {adapter['model_type']!r} but base {base_dir} is "
@@ -87,6 +102,7 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, tuple[torch.Tensor,
         with safe_open(str(base_dir / shard), framework="pt") as f:
             where.update(dict.fromkeys(f.keys(), shard))
     out = {}
+    quantized = quantized_keys(adapter, set(where), prefix)
     for module, info in adapter["modules"].items():
         key = checkpoint_key(module + ".weight", set(where), prefix)
         if key is None:
@@ -96,6 +112,8 @@ def _base_slices(adapter: dict, base_dir: Path) -> dict[str, tuple[torch.Tensor,
             )
         with safe_open(str(base_dir / where[key]), framework="pt") as f:
             weight = f.get_tensor(key)
+        if quantized and key in quantized:  # deltas against the weights the quantized run trained on
+            weight = dequantized_base(weight, adapter["quantization"])
         placement = module_placement(adapter, module)
         change = ("slice", placement, None, info["weight_shape"], info.get("base_checksum"))
         check_base_slice(weight, change, key, base_dir, adapter)
@@ -264,6 +282,13 @@ def export_peft(
         )
         atomic_write_json(tmp / PEFT_CONFIG_FILE, config)
     log.info("exported %d modules of %s as a peft LoRA (r=%d) to %s", len(ranks), adapter_dir, default, out)
+    if adapter.get("quantization"):
+        log.warning(
+            "the adapter was trained on a %s-quantized base: the LoRA's deltas are against the dequantized "
+            "weights; load its base with the same quantization to get the trained model (on the "
+            "unquantized base it differs by the quantization error)",
+            adapter["quantization"]["type"],
+        )
     return out
 
 

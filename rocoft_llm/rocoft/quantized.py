@@ -34,6 +34,8 @@ from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, MODES, ROW, ROW_COLUM
 
 #: bitsandbytes' name of each 4-bit storage type, and the recipe's name for 8-bit LLM.int8 storage
 QUANT_TYPES = ("nf4", "fp4", "int8")
+#: 4-bit storage quantizes its block scales too (QLoRA's double quantization: ~0.4 bits less per weight)
+DOUBLE_QUANT = True
 
 
 def _bnb():
@@ -176,3 +178,55 @@ class QuantizedRoCoFTLinear(RoCoFTLinear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, quantization={self.quantization}"
+
+
+def model_quantization(model: nn.Module) -> dict | None:
+    """What the adapter records about a quantized base: ``{"type": nf4|fp4|int8, "modules": [...]}``,
+    every linear stored by bitsandbytes (wrapped or not), by its name in the unwrapped model; None for
+    a model without quantized linears."""
+    found = {}
+    for name, module in model.named_modules():
+        q = quantization(module)
+        if q is not None:
+            found[name.removesuffix(".base_layer")] = q
+    if not found:
+        return None
+    kinds = sorted(set(found.values()))
+    dtype = str(getattr(model, "dtype", torch.float32)).removeprefix("torch.")
+    return {"type": kinds[0] if len(kinds) == 1 else kinds, "dtype": dtype, "modules": sorted(found)}
+
+
+def quantize_roundtrip(weight: torch.Tensor, quant: str, dtype: str) -> torch.Tensor:
+    """``weight`` (out, in) as a model loaded with ``model.quantize: quant`` and ``model.dtype: dtype``
+    multiplies by it: cast to ``dtype``, quantized by bitsandbytes on the CPU as transformers does at
+    load, and dequantized (fp32). Merge and export-peft read a quantized run's base through this."""
+    import bitsandbytes as bnb
+
+    w = weight.detach().to("cpu", getattr(torch, dtype)).contiguous()
+    if quant == "int8":  # Int8Params: fp16 rows, one absmax scale per row
+        codes, scales, _ = bnb.functional.int8_vectorwise_quant(w.to(torch.float16))
+        return bnb.functional.int8_vectorwise_dequant(codes, scales).float()
+    packed, state = bnb.functional.quantize_4bit(
+        w, blocksize=64, compress_statistics=DOUBLE_QUANT, quant_type=quant
+    )
+    return bnb.functional.dequantize_4bit(packed, state).float()
+
+
+def quantization_mismatch(model: nn.Module, recorded: dict | None) -> str | None:
+    """Why ``model``'s storage differs from the one an adapter was trained on (None: it does not)."""
+    have = model_quantization(model)
+    want_type = recorded["type"] if recorded else None
+    have_type = have["type"] if have else None
+    if want_type == have_type:
+        return None
+    if want_type is None:
+        return (
+            f"the adapter was trained on a full-precision base but this base is quantized ({have_type}); "
+            "load the base without quantization"
+        )
+    return (
+        f"the adapter was trained on a {want_type}-quantized base (model.quantize: {want_type}) but this "
+        f"base is {'quantized ' + str(have_type) if have_type else 'full precision'}; load the base with "
+        f"quantize {want_type} (eval --run and the held-out NLL do so from the run's recipe; "
+        "merge and export-peft quantize the base checkpoint themselves)"
+    )

@@ -32,6 +32,7 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
         revision=m.revision,
         seed=recipe.train.seed,
         attn_implementation=m.attn_implementation,
+        quantize=m.quantize,
     )
     model._rocoft_ds_config_ref = keep_alive
     if recipe.train.gradient_checkpointing:
