@@ -23,7 +23,13 @@ allocator hands out, so they compare like with like across methods.
 * paper: the reference formulation - each forward concatenates the trainable slice and a frozen
   buffer into a full weight (written here, for comparison only);
 * lora-r8: peft LoRA r=8, alpha 16 on the same seven projections;
-* full: full finetuning.
+* full: full finetuning;
+* floor-nf4, rocoft-*-nf4, lora-r8-nf4: the same on a copy of the model whose linears (all but the
+  output head) are stored in bitsandbytes NF4 with double quantization, computing in the model's
+  dtype (``model.quantize: nf4``; RoCoFT through its quantized layer, LoRA as peft's QLoRA layers).
+  Their peak counts the packed weights and quantization constants instead of the full-precision
+  ones; on CUDA the other model's resident bytes are subtracted from each method's peak. Needs
+  bitsandbytes (``pip install 'rocoft-llm[quant]'``).
 
     python bench/methods.py --config cpu                 # ~2 minutes on 2 cores
     python bench/methods.py --config cpu --profile 5     # + where each method's op time goes
@@ -34,6 +40,9 @@ allocator hands out, so they compare like with like across methods.
     python bench/methods.py --model models/smollm2-135m --batch 8 --seq 256 --rounds 3 --steps 1 \
         --methods floor,rocoft-rows,rocoft-columns,lora-r8,full --json cost.json
                                                          # a pretrained model instead of the random Llama
+    python bench/methods.py --model models/smollm2-135m --batch 8 --seq 256 --rounds 3 --steps 1 \
+        --methods floor,floor-nf4,rocoft-columns,rocoft-columns-nf4,lora-r8,lora-r8-nf4
+                                                         # NF4 base against the fp32 base
 
 ``--model`` (a local Hugging Face directory) replaces the random Llama: its own shapes, the same
 seven projection names; ``--json FILE`` also writes the table as JSON (bench/compare_methods.py
@@ -91,6 +100,8 @@ CONFIGS = {
 #: the random Llama's shape options (``--model`` brings its own)
 SHAPE_OPTIONS = ("layers", "hidden", "intermediate", "heads", "vocab")
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: a method name ending in this runs on the NF4-quantized copy of the model
+NF4 = "-nf4"
 
 
 class PaperRowLinear(nn.Module):
@@ -140,42 +151,49 @@ class Method:
 
     def __init__(self, name, args):
         self.name, self.args, self.saved = name, args, {}
+        #: runs on the NF4 copy of the model; ``kind`` is the method without the suffix
+        self.quantized = name.endswith(NF4)
+        self.kind = name.removesuffix(NF4)
+        if self.quantized and self.kind in ("paper", "full"):
+            raise ValueError(f"{name}: only floor, rocoft-* and lora-r8 run on an NF4 base")
 
     def setup(self, model):
         a = self.args
         for p in model.parameters():
             p.requires_grad_(False)
-        if self.name == "floor":
+        if self.kind == "floor":
             return []
-        if self.name.startswith("rocoft"):
+        if self.kind.startswith("rocoft"):
             from rocoft_llm.rocoft.layer import RoCoFTLinear
             from rocoft_llm.rocoft.placement import entries_count
+            from rocoft_llm.rocoft.quantized import QuantizedRoCoFTLinear, is_quantized_linear
             from rocoft_llm.rocoft.selection import random_entries
 
-            mode, density, rank = rocoft_mode(self.name, a.rank)
+            mode, density, rank = rocoft_mode(self.kind, a.rank)
             for n, lin in linears(model).items():
                 self.saved[n] = lin
                 if mode == "entries":
-                    shape = tuple(lin.weight.shape)
-                    index = random_entries(lin.weight.numel(), entries_count(density, shape), 0, n)
+                    shape = (lin.out_features, lin.in_features)
+                    index = random_entries(shape[0] * shape[1], entries_count(density, shape), 0, n)
                 else:
                     index = torch.arange(rank)
                 columns = torch.arange(rank) if mode == "row_column" else None
-                swap(model, n, RoCoFTLinear(lin, index, mode, column_index=columns))
+                layer = QuantizedRoCoFTLinear if is_quantized_linear(lin) else RoCoFTLinear
+                swap(model, n, layer(lin, index, mode, column_index=columns))
             return [s for m in model.modules() if isinstance(m, RoCoFTLinear) for s in m.slices()]
-        if self.name == "paper":
+        if self.kind == "paper":
             for n, lin in linears(model).items():
                 self.saved[n] = lin
                 swap(model, n, PaperRowLinear(lin, a.rank))
             return [m.trainable for m in model.modules() if isinstance(m, PaperRowLinear)]
-        if self.name == "lora-r8":
+        if self.kind == "lora-r8":
             from peft import LoraConfig, get_peft_model
 
             self.peft = get_peft_model(
                 model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=list(TARGETS))
             )
             return [p for p in self.peft.parameters() if p.requires_grad]
-        if self.name == "full":
+        if self.kind == "full":
             for p in model.parameters():
                 p.requires_grad_(True)
             return list(model.parameters())
@@ -186,6 +204,9 @@ class Method:
 
     def teardown(self, model):
         for n, lin in self.saved.items():
+            wrapped = model.get_submodule(n)
+            if hasattr(wrapped, "base_layer") and lin.bias is None:  # the quantized layer holds the bias
+                lin.bias = wrapped.bias
             lin.weight.requires_grad_(False)
             swap(model, n, lin)
         self.saved = {}
@@ -210,7 +231,48 @@ def reset_memory(device):
 
 
 def tensor_bytes(tensors) -> int:
-    return sum(t.numel() * t.element_size() for t in tensors)
+    """Bytes of ``tensors``, with the quantization constants of bitsandbytes 4-bit weights."""
+    total = 0
+    for t in tensors:
+        total += t.numel() * t.element_size()
+        state = getattr(t, "quant_state", None)
+        while state is not None:  # absmax per block; with double quantization, its own constants too
+            total += sum(x.numel() * x.element_size() for x in (state.absmax, state.code) if x is not None)
+            state = getattr(state, "state2", None)
+    return total
+
+
+def nf4_copy(model, dtype: str):
+    """A copy of ``model`` whose linears (all but the output head) are bitsandbytes NF4 with double
+    quantization computing in ``dtype``: the storage ``model.quantize: nf4`` loads."""
+    import copy
+
+    import bitsandbytes as bnb
+
+    from rocoft_llm.rocoft.quantized import DOUBLE_QUANT
+
+    quantized = copy.deepcopy(model)
+    head_copy = quantized.get_output_embeddings()
+    device = next(model.parameters()).device
+    for name, lin in list(quantized.named_modules()):
+        if not isinstance(lin, nn.Linear) or lin is head_copy:
+            continue
+        q = bnb.nn.Linear4bit(
+            lin.in_features,
+            lin.out_features,
+            bias=lin.bias is not None,
+            compute_dtype=getattr(torch, dtype),
+            compress_statistics=DOUBLE_QUANT,
+            quant_type="nf4",
+            device="cpu",
+        )
+        q.weight = bnb.nn.Params4bit(
+            lin.weight.detach().cpu(), requires_grad=False, compress_statistics=DOUBLE_QUANT, quant_type="nf4"
+        )
+        if lin.bias is not None:
+            q.bias = nn.Parameter(lin.bias.detach().cpu(), requires_grad=False)
+        swap(quantized, name, q.to(device))
+    return quantized
 
 
 def profiled_peak_bytes(fn) -> int:
@@ -434,11 +496,19 @@ def main():
             "use a GPU machine, or --device cpu with smaller --layers/--hidden for a smoke run"
         )
     torch.manual_seed(0)
+    try:
+        methods = [Method(m, a) for m in args.methods.split(",")]
+    except ValueError as e:
+        sys.exit(str(e))
     model = build_model(a, args.model)
     ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq), device=a.device)
     with torch.no_grad():
         embeds = model.get_input_embeddings()(ids)
-    methods = [Method(m, a) for m in args.methods.split(",")]
+    # the model each method trains: the NF4 copy for *-nf4 (its embeddings are the same, unquantized)
+    models = {False: model}
+    if any(m.quantized for m in methods):
+        models[True] = nf4_copy(model, a.dtype)
+    resident = {k: tensor_bytes(v.parameters()) + tensor_bytes(v.buffers()) for k, v in models.items()}
     blocks = {m.name: [] for m in methods}  # per method: one list of step times per round
     peaks = {m.name: 0.0 for m in methods}
     counts = {}
@@ -447,13 +517,14 @@ def main():
         for m in methods:
             reset_memory(a.device)
             # every block's first step is untimed: it pays the setup (optimizer state, fresh allocations)
-            t, counts[m.name] = train_steps(m, model, embeds, ids, a.steps, a.device, warmup=1)
+            t, counts[m.name] = train_steps(m, models[m.quantized], embeds, ids, a.steps, a.device, warmup=1)
             blocks[m.name].append(t)
-            if on_cuda:
-                peaks[m.name] = max(peaks[m.name], torch.cuda.max_memory_allocated() / 2**30)
+            if on_cuda:  # less the other model, resident but not this method's
+                others = sum(b for k, b in resident.items() if k != m.quantized)
+                peaks[m.name] = max(peaks[m.name], (torch.cuda.max_memory_allocated() - others) / 2**30)
     if not on_cuda:
         for m in methods:
-            peaks[m.name] = cpu_peak_gib(m, model, embeds, ids)
+            peaks[m.name] = cpu_peak_gib(m, models[m.quantized], embeds, ids)
     tokens = a.batch * a.seq
     med = {k: statistics.median(t for block in v for t in block) for k, v in blocks.items()}
 
@@ -517,7 +588,9 @@ def main():
                 "steps": a.steps, "dtype": a.dtype, "threads": torch.get_num_threads()}  # fmt: skip
         Path(args.json).write_text(json.dumps({"meta": meta, "methods": table}, indent=1))
     if args.profile:
-        print_profile(methods, model, embeds, ids, args.profile, a.device)
+        for quantized, group in ((q, [m for m in methods if m.quantized == q]) for q in models):
+            if group:
+                print_profile(group, models[quantized], embeds, ids, args.profile, a.device)
 
 
 if __name__ == "__main__":
