@@ -22,7 +22,7 @@ from ..distributed import world_size
 from ..errors import RoCoFTError
 from ..io_utils import read_json
 from .config import RoCoFTConfig
-from .gather import full_weight, weight_shape
+from .gather import full_weight, real_numel, weight_shape
 from .layer import RoCoFTLinear
 from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, ROW, ROW_COLUMN, SLICE_NAME, entries_count
 from .quantized import QuantizedRoCoFTLinear, dequantized_weight, is_quantized_linear
@@ -275,7 +275,7 @@ def apply_rocoft(
     _mark_also_train(model, cfg.also_train)
     setattr(model, CONFIG_ATTR, cfg)
     n_train = sum(p.numel() for p in trainable_parameters(model).values())
-    n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
+    n_total = sum(real_numel(p) for p in model.parameters())
     log.info(
         "RoCoFT %s %s (%s) on %d linears: %s trainable parameters of %s (%.4f%%)",
         cfg.mode,

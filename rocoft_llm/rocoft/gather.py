@@ -9,6 +9,7 @@ tensors they need - never the whole model.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import torch
 
@@ -32,6 +33,11 @@ def weight_shape(weight: torch.Tensor) -> tuple[int, ...]:
     if state is not None:
         return tuple(state.shape)
     return tuple(getattr(weight, "ds_shape", weight.shape))
+
+
+def real_numel(tensor: torch.Tensor) -> int:
+    """Elements of the whole tensor (partitioned by ZeRO-3 or packed by bitsandbytes alike)."""
+    return math.prod(weight_shape(tensor))
 
 
 def full_tensor_copy(param: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ import torch
 from ..methods import get_method
 from ..model_loading import load_model
 from ..rocoft.apply import trainable_parameters
+from ..rocoft.gather import real_numel
 
 log = logging.getLogger("rocoft_llm")
 
@@ -43,8 +44,8 @@ def build_model(recipe, calibration=None, ds_config: dict | None = None):
         model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still get input grads
     model = get_method(recipe.method).prepare(model, recipe, calibration)
     params = trainable_parameters(model)
-    n_train = sum(int(getattr(p, "ds_numel", p.numel())) for p in params.values())
-    n_total = sum(int(getattr(p, "ds_numel", p.numel())) for p in model.parameters())
+    n_train = sum(real_numel(p) for p in params.values())
+    n_total = sum(real_numel(p) for p in model.parameters())
     log.info(
         "method %s: %s trainable of %s parameters (%.4f%%)",
         recipe.method,
