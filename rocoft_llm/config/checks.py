@@ -167,7 +167,11 @@ def quantize_problems(r: Recipe) -> list[str]:
     import importlib.util
 
     out = []
-    if importlib.util.find_spec("bitsandbytes") is None:
+    try:
+        missing = importlib.util.find_spec("bitsandbytes") is None
+    except ValueError:  # an import blocked in sys.modules (None) has no spec
+        missing = True
+    if missing:
         out.append(f"model.quantize: {q} needs bitsandbytes, which is not installed; run {QUANT_INSTALL}")
     if get_method(r.method).trains_all_weights:
         out.append(

@@ -132,6 +132,21 @@ CASES = {
         ["train.lr=" + "[" * 5000 + "]" * 5000],
         ["train.lr: '[[[[", "characters)"],
     ),
+    "quantize with a backend that cannot take it": (
+        None,
+        ["model.quantize=nf4", "dist.backend=fsdp"],
+        ["model.quantize: nf4 with dist.backend: fsdp is not supported", "use dist.backend: ddp"],
+    ),
+    "quantize with full finetuning": (
+        None,
+        ["model.quantize=int8", "method=full"],
+        ["model.quantize: int8 with method: full", "use method: rocoft or method: lora"],
+    ),
+    "an unknown quantization": (
+        None,
+        ["model.quantize=int4"],
+        ["model.quantize: 'int4' is not one of 'nf4', 'fp4', 'int8'"],
+    ),
     "an unknown attention kernel": (
         None,
         ["model.attn_implementation=garbage"],

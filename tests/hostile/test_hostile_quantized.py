@@ -1,0 +1,68 @@
+"""Hostile inputs around model.quantize through the real CLI: bitsandbytes missing (validate and train
+refuse with the install line, nothing written) and a base checkpoint that was saved already quantized
+given to merge / export-peft as if it were the full-precision base (refused, nothing written)."""
+
+import json
+import shutil
+import sys
+
+import pytest
+
+pytest.importorskip("bitsandbytes")
+
+from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter  # noqa: E402
+from rocoft_llm.model_loading import load_model  # noqa: E402
+from tests.helpers.cli import REPO_TINY, assert_refused, run_cli  # noqa: E402
+
+
+@pytest.mark.parametrize("command", ["validate", "train"])
+def test_bitsandbytes_missing_is_refused_with_the_install_line(tmp_path, monkeypatch, command):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"model: {{name_or_path: {REPO_TINY / 'llama'}, dtype: float32, quantize: nf4}}\n"
+        f"data: {{train: [{REPO_TINY / 'data' / 'train.json'}]}}\n"
+        "train: {global_batch_size: 8, micro_batch_size: 4, max_steps: 2, precision: fp32}\n"
+        f"output: {{dir: {tmp_path / 'out'}}}\n"
+    )
+    monkeypatch.setitem(
+        sys.modules, "bitsandbytes", None
+    )  # `import bitsandbytes` fails, as when not installed
+    assert_refused(
+        run_cli(command, recipe),
+        "model.quantize: nf4 needs bitsandbytes, which is not installed",
+        "pip install 'rocoft-llm[quant]'",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def nf4_adapter(tmp_path):
+    """(full-precision base directory, adapter trained on its nf4 storage) of the tiny Llama."""
+    base = tmp_path / "base"
+    load_model(str(REPO_TINY / "llama"), dtype="float32", random_init=True).save_pretrained(base)
+    model = load_model(str(base), dtype="float32", quantize="nf4")
+    apply_rocoft(model, RoCoFTConfig(mode="column", rank=2, selection="random"))
+    save_adapter(model, tmp_path / "adapter")
+    return base, tmp_path / "adapter"
+
+
+def test_an_already_quantized_checkpoint_is_not_taken_for_the_base(tmp_path, nf4_adapter):
+    base, adapter = nf4_adapter
+    packed = tmp_path / "packed"
+    shutil.copytree(base, packed)
+    config = json.loads((packed / "config.json").read_text())
+    config["quantization_config"] = {
+        "quant_method": "bitsandbytes",
+        "load_in_4bit": True,
+        "bnb_4bit_quant_type": "nf4",
+    }
+    (packed / "config.json").write_text(json.dumps(config))
+    needles = (
+        f"base {packed} is a quantized checkpoint (nf4)",
+        "Pass the full-precision base the run loaded",
+    )
+    assert_refused(
+        run_cli("merge", "--base", packed, "--adapter", adapter, "--out", tmp_path / "m"), *needles
+    )
+    assert_refused(run_cli("export-peft", adapter, "--base", packed, "--out", tmp_path / "p"), *needles)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "p").exists()
