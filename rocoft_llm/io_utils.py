@@ -57,13 +57,19 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(
-            path,
-            f"bytes {data[e.start : e.end + 3]!r} are not UTF-8 ({what} must be UTF-8 text)",
-            f"convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {fix}",
-            f"line {line}",
-        ) from None
+        raise utf8_error(path, what, fix, data, e) from None
+
+
+def utf8_error(path, what: str, fix: str, data: bytes, e: UnicodeDecodeError, line: int = 1) -> InputError:
+    """The error for bytes of ``data`` that are not UTF-8 (``e``), naming their line: ``line`` is the
+    line ``data`` starts on (a file read in pieces passes where the piece starts)."""
+    line += data[: e.start].count(b"\n")
+    return InputError(
+        path,
+        f"bytes {data[e.start : e.end + 3]!r} are not UTF-8 ({what} must be UTF-8 text)",
+        f"convert it to UTF-8 (e.g. `iconv -f latin1 -t utf-8`), or {fix}",
+        f"line {line}",
+    )
 
 
 def read_json(

@@ -1,13 +1,18 @@
 """``rocoft-llm prepare``: sources -> validated records -> reports -> tokenized dataset, cached.
 
-Output directory: ``records.jsonl`` (the kept records, with their source), ``tokenized/``
-(``datasets.save_to_disk``) and ``manifest.json`` (written last: sources with hashes, counts,
-drops, truncations, token-length statistics, template, tokenizer, contamination findings).
+Output directory: ``records.jsonl`` (the kept records, with their source), ``tokenized/`` (the
+layout of ``datasets.save_to_disk``, read by ``datasets.load_from_disk``) and ``manifest.json``
+(written last: sources with hashes, counts, drops, truncations, token-length statistics,
+template, tokenizer, contamination findings).
+
+Memory does not grow with the input: data files are parsed one record at a time, in two passes
+(:mod:`.source_pass`: check everything, then write), and the tokens go to disk batch by batch
+(:mod:`.tokenize_stream`).
 
 The directory is keyed by a hash of every input (source bytes, converter version, template,
-tokenizer, cutoff, options). A file lock makes concurrent ranks wait while one prepares; the
-next run with the same inputs is a cache hit; a directory holding OTHER inputs is never reused
-or overwritten unless asked.
+tokenizer, cutoff, options). A file lock makes concurrent ranks wait while one prepares (its
+file is removed when the holder is done, success or failure); the next run with the same inputs
+is a cache hit; a directory holding OTHER inputs is never reused or overwritten unless asked.
 """
 
 from __future__ import annotations
@@ -17,21 +22,23 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_writable, read_json, sha256_file
 from ..ownership import check_not_a_file, check_replaceable, target_path
 from ..version import __version__
-from .answers import MATH_ANSWER_TYPES
 from .chat_template import bind_chat
 from .converters import CONVERTER_VERSION
-from .reports import contamination_report, local_test_sets, quirk_report
+from .reports import contamination_report, local_test_sets, test_question_sets
 from .settings import PrepareOptions
+from .source_pass import check_sources, kept_records
 from .sources import Source, resolve_source
-from .templates import format_problem, get_template, input_problem
-from .tokenize import tokenize_records, tokenizer_fingerprint
-from .validate import validate_records
+from .templates import get_template
+from .tokenize import as_row, check_eos, encode_options, tokenizer_fingerprint
+from .tokenize_stream import write_tokenized
 
 log = logging.getLogger("rocoft_llm")
 MANIFEST = "manifest.json"
@@ -93,7 +100,10 @@ def _load_sources(opts: PrepareOptions, progress: bool) -> list[Source]:
         from tqdm.auto import tqdm
 
         specs = tqdm(specs, desc="loading/converting sources", unit="source")
-    return [resolve_source(s, opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir) for s in specs]
+    return [
+        resolve_source(s, opts.split, opts.source, opts.llm_adapters_dir, opts.hub_dir, stream=True)
+        for s in specs
+    ]
 
 
 def prepare(
@@ -106,8 +116,6 @@ def prepare(
 ) -> tuple[Path, dict]:
     """Prepare (or reuse) the dataset described by ``opts``; returns (directory, manifest).
     Without ``out`` the directory is ``cache_root/<key>`` (default: :func:`default_cache_root`)."""
-    from filelock import FileLock
-
     from ..model_loading import load_tokenizer
 
     if out is not None:
@@ -122,15 +130,16 @@ def prepare(
     if not opts.datasets:
         raise RoCoFTError("no datasets to prepare: pass --dataset NAME|PATH (data.train in a recipe).")
     tokenizer = tokenizer or load_tokenizer(opts.tokenizer_path)
+    check_eos(tokenizer, opts.add_eos)
     template = bind_chat(get_template(opts.template), tokenizer, opts.chat_template)
     tok_fp = tokenizer_fingerprint(tokenizer)
     sources = _load_sources(opts, progress)
     key = cache_key(sources, opts, template, tok_fp)
-    kept_records, source_info = _validated(sources, opts, template)
+    tests = test_question_sets(opts.test_dir or opts.llm_adapters_dir)
+    source_info, overlaps = check_sources(sources, opts, template, tests)  # every record problem, first
     out = Path(out) if out else Path(cache_root or default_cache_root()) / key[:20]
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = out.parent / f".{out.name}.lock"
-    with FileLock(str(lock), timeout=3600):
+    with held_lock(out.parent / f".{out.name}.lock"):
         existing = None if overwrite else read_manifest(out)
         if existing is not None and existing.get("key") != key:
             raise RoCoFTError(
@@ -139,127 +148,79 @@ def prepare(
             )
         if existing is not None:
             log.info("cache hit: %s already holds this prepared dataset", out)
-            manifest = existing
-        else:
-            manifest = _build(
-                sources,
-                kept_records,
-                source_info,
-                opts,
-                template,
-                tokenizer,
-                tok_fp,
-                key,
-                out,
-                overwrite,
-                progress,
-            )
-    # The directory is complete: whoever takes the lock next (on the old file or a new one) finds a cache hit,
-    # so the lock file can go instead of lying beside the output forever.
-    lock.unlink(missing_ok=True)
+            return out, existing
+        report = contamination_report(sources, tests, overlaps)
+        manifest = _build(
+            sources, source_info, report, opts, template, tokenizer, tok_fp, key, out, overwrite, progress
+        )
     return out, manifest
 
 
-def _validated(sources: list[Source], opts: PrepareOptions, template) -> tuple[list[dict], list[dict]]:
-    """(kept records, per-source info): every record problem is found here, before the lock is taken and
-    before anything is written."""
-    kept_records, source_info = [], []
-    for src in sources:
-        where = ", ".join(src.files) or src.name
-        if not src.records:
-            raise RoCoFTError(
-                f"{where}: the source holds no records (an empty JSON array); add records or remove it "
-                "from --dataset / data.train."
-            )
-        kept, drops = validate_records(src.records, src.answer_spec, where, opts.bad_records, opts.format)
-        problem = format_problem(drops.format, template, where)
-        if problem:
-            raise RoCoFTError(problem + ".")
-        if drops.ignored:
-            log.warning(
-                "%s: field(s) %s are not part of the %s format and were left out of the text",
-                where,
-                ", ".join(f"{k!r} ({n} records)" for k, n in sorted(drops.ignored.items())),
-                drops.format,
-            )
-        source_info.append(
-            {
-                "name": src.name,
-                "kind": src.kind,
-                "files": src.files,
-                "members": src.members,
-                "records": len(src.records),
-                "kept": len(kept),
-                "drops": dict(drops),
-                "format": drops.format,
-                "ignored_fields": dict(drops.ignored),
-                "math_quirk": quirk_report(src) if src.answer_spec.get("type") in MATH_ANSWER_TYPES else None,
-            }
-        )
-        src.records = kept
-        kept_records.extend({**r, "source": src.name} for r in kept)
-    if not kept_records:
-        raise RoCoFTError(
-            f"no records left to prepare: every record of {', '.join(s.name for s in sources)} was bad "
-            "and dropped (--bad-records drop); fix the files."
-        )
-    for src in sources:
-        problem = input_problem(src.records, template, ", ".join(src.files) or src.name)
-        if problem:
-            raise RoCoFTError(problem)
-    return kept_records, source_info
+@contextmanager
+def held_lock(path: Path, timeout: float = 3600) -> Iterator[None]:
+    """Hold the file lock ``path`` (concurrent ranks preparing the same directory wait on it) for the
+    block, and remove the lock file before releasing it, whether the block succeeded or failed, so
+    no empty ``.NAME.lock`` stays beside the output. Only the holder removes the file, so the file
+    at ``path`` is the one held; a waiter that then locks the removed file is not fooled: filelock
+    (4.x) sees that the file it locked has no name left (``st_nlink == 0``) and locks the one at
+    ``path`` anew."""
+    from filelock import FileLock
+
+    with FileLock(str(path), timeout=timeout):
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
 
 
 def _build(
-    sources, kept_records, source_info, opts, template, tokenizer, tok_fp, key, out, overwrite, progress
+    sources, source_info, report, opts, template, tokenizer, tok_fp, key, out, overwrite, progress
 ) -> dict:
+    """Pass 2 over the sources (:func:`.source_pass.kept_records`): ``records.jsonl`` and the tokenized
+    dataset written as the records come, then the manifest, all in a temporary directory renamed into
+    place."""
     started = time.time()
-    report = contamination_report(sources, opts.test_dir or opts.llm_adapters_dir)
-    tokenized, stats = tokenize_records(
-        kept_records,
-        tokenizer,
-        template,
-        opts.cutoff_len,
-        opts.train_on_inputs,
-        opts.add_eos,
-        opts.overlength,
-        opts.num_proc,
-        progress,
-    )
-    manifest = {
-        "format_version": MANIFEST_VERSION,
-        "library_version": __version__,
-        "key": key,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "split": opts.split,
-        "origin": opts.source,
-        "sources": source_info,
-        "template": {
-            "name": template.name,
-            "train": template.train,
-            "prompt": template.prompt,
-            **({"chat": template.chat} if template.is_chat else {}),
-        },
-        "tokenizer": {
-            "name_or_path": str(opts.tokenizer_path),
-            "fingerprint": tok_fp,
-            "bos_token_id": tokenizer.bos_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        },
-        "cutoff_len": opts.cutoff_len,
-        "train_on_inputs": opts.train_on_inputs,
-        "add_eos": opts.add_eos,
-        "bad_records": opts.bad_records,
-        **stats,
-        "contamination": report,
-        "seconds": round(time.time() - started, 2),
-        "complete": True,
-    }
+    options = encode_options(tokenizer, template, opts.cutoff_len, opts.train_on_inputs, opts.add_eos)
     with atomic_directory(out, overwrite=overwrite, what="prepared data") as tmp:
         with open(tmp / "records.jsonl", "w") as f:
-            for r in kept_records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        tokenized.save_to_disk(str(tmp / "tokenized"))
+
+            def rows():
+                for record in kept_records(sources, opts):
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    yield as_row(record, keep_source=True)
+
+            stats = write_tokenized(
+                rows(), tmp / "tokenized", options, opts.overlength, opts.num_proc, True, progress
+            )
+        manifest = {
+            "format_version": MANIFEST_VERSION,
+            "library_version": __version__,
+            "key": key,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "split": opts.split,
+            "origin": opts.source,
+            "sources": source_info,
+            "template": {
+                "name": template.name,
+                "train": template.train,
+                "prompt": template.prompt,
+                **({"chat": template.chat} if template.is_chat else {}),
+            },
+            "tokenizer": {
+                "name_or_path": str(opts.tokenizer_path),
+                "fingerprint": tok_fp,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+            },
+            "cutoff_len": opts.cutoff_len,
+            "train_on_inputs": opts.train_on_inputs,
+            "add_eos": opts.add_eos,
+            "bad_records": opts.bad_records,
+            **stats,
+            "contamination": report,
+            "seconds": round(time.time() - started, 2),
+            "complete": True,
+        }
         atomic_write_json(tmp / MANIFEST, manifest)
     log.info("prepared %d examples from %d source(s) into %s", stats["examples"], len(sources), out)
     return manifest

@@ -3,11 +3,12 @@ answer}."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError, RoCoFTError
-from ..io_utils import read_json, read_text
+from ..io_utils import read_text
+from .json_stream import NotAnArray, iter_json_array, iter_json_lines
 from .validate import validate_records
 
 
@@ -42,44 +43,50 @@ def _looks_like_json_lines(path: Path) -> bool:
     )
 
 
-def read_json_array(path: str | Path) -> list:
-    """The records in ``path``: a JSON array, or JSON lines (one object per line, ``.jsonl`` or a file
-    that starts with one object per line). Invalid JSON names the line and column; a record that
-    repeats a key is refused by name (JSON would keep only the last value)."""
+def iter_records(path: str | Path) -> Iterator:
+    """The records in ``path`` one at a time (:mod:`.json_stream`: memory holds one record, not the
+    file): a JSON array, or JSON lines (one object per line, ``.jsonl`` or a file that starts with one
+    object per line). Invalid JSON names the line and column; a record that repeats a key is refused
+    by name (JSON would keep only the last value)."""
     path = Path(path)
     fix = "fix the file or pass another one"
     if path.is_file() and _looks_like_json_lines(path):
-        data = []
-        for n, line in enumerate(read_text(path, "data file", fix).splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                data.append(json.loads(line, object_pairs_hook=_keep_duplicates))
-            except RecursionError:
-                raise InputError(path, "a record nested too deeply to read", fix, f"line {n}") from None
-            except json.JSONDecodeError as e:
+        values = iter_json_lines(path, "data file", fix, _keep_duplicates)
+    else:
+        values = iter_json_array(path, "data file", fix, _keep_duplicates)
+    try:
+        for i, record in enumerate(values):
+            if isinstance(record, _Duplicates):
+                keys = ", ".join(repr(k[:40]) for k in record.repeated[:5])
                 raise InputError(
                     path,
-                    f"not valid JSON lines ({e.msg} at column {e.colno})",
-                    f"one record per line; {fix}",
-                    f"line {n}",
-                ) from None
-    else:
-        data = read_json(path, "data file", fix, object_pairs_hook=_keep_duplicates)
-    if not isinstance(data, list):
+                    f"record {i} repeats the key(s) {keys} (JSON would silently keep only the last value)",
+                    "keep one value per key",
+                )
+            yield record
+    except NotAnArray as e:
         raise RoCoFTError(
             f"{path}: expected a JSON array of records (or JSON lines, one record per line), got "
-            f"{type(data).__name__}."
-        )
-    for i, record in enumerate(data):
-        if isinstance(record, _Duplicates):
-            keys = ", ".join(repr(k[:40]) for k in record.repeated[:5])
-            raise InputError(
-                path,
-                f"record {i} repeats the key(s) {keys} (JSON would silently keep only the last value)",
-                "keep one value per key",
-            )
-    return data
+            f"{e.value.__class__.__name__}."
+        ) from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        read_text(path, "data file", fix)  # its message names the problem
+        raise
+
+
+class RecordFile:
+    """The records of a data file, read from the file each time they are iterated (never held)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __iter__(self) -> Iterator:
+        return iter_records(self.path)
+
+
+def read_json_array(path: str | Path) -> list:
+    """Every record in ``path`` (:func:`iter_records`), as a list."""
+    return list(iter_records(path))
 
 
 def read_instruction_records(path: str | Path, spec: dict | None = None, policy: str = "error") -> list[dict]:

@@ -60,13 +60,10 @@ def local_test_sets(test_dir: str | Path | None) -> dict[str, Path]:
     return found
 
 
-def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
-    """Exact overlaps per (training source, test set) and the structural flags, with warnings."""
-    datasets, _ = load_catalog()
-    report = {"exact_overlap": {}, "flagged_test_sets": {}, "warnings": [], "test_sets_checked": []}
-    tests = local_test_sets(test_dir)
+def test_question_sets(test_dir: str | Path | None) -> dict[str, set[str]]:
+    """The normalised questions of every local test set (:func:`local_test_sets`), per task."""
     test_questions = {}
-    for task, path in tests.items():
+    for task, path in local_test_sets(test_dir).items():
         records = read_json(path, "test set", "fix or replace it (it is read for the contamination report)")
         test_questions[task] = (
             {
@@ -77,12 +74,40 @@ def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
             if isinstance(records, list)
             else set()
         )
-    report["test_sets_checked"] = sorted(tests)
+    return test_questions
+
+
+class OverlapCounter:
+    """The distinct questions of one training source found in each test set, fed one record at a
+    time (memory: the matches, at most the test sets' size)."""
+
+    def __init__(self, tests: dict[str, set[str]]):
+        self.tests, self.matched = tests, {task: set() for task in tests}
+
+    def add(self, record: dict) -> None:
+        question = normalise_question(record_question(record) or "")
+        for task, questions in self.tests.items():
+            if question in questions:
+                self.matched[task].add(question)
+
+    def counts(self) -> dict[str, int]:
+        return {task: len(found) for task, found in self.matched.items() if found}
+
+
+def contamination_report(
+    sources: list, tests: dict[str, set[str]], overlaps: dict[str, dict[str, int]]
+) -> dict:
+    """Exact overlaps per (training source, test set) (``overlaps``: :meth:`OverlapCounter.counts` per
+    source name) and the structural flags, with warnings."""
+    datasets, _ = load_catalog()
+    report = {
+        "exact_overlap": {},
+        "flagged_test_sets": {},
+        "warnings": [],
+        "test_sets_checked": sorted(tests),
+    }
     for src in sources:
-        train_q = {normalise_question(record_question(r) or "") for r in src.records}
-        report["exact_overlap"][src.name] = {
-            t: len(train_q & q) for t, q in test_questions.items() if train_q & q
-        }
+        report["exact_overlap"][src.name] = overlaps.get(src.name, {})
         names = {src.name, *(src.members or [])}
         for task, entry in datasets.items():
             if names & set(entry.contaminated_by):
@@ -103,8 +128,18 @@ def contamination_report(sources: list, test_dir: str | Path | None) -> dict:
     return report
 
 
-def quirk_report(src) -> dict:
-    """How many math rationales disagree with their gold answer (only meaningful for math data)."""
-    flags = [rationale_disagrees(r) for r in src.records]
-    numeric = [f for f in flags if f is not None]
-    return {"checked": len(numeric), "rationale_final_answer_disagrees": sum(numeric)}
+class QuirkCounter:
+    """How many math rationales disagree with their gold answer (only meaningful for math data), fed
+    one record at a time; records without an answer are not checked."""
+
+    def __init__(self):
+        self.checked, self.disagree = 0, 0
+
+    def add(self, record: dict) -> None:
+        flag = rationale_disagrees(record) if isinstance(record.get("answer"), str) else None
+        if flag is not None:
+            self.checked += 1
+            self.disagree += flag
+
+    def report(self) -> dict:
+        return {"checked": self.checked, "rationale_final_answer_disagrees": self.disagree}

@@ -24,7 +24,7 @@ from .heldout_split import (
     split_records,
     split_suffix_problem,
 )
-from .records import read_json_array
+from .records import RecordFile, read_json_array
 
 LLM_ADAPTERS_ENV = "ROCOFT_LLM_ADAPTERS_DIR"
 
@@ -34,7 +34,7 @@ class Source:
     """Records of one source plus provenance."""
 
     name: str
-    records: list
+    records: list | RecordFile  # a RecordFile is read from its file each time it is iterated
     kind: str  # "llm_adapters_file" | "hub" | "hub_mixture"
     answer_spec: dict
     files: dict[str, str] = field(default_factory=dict)  # path or id -> sha256 / fingerprint
@@ -90,14 +90,15 @@ def answer_spec_for_file(path: str | Path) -> dict:
     return _answer_spec_for(guess) if guess else {}
 
 
-def from_file(path: str | Path, name: str | None = None) -> Source:
-    """A local LLM-Adapters JSON file; its dataset id (for answer checks) is guessed from its folder."""
+def from_file(path: str | Path, name: str | None = None, stream: bool = False) -> Source:
+    """A local LLM-Adapters JSON file; its dataset id (for answer checks) is guessed from its folder.
+    ``stream``: its records are a :class:`RecordFile` (read as they are iterated, never held)."""
     path = Path(path)
     guess = name or _guess_dataset_id(path)
     spec = _answer_spec_for(guess) if guess else {}
     return Source(
         name=guess or path.stem,
-        records=read_json_array(path),
+        records=RecordFile(path) if stream else read_json_array(path),
         kind="llm_adapters_file",
         answer_spec=spec,
         files={str(path): sha256_file(path)},
@@ -105,7 +106,7 @@ def from_file(path: str | Path, name: str | None = None) -> Source:
     )
 
 
-def from_llm_adapters(name: str, split: str, root: str | None) -> Source:
+def from_llm_adapters(name: str, split: str, root: str | None, stream: bool = False) -> Source:
     """A task's ``<split>.json`` or a mixture file from an LLM-Adapters checkout (or flat copy)."""
     base = _llm_adapters_root(root)
     if base is None:
@@ -128,7 +129,7 @@ def from_llm_adapters(name: str, split: str, root: str | None) -> Source:
             "github.com/AGI-Edgerunners/LLM-Adapters (its dataset/ and ft-training_set/ folders) and pass "
             "its folder as --llm-adapters-dir."
         )
-    src = from_file(path, canonical_dataset_id(name))
+    src = from_file(path, canonical_dataset_id(name), stream)
     src.name = canonical_dataset_id(name)
     if mix is not None:
         src.members = list(mix.members)
@@ -235,11 +236,13 @@ def resolve_source(
     origin: str = "llm_adapters",
     llm_adapters_dir: str | None = None,
     hub_dir: str | None = None,
+    stream: bool = False,
 ) -> Source:
-    """A ``--dataset`` value: an existing JSON file, or a dataset/mixture id read from ``origin``."""
+    """A ``--dataset`` value: an existing JSON file, or a dataset/mixture id read from ``origin``.
+    ``stream``: a whole file's records are read as they are iterated (:class:`RecordFile`)."""
     path = Path(spec)
     if path.is_file():
-        return from_file(path)
+        return from_file(path, stream=stream)
     if path.is_dir():
         raise RoCoFTError(
             f"--dataset {path} is a directory; pass the JSON file(s) inside it (e.g. {path}/train.json)."
@@ -261,4 +264,4 @@ def resolve_source(
         )
     if origin == "hub" or (mixture_entry(spec) and mixture_entry(spec).hub_only):
         return from_hub(spec, split, hub_dir)
-    return from_llm_adapters(spec, split, llm_adapters_dir)
+    return from_llm_adapters(spec, split, llm_adapters_dir, stream)

@@ -17,6 +17,7 @@ Instruction records become a one-turn chat there (:func:`.chat.instruction_messa
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import RoCoFTError
@@ -145,16 +146,20 @@ def get_template(spec: str) -> Template:
     )
 
 
-def input_problem(records: list, template: Template, source: str) -> str | None:
+def input_problem(records: Iterable, template: Template, source: str) -> str | None:
     """Why ``records`` cannot be rendered with ``template`` (records with an input it cannot show), or None."""
     if template.takes_input:
         return None
-    bad = [i for i, r in enumerate(records) if isinstance(r, dict) and r.get("input")]
+    bad, first = 0, None  # one pass: ``records`` may be a stream
+    for i, r in enumerate(records):
+        if isinstance(r, dict) and r.get("input"):
+            bad += 1
+            first = first or (i, r["input"][:60])
     if not bad:
         return None
     return (
-        f"{source}: {len(bad)} record(s) have a non-empty 'input' (e.g. record {bad[0]}: "
-        f"{records[bad[0]]['input'][:60]!r}) but the custom template has no {{input}}; add {{input}} to the template "
+        f"{source}: {bad} record(s) have a non-empty 'input' (e.g. record {first[0]}: "
+        f"{first[1]!r}) but the custom template has no {{input}}; add {{input}} to the template "
         "(data.template / --template), use llm_adapters or alpaca_clean, or remove the input text"
     )
 

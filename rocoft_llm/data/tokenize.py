@@ -14,14 +14,13 @@ Template ``chat`` (chat records, or instruction records as a one-turn chat) goes
 :mod:`.chat_template` instead: the model's own chat template, loss on the assistant turns only
 (``train_on_inputs``: on everything), examples whose assistant turns the cutoff removed dropped.
 
-Batched fast tokenization through ``datasets.map`` (``num_proc`` workers).
+Batched fast tokenization, streamed by :mod:`.tokenize_stream` (``num_proc`` worker processes).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 
 from ..errors import RoCoFTError
 from .chat_template import IGNORE_INDEX, common_prefix, encode_chat, row_messages
@@ -127,26 +126,23 @@ def trained_tokens(tokenized, rows: int = 100_000) -> int:
     return total
 
 
-def _map_batch(batch: dict, indices: list[int], **options) -> dict:
-    """``datasets.map(with_indices=True)`` passes the indices second."""
-    return encode_batch(batch, indices=indices, **options)
+def as_row(record: dict, keep_source: bool) -> dict:
+    """A record as a uniform tokenizer row (:data:`COLUMNS`, plus ``source`` when ``keep_source``)."""
+    row = {
+        "instruction": record.get("instruction", ""),
+        "input": record.get("input") or "",
+        "output": record.get("output", ""),
+        "messages": json.dumps(record["messages"], ensure_ascii=False) if "messages" in record else "",
+    }
+    if keep_source:
+        row["source"] = record.get("source", "")
+    return row
 
 
 def as_rows(records: list[dict]) -> list[dict]:
-    """Records as uniform tokenizer rows (:data:`COLUMNS`, plus ``source`` when the records have one)."""
+    """Records as uniform tokenizer rows (:func:`as_row`; ``source`` kept when any record has one)."""
     keep_source = any("source" in r for r in records)
-    rows = []
-    for r in records:
-        row = {
-            "instruction": r.get("instruction", ""),
-            "input": r.get("input") or "",
-            "output": r.get("output", ""),
-            "messages": json.dumps(r["messages"], ensure_ascii=False) if "messages" in r else "",
-        }
-        if keep_source:
-            row["source"] = r.get("source", "")
-        rows.append(row)
-    return rows
+    return [as_row(r, keep_source) for r in records]
 
 
 def tokenize_records(
@@ -160,73 +156,45 @@ def tokenize_records(
     num_proc: int = 1,
     progress: bool = True,
 ):
-    """(tokenized ``datasets.Dataset``, stats). Records keep a ``source`` column when they have one."""
+    """(tokenized in-memory ``datasets.Dataset``, stats) of a list of records (tests, small inputs;
+    ``prepare`` streams through :func:`.tokenize_stream.write_tokenized`). Records keep a ``source``
+    column when they have one."""
     import datasets
 
+    from .tokenize_stream import TokenStats, features, tokenized_batches
+
+    check_eos(tokenizer, add_eos)
+    options = encode_options(tokenizer, template, cutoff_len, train_on_inputs, add_eos)
+    stats = TokenStats(cutoff_len, overlength, template.is_chat)
+    rows = as_rows(records)
+    with_source = any("source" in r for r in rows)
+    columns: dict[str, list] = {}
+    for batch in tokenized_batches(rows, options, overlength, num_proc, stats):
+        for name, values in batch.items():
+            columns.setdefault(name, []).extend(values)
+    summary = stats.finish()
+    feats = features(with_source)
+    return datasets.Dataset.from_dict(columns or {k: [] for k in feats}, features=feats), summary
+
+
+def check_eos(tokenizer, add_eos: bool) -> None:
+    """``add_eos`` needs an EOS token."""
     if tokenizer.eos_token_id is None and add_eos:
         raise RoCoFTError(
             "the tokenizer has no EOS token, so add_eos cannot work; set data.add_eos: false or use a "
             "tokenizer with an EOS token."
         )
-    if not progress:
-        datasets.disable_progress_bars()
-    ds = datasets.Dataset.from_list(as_rows(records))
-    tokenized = ds.map(
-        _map_batch,
-        batched=True,
-        with_indices=True,
-        batch_size=1000,
-        num_proc=num_proc if num_proc > 1 else None,
-        fn_kwargs={
-            "tokenizer": tokenizer,
-            "template": template,
-            "cutoff_len": cutoff_len,
-            "train_on_inputs": train_on_inputs,
-            "add_eos": add_eos,
-        },
-        remove_columns=[c for c in ds.column_names if c != "source"],
-        desc="tokenizing",
-    )
-    over_idx = [i for i, o in enumerate(tokenized["overlength"]) if o]
-    if over_idx and overlength == "error":
-        raise RoCoFTError(
-            f"{len(over_idx)} record(s) are longer than cutoff_len {cutoff_len} tokens (first indices "
-            f"{over_idx[:5]}); raise data.cutoff_len, or set data.overlength to truncate or drop."
-        )
-    if over_idx and overlength == "drop":
-        tokenized = tokenized.filter(
-            lambda o: not o, input_columns=["overlength"], desc="dropping over-length"
-        )
-    no_answer = 0
-    if template.is_chat:  # the cutoff left only prompt tokens: never trained on (see .chat_template)
-        no_answer = sum(1 for n in tokenized["assistant_tokens"] if n == 0)
-        if no_answer:
-            tokenized = tokenized.filter(
-                lambda n: n > 0, input_columns=["assistant_tokens"], desc="dropping prompt-only"
-            )
-        tokenized = tokenized.remove_columns(["assistant_tokens"])
-    lengths = tokenized["length"]
-    stats = {
-        "examples": len(lengths),
-        "overlength": {
-            "policy": overlength,
-            "count": len(over_idx),
-            "truncated": len(over_idx) - no_answer if overlength == "truncate" else 0,
-            "dropped": len(over_idx) if overlength == "drop" else 0,
-            **({"dropped_prompt_only": no_answer} if template.is_chat else {}),
-        },
-        "token_lengths": (
-            {
-                "min": min(lengths),
-                "mean": round(statistics.fmean(lengths), 2),
-                "median": statistics.median(lengths),
-                "p95": sorted(lengths)[int(0.95 * (len(lengths) - 1))],
-                "max": max(lengths),
-                "total": sum(lengths),
-            }
-            if lengths
-            else {}
-        ),
-        "trained_tokens": trained_tokens(tokenized),
+
+
+def encode_options(
+    tokenizer, template: Template, cutoff_len: int, train_on_inputs: bool, add_eos: bool
+) -> dict:
+    """What :mod:`.tokenize_stream` encodes with: :func:`encode_batch` (``encode``) and its keyword arguments."""
+    return {
+        "encode": encode_batch,
+        "tokenizer": tokenizer,
+        "template": template,
+        "cutoff_len": cutoff_len,
+        "train_on_inputs": train_on_inputs,
+        "add_eos": add_eos,
     }
-    return tokenized, stats

@@ -96,34 +96,53 @@ def _kept(record: dict, fmt: str) -> dict:
     return {f: kept[f] for f in FIELDS if f in kept}
 
 
+class RecordChecker:
+    """:func:`validate_records` one record at a time, for a source read as a stream: :meth:`check`
+    each record in order, then :meth:`finish`. Memory holds the counts and the problems' lines."""
+
+    def __init__(self, spec: dict, source: str, policy: str = "error", declared: str = "auto"):
+        self.spec, self.source, self.policy, self.declared = spec, source, policy, declared
+        self.fmt = detect_format([], declared, source) if declared != "auto" else None
+        self.drops, self.problems, self.ignored = Drops(), [], Counter()
+
+    def check(self, i: int, record) -> dict | None:
+        """The kept form of record ``i``, or None when it is bad (counted, and listed for the error)."""
+        if self.fmt is None and isinstance(record, dict):  # the format is the first object's
+            self.fmt = detect_format([record], self.declared, self.source)
+        fmt = self.fmt or "instruction"
+        problem = record_problem(record, self.spec, fmt)
+        if problem is None:
+            known = format_fields(fmt)
+            self.ignored.update(k for k in record if k not in known)
+            return _kept(record, fmt)
+        self.drops[problem.split(":", 1)[0]] += 1
+        if len(self.problems) < 10:
+            self.problems.append(f"record {i}: {problem}")
+        return None
+
+    def finish(self) -> Drops:
+        """The drops per reason (with the format and ignored fields); ``policy='error'`` raises
+        listing the bad records."""
+        bad = sum(self.drops.values())
+        if bad and self.policy == "error":
+            shown = "; ".join(self.problems) + (f"; ... and {bad - 10} more" if bad > 10 else "")
+            raise RoCoFTError(
+                f"{self.source}: {bad} bad record(s): {shown}. Fix the file, or pass "
+                "--bad-records drop (data.bad_records: drop) to drop them with counts."
+            )
+        self.drops.ignored, self.drops.format = self.ignored, self.fmt or "instruction"
+        return self.drops
+
+
 def validate_records(
     records: list, spec: dict, source: str, policy: str = "error", declared: str = "auto"
 ) -> tuple[list[dict], Drops]:
     """(kept records, drops per reason). ``policy='error'`` raises listing every bad record. The format
     is detected from the records (``declared``: auto, instruction, messages or sharegpt) and kept in
     ``drops.format``; fields outside it are counted in ``drops.ignored`` (field -> records), not refused."""
-    fmt = detect_format(records, declared, source)
-    kept, drops, problems, ignored = [], Drops(), [], Counter()
-    known = set(format_fields(fmt))
-    for i, rec in enumerate(records):
-        problem = record_problem(rec, spec, fmt)
-        if problem is None:
-            kept.append(_kept(rec, fmt))
-            ignored.update(k for k in rec if k not in known)
-            continue
-        reason = problem.split(":", 1)[0]
-        drops[reason] += 1
-        problems.append(f"record {i}: {problem}")
-    if problems and policy == "error":
-        shown = "; ".join(problems[:10]) + (
-            f"; ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        )
-        raise RoCoFTError(
-            f"{source}: {len(problems)} bad record(s): {shown}. Fix the file, or pass "
-            "--bad-records drop (data.bad_records: drop) to drop them with counts."
-        )
-    drops.ignored, drops.format = ignored, fmt
-    return kept, drops
+    checker = RecordChecker(spec, source, policy, declared)
+    kept = [k for i, r in enumerate(records) if (k := checker.check(i, r)) is not None]
+    return kept, checker.finish()
 
 
 def missing_answers(records: list, source: str) -> None:
