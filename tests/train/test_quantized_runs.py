@@ -158,3 +158,23 @@ def test_qlora_run_trains_and_evaluates_unmerged_on_the_quantized_base(tmp_path,
     net, _, identity, _ = load_for_eval(adapter=str(run / "lora_adapter"))
     assert identity["quantize"] == "nf4"
     assert type(net).__name__ == "PeftModelForCausalLM"  # not merged into (and re-quantized) 4-bit weights
+
+
+@pytest.mark.distributed
+def test_ddp_on_a_quantized_base_matches_one_process(tmp_path, base):
+    """2 CPU ranks (gloo), each holding the nf4 base: the same slices and losses as one process on the
+    same global batches."""
+    from tests.helpers.recipes import assert_same_run
+    from tests.helpers.torchrun import torchrun
+
+    micro = {"micro_batch_size": 2}
+    single = train(str(recipe(tmp_path, base, "single", train=micro)))
+    torchrun(
+        "-m",
+        "rocoft_llm.cli",
+        "train",
+        recipe(tmp_path, base, "ddp", train=micro, dist={"backend": "ddp"}),
+        timeout=400,
+    )
+    assert_same_run(tmp_path / "ddp", single)
+    assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["world_size"] == 2
