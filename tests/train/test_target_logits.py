@@ -6,10 +6,10 @@ import torch
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, trainable_parameters
 from rocoft_llm.train.model_setup import target_mask, token_loss_sum
-from tests.helpers.models import tiny_model
+from tests.helpers.models import ARCHS, tiny_model
 
 
-@pytest.mark.parametrize("family", ["llama", "bloom", "gptj"])
+@pytest.mark.parametrize("family", ARCHS)
 def test_target_only_logits_give_the_same_loss_and_gradients(family):
     model = apply_rocoft(tiny_model(family).double(), RoCoFTConfig(mode="row", rank=2))
     torch.manual_seed(0)
