@@ -278,7 +278,7 @@ def merge_to_directory(
         )
     if dequantize:
         log.warning(
-            "the adapter was trained on a %s-quantized base: its %d quantized linears are merged as their "
+            "the adapter was trained on an %s-quantized base: its %d quantized linears are merged as their "
             "DEQUANTIZED weights (what training saw), so the merged model is full precision but not the "
             "original base plus the update",
             adapter["quantization"]["type"],

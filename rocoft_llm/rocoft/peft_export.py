@@ -284,7 +284,7 @@ def export_peft(
     log.info("exported %d modules of %s as a peft LoRA (r=%d) to %s", len(ranks), adapter_dir, default, out)
     if adapter.get("quantization"):
         log.warning(
-            "the adapter was trained on a %s-quantized base: the LoRA's deltas are against the dequantized "
+            "the adapter was trained on an %s-quantized base: the LoRA's deltas are against the dequantized "
             "weights; load its base with the same quantization to get the trained model (on the "
             "unquantized base it differs by the quantization error)",
             adapter["quantization"]["type"],

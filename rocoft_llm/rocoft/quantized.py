@@ -225,7 +225,7 @@ def quantization_mismatch(model: nn.Module, recorded: dict | None) -> str | None
             "load the base without quantization"
         )
     return (
-        f"the adapter was trained on a {want_type}-quantized base (model.quantize: {want_type}) but this "
+        f"the adapter was trained on an {want_type}-quantized base (model.quantize: {want_type}) but this "
         f"base is {'quantized ' + str(have_type) if have_type else 'full precision'}; load the base with "
         f"quantize {want_type} (eval --run and the held-out NLL do so from the run's recipe; "
         "merge and export-peft quantize the base checkpoint themselves)"

@@ -120,7 +120,7 @@ def test_products_are_exact_against_the_dequantized_base(tmp_path, base, nf4_run
 def test_adapter_refuses_a_base_of_other_storage(base, nf4_run):
     run = nf4_run
     with pytest.raises(
-        AdapterError, match="trained on a nf4-quantized base .* load the base with quantize nf4"
+        AdapterError, match="trained on an nf4-quantized base .* load the base with quantize nf4"
     ):
         load_adapter(load_model(str(base), dtype="float32"), run / "adapter")
     fp4 = load_model(str(base), dtype="float32", quantize="fp4")
