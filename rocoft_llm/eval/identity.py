@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import RoCoFTError
 from ..io_utils import read_json, read_yaml
 from ..methods import get_method
+from ..methods.lora import recorded_quantization
 from ..model_loading import load_model, load_tokenizer
 
 
@@ -49,18 +50,6 @@ def peft_base(folder: Path) -> str | None:
     if not isinstance(config, dict) or config.get("peft_type") != "LORA":
         return None
     return str(config.get("base_model_name_or_path") or "")
-
-
-#: written beside a peft LoRA trained on a quantized base (peft's own config has no place for it)
-QUANTIZATION_FILE = "rocoft_quantization.json"
-
-
-def recorded_quantization(folder: Path) -> str | None:
-    """The ``model.quantize`` a peft LoRA directory was trained on (its :data:`QUANTIZATION_FILE`), or None."""
-    path = folder / QUANTIZATION_FILE
-    if not path.is_file():
-        return None
-    return read_json(path, "quantization record", "train the LoRA again").get("type")
 
 
 def load_for_eval(

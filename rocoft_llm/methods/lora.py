@@ -6,6 +6,19 @@ from pathlib import Path
 
 from .base import Method
 
+#: written beside a peft LoRA trained on a quantized base (peft's own config has no place for it)
+QUANTIZATION_FILE = "rocoft_quantization.json"
+
+
+def recorded_quantization(folder: Path) -> str | None:
+    """The ``model.quantize`` a peft LoRA directory was trained on (its :data:`QUANTIZATION_FILE`), or None."""
+    from ..io_utils import read_json
+
+    path = folder / QUANTIZATION_FILE
+    if not path.is_file():
+        return None
+    return read_json(path, "quantization record", "train the LoRA again").get("type")
+
 
 class LoRAMethod(Method):
     name = "lora"
@@ -42,7 +55,6 @@ class LoRAMethod(Method):
             module.save_pretrained(target)
             load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
             if recipe.model.quantize:
-                from ..eval.identity import QUANTIZATION_FILE
                 from ..io_utils import atomic_write_json
 
                 atomic_write_json(target / QUANTIZATION_FILE, {"type": recipe.model.quantize})
