@@ -1,7 +1,8 @@
 """Time and peak memory of `rocoft-llm prepare` on inputs of hostile size (issue 29). Each case runs
 `prepare` as a child process; the peak is the child's maximum resident set size
-(``getrusage(RUSAGE_CHILDREN)``), the time its wall clock. One case per run (the peak is that of
-every child so far).
+(``getrusage(RUSAGE_CHILDREN)``), the time its wall clock and its CPU seconds (user + system: on
+a shared machine the wall time alone says little). One case per run (the peak is that of every
+child so far).
 
     python bench/prepare_sizes.py                         # one 50 MB response in 5 JSON-lines records
     python bench/prepare_sizes.py --response-mb 10        # a smaller one
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import resource
@@ -110,7 +112,8 @@ def main() -> None:
         started = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, cwd=REPO)
         seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB -> GiB
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak, cpu = usage.ru_maxrss / 2**20, usage.ru_utime + usage.ru_stime  # KiB -> GiB; CPU seconds
         if proc.returncode != 0:
             sys.exit(f"prepare failed ({proc.returncode}): {proc.stderr[-2000:]}")
         examples = json.loads((Path(tmp) / "out" / "manifest.json").read_text())["examples"]
@@ -119,9 +122,10 @@ def main() -> None:
         f"{torch.__version__}, datasets {datasets.__version__}, tokenizers {tokenizers.__version__}, "
         f"{time.strftime('%Y-%m-%d')}"
     )
-    print("| input | examples | prepare wall s | peak RSS GiB |")
-    print("|---|---:|---:|---:|")
-    print(f"| {label} | {examples:,} | {seconds:.1f} | {peak:.2f} |")
+    print(f"# load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end (2 cores)")
+    print("| input | examples | prepare wall s | CPU s | peak RSS GiB |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| {label} | {examples:,} | {seconds:.1f} | {cpu:.1f} | {peak:.2f} |")
 
 
 if __name__ == "__main__":

@@ -61,8 +61,7 @@ def read_text(path: str | Path, what: str, fix: str) -> str:
 
 
 def utf8_error(path, what: str, fix: str, data: bytes, e: UnicodeDecodeError, line: int = 1) -> InputError:
-    """The error for bytes of ``data`` that are not UTF-8 (``e``), naming their line: ``line`` is the
-    line ``data`` starts on (a file read in pieces passes where the piece starts)."""
+    """The error for bytes of ``data`` that are not UTF-8 (``e``), naming their line (``data`` starts on ``line``)."""
     line += data[: e.start].count(b"\n")
     return InputError(
         path,
@@ -272,12 +271,13 @@ def os_error_message(e: OSError) -> str | None:
     return None
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, mode: int = 0o666) -> None:
+    """Write ``path`` through a temporary file renamed into place, mode ``mode`` less the umask."""
     path = Path(path)
     with disk_full_guard(path, "file"):
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            apply_umask(tmp)
+            apply_umask(tmp, base=mode)
             with os.fdopen(fd, "w") as f:
                 f.write(text)
                 f.flush()
@@ -292,9 +292,9 @@ def atomic_write_json(path: str | Path, data) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def check_output_target(path: str | Path, overwrite: bool, what: str) -> None:
-    """``path`` may become a new output directory: it does not exist, or ``overwrite`` and rocoft-llm
-    may replace it (:func:`ownership.check_replaceable`), and its folder can be written."""
+def check_output_target(path: str | Path, overwrite: bool, what: str) -> Path:
+    """The normalised ``path`` once it is known that it may become a new output directory: it does not
+    exist, or ``overwrite`` and rocoft-llm may replace it (:func:`check_replaceable`), and its folder can be written."""
     path = target_path(path, what)
     check_not_a_file(path, what)
     if path.exists() and overwrite:
@@ -305,6 +305,7 @@ def check_output_target(path: str | Path, overwrite: bool, what: str) -> None:
             "(--overwrite) to replace it."
         )
     check_writable(path, f"{what} directory")
+    return path
 
 
 def check_output_file(path: str | Path, overwrite: bool, flag: str = "--out") -> Path:
@@ -340,12 +341,11 @@ def atomic_directory(path: str | Path, overwrite: bool = False, what: str = "out
     On failure the temporary directory is removed and ``path`` untouched. The new directory carries
     the ownership marker. Temporary directories a killed process left beside ``path`` are removed.
     """
-    path = target_path(path, what)
-    check_output_target(path, overwrite, what)
+    path = check_output_target(path, overwrite, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temporary_prefix(path)))
-    apply_umask(tmp, directory=True)
+    apply_umask(tmp, base=0o777)
     try:
         with disk_full_guard(tmp, what):
             yield tmp

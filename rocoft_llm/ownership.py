@@ -361,12 +361,14 @@ def unwritable(path: str | Path, what: str, e: OSError) -> RoCoFTError:
     )
 
 
-def apply_umask(path: str | Path, directory: bool = False) -> None:
+def apply_umask(path: str | Path, base: int = 0o666) -> None:
     """Give a file made by ``mkstemp`` (0600) or a folder made by ``mkdtemp`` (0700) the mode any other
-    new file gets under the user's umask (0644 / 0755 with the usual 022)."""
+    new one gets: ``base`` less the user's umask. ``base`` is the mode a program asks for when it makes
+    one: 0o666 for a file (``open``), 0o777 for a folder (``mkdir``) or an executable script; with
+    the usual umask 022 they become 0644 and 0755."""
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(path, (0o777 if directory else 0o666) & ~mask)
+    os.chmod(path, base & ~mask)
 
 
 def output_dir_problem(value: str | Path) -> str | None:

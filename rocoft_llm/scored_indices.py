@@ -18,7 +18,7 @@ import torch
 
 from .data.records import read_instruction_records
 from .data.templates import get_template
-from .io_utils import atomic_write_json, check_output_file, sha256_file
+from .io_utils import atomic_write_json, sha256_file
 from .rocoft.apply import RoCoFTConfig, compute_indices, find_target_linears, resolve_targets
 from .version import __version__
 
@@ -63,10 +63,9 @@ def select_to_file(
     batch_size: int = 4,
     max_length: int = 256,
     template: str = "llm_adapters",
-    overwrite: bool = False,
 ) -> dict:
-    """Compute indices for ``model`` on calibration records and write them to ``out`` (JSON)."""
-    out = check_output_file(out, overwrite)  # normalised and writable, before any scoring
+    """Compute indices for ``model`` on calibration records and write them to ``out`` (JSON): the path
+    :func:`~.io_utils.check_output_file` returned (the command checks it before loading the model)."""
     records = read_instruction_records(calibration_file)
     batches = list(
         itertools.islice(

@@ -99,10 +99,10 @@ def resolve_recipe(spec: str) -> str:
     if path.exists():
         return spec
     name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
-    known = shipped_recipes()
-    if name in known and str(path.parent) in (".", "recipes"):
-        found = str(shipped("recipes", name))
-        text = shipped("recipes", name).read_text(encoding="utf-8")
+    item = shipped("recipes").joinpath(name)
+    if item.is_file() and str(path.parent) in (".", "recipes"):
+        found = str(item)
+        text = item.read_text(encoding="utf-8")
         if "recipes/tiny/" in text and not Path("recipes/tiny").is_dir():
             log.warning(
                 "%s names files under recipes/tiny/ relative to the working directory, which has none; "
@@ -111,7 +111,7 @@ def resolve_recipe(spec: str) -> str:
                 name,
             )
         return found
-    stems = ", ".join(n.rsplit(".", 1)[0] for n in known)
+    stems = ", ".join(n.rsplit(".", 1)[0] for n in shipped_recipes())
     raise RoCoFTError(
         f"recipe {spec} does not exist, and no shipped recipe is called {name.rsplit('.', 1)[0]!r}; "
         f"`rocoft-llm recipes` lists the shipped ones ({stems}) - pass one by name, e.g. "

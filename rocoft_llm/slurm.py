@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .config import load_recipe
 from .errors import RoCoFTError, preview
-from .io_utils import apply_umask, atomic_write_text, check_output_file
+from .io_utils import atomic_write_text
 from .shipped import read_shipped_text
 
 JOB_OVERRIDE = "train.resume=auto"  # what train.sbatch.tmpl adds to every run (keep in step)
@@ -159,13 +159,18 @@ def render(recipe_path: str, alloc: Allocation, overrides: list[str], backend: s
     return text
 
 
-def write_and_maybe_submit(text: str, out: Path, submit: bool, overwrite: bool = False) -> str:
-    """Write the job script ``out`` (an existing file only with ``overwrite``; executable as the
-    umask allows), then submit it when asked."""
-    out = check_output_file(out, overwrite)
+#: the job script's mode before the umask: read, write and execute for all, the mode a shell's
+#: ``chmod +x`` script ends with when the umask then takes its bits away (0o755 under the usual
+#: umask 022, 0o700 under 077); set on the temporary file, so the script appears executable
+SCRIPT_MODE = 0o777
+
+
+def write_and_maybe_submit(text: str, out: Path, submit: bool) -> str:
+    """Write the job script ``out`` (the path :func:`~.io_utils.check_output_file` returned: the
+    command checks it before rendering), mode :data:`SCRIPT_MODE` under the umask, then submit it
+    when asked."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
-    apply_umask(out, directory=True)  # rwx as the umask allows: an executable script
+    atomic_write_text(out, text, mode=SCRIPT_MODE)
     if not submit:
         return f"wrote {out}\nsubmit it with:  sbatch {out}"
     proc = subprocess.run(["sbatch", str(out)], capture_output=True, text=True, timeout=120)

@@ -3,6 +3,7 @@ srun/scontrol/sbatch (1 node, 2 CPU processes), and SIGUSR1 mid-run -> checkpoin
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -163,6 +164,20 @@ def rendered_job(tmp_path, name, steps):
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.timeout(500)
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o755), (0o077, 0o700), (0o002, 0o775)])
+def test_the_job_script_is_0777_less_the_umask(tmp_path, umask, mode):
+    """Executable by whoever the umask lets read it, like a script a shell makes and `chmod +x`."""
+    from rocoft_llm.slurm import write_and_maybe_submit
+
+    old = os.umask(umask)
+    try:
+        write_and_maybe_submit("#!/bin/bash\necho hi\n", tmp_path / "job.sbatch", submit=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "job.sbatch").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["job.sbatch"]  # no temporary left
+
+
 def test_rendered_job_runs_end_to_end_with_fake_slurm(tmp_path):
     script = rendered_job(tmp_path, "job", 4)
     proc = subprocess.run(

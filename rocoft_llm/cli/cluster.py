@@ -91,7 +91,7 @@ def slurm(
         procs_per_node=procs_per_node,
     )
     text = render(recipe, alloc, list(overrides), backend)
-    click.echo(write_and_maybe_submit(text, target, submit, overwrite))
+    click.echo(write_and_maybe_submit(text, target, submit))
 
 
 @click.command(

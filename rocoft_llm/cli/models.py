@@ -67,7 +67,7 @@ def fetch_model(name, link, overwrite) -> None:
     from ..models.registry_models import fetch_model as run_fetch
 
     if link:
-        check_link(link)  # before the download, so a bad --link costs nothing
+        link = check_link(link)  # the one check, before the download: a bad --link costs nothing
     path, hit = run_fetch(name, overwrite=overwrite)
     if link:
         link_model(path, link)

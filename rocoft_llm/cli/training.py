@@ -126,7 +126,7 @@ def select(
     from ..model_loading import load_model, load_tokenizer
     from ..scored_indices import select_to_file
 
-    out = check_output_file(out, overwrite)  # before the model is loaded: a bad --out costs nothing
+    out = check_output_file(out, overwrite)  # the one check, before the model is loaded
     cfg = RoCoFTConfig(
         mode=mode,
         rank=rank,
@@ -147,7 +147,6 @@ def select(
         batch_size=batch_size,
         max_length=max_length,
         template=template,
-        overwrite=overwrite,
     )
     click.echo(
         f"wrote {out}: {len(result['modules'])} modules, {selection} {mode}s, rank {rank}, "

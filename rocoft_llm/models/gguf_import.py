@@ -19,7 +19,6 @@ from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_output_target, read_json, sha256_file
-from ..ownership import target_path
 from .gguf_metadata import METADATA_FILE, read_gguf_metadata, save_metadata
 
 log = logging.getLogger("rocoft_llm")
@@ -95,8 +94,10 @@ def convert_gguf(
     provenance: dict | None = None,
 ) -> Path:
     """Write ``gguf_file`` as a plain HF directory at ``out_dir`` (atomically); returns ``out_dir``."""
-    path, out = Path(gguf_file), target_path(out_dir, "converted model")  # once, before any check
-    check_output_target(out, overwrite, "converted model")  # replaceable and writable, before loading
+    path = Path(gguf_file)
+    out = check_output_target(
+        out_dir, overwrite, "converted model"
+    )  # normalised, replaceable, writable: before loading
     model, tokenizer = load_gguf(path, dtype)
     # save_pretrained refuses a GGUF-loaded model while it still carries the loader's quantization state
     if hasattr(model.config, "quantization_config"):

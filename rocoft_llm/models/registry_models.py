@@ -235,13 +235,11 @@ def check_link(link: str | os.PathLike) -> Path:
     return link
 
 
-def link_model(target: Path, link: str | os.PathLike) -> Path:
-    """Make ``link`` a symlink to ``target`` (replacing an older symlink, never a real file or directory)."""
-    link = check_link(link)
+def link_model(target: Path, link: Path) -> Path:
+    """Make ``link`` (what :func:`check_link` returned) a symlink to ``target``, replacing an older
+    symlink; check_link already refused a real file or directory there."""
     if link.is_symlink():
         link.unlink()
-    elif link.exists():
-        raise RoCoFTError(f"--link {link} exists and is not a symlink; remove it or choose another path.")
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(Path(target).resolve(), target_is_directory=True)
     return link

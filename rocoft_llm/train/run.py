@@ -110,8 +110,10 @@ def train(recipe_path: str, overrides: list[str] | None = None, overwrite: bool 
         recipe_path, list(overrides or []), world_size=launched_world_size(), need_model=True
     )
     recipe = materialize_recipe_model(recipe)  # a .gguf model.name_or_path is converted once (cached)
+    steps = checks.derived.get("optimizer_steps")  # the recipe's warmup warning is said once, below,
+    later = warmup_problem(recipe.train.warmup_steps, steps) if steps else None  # with the run's real steps
     for w in checks.warnings:
-        if not w.startswith("train.warmup_steps"):  # said once, below, with the run's real step count
+        if w != later:
             log.warning("recipe: %s", w)
     init_distributed(recipe.dist.backend, recipe.dist.timeout_minutes)
     device, world = device_for_rank(), world_size()

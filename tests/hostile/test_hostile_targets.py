@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from rocoft_llm.ownership import mark_output
+from rocoft_llm.ownership import check_replaceable, mark_output
 from tests.helpers.cli import assert_refused, run_cli, snapshot
 from tests.helpers.paths import TINY
 from tests.helpers.recipes import tiny_recipe
@@ -91,9 +91,14 @@ def test_a_copied_marker_does_not_make_a_user_folder_replaceable(sandbox, adapte
 
 
 @pytest.mark.parametrize("command", list(FILES))
-def test_a_file_output_onto_a_marked_folder_is_refused(sandbox, command):
-    copy_marker_into(sandbox / "userdir")
-    args = FILES[command](sandbox.parent / "args", sandbox / "userdir")
+def test_a_file_output_never_replaces_a_folder_even_one_it_may_replace(sandbox, command):
+    """--overwrite onto a folder rocoft-llm wrote (its own marker, nothing added): a directory
+    output could replace it, a file output replaces only a file, so it is refused, not removed."""
+    run = sandbox / "old-run"
+    run.mkdir()
+    mark_output(run, "training run")
+    check_replaceable(run, "training run")  # a directory output may replace it: the marker is genuine
+    args = FILES[command](sandbox.parent / "args", run) + ["--overwrite"]
     refused_untouched(sandbox, args, "is a directory")
 
 
