@@ -18,6 +18,7 @@ Examples:
   rocoft-llm validate recipes/llama2-13b-math.yaml
   rocoft-llm validate recipes/tiny-llama-rows.yaml train.lr=1e-4 rocoft.rank=8
   rocoft-llm validate recipes/llama2-7b-math.yaml --world-size 16 --strict
+  rocoft-llm validate llama2-13b-math dist.backend=none dist.zero_stage=null model.quantize=nf4 --gpu-memory 24
   rocoft-llm validate --explain train.lr          # what a key means, its type, default and range
   rocoft-llm validate --explain rocoft            # every key of a section ("" = the sections)
 """
@@ -39,6 +40,13 @@ Examples:
     "not there, a warmup as long as the run.",
 )
 @click.option(
+    "--gpu-memory",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="GiB",
+    help="Say whether the run fits a GPU of this many GiB (FITS / DOES NOT FIT, by the memory estimate); "
+    "exit 0 either way, or 2 with --strict when it does not fit.",
+)
+@click.option(
     "--explain",
     "explain_key",
     metavar="KEY",
@@ -46,7 +54,12 @@ Examples:
     "(its type, default and constraints) and exit; no RECIPE needed.",
 )
 def validate(
-    recipe: str | None, overrides: tuple[str, ...], world_size: int, strict: bool, explain_key: str | None
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    world_size: int,
+    strict: bool,
+    gpu_memory: float | None,
+    explain_key: str | None,
 ) -> None:
     """Check RECIPE (with KEY=VALUE OVERRIDES) and print the resolved recipe, or EVERY problem (exit 2).
 
@@ -54,6 +67,11 @@ def validate(
     rocoft-llm's table of the paper's models (Llama-2-7B/13B, BLOOMZ-7B1, GPT-J-6B); when neither
     the model nor a data file can be reached offline, those checks are skipped with a warning.
     Data files that can be reached are read as `prepare` reads them.
+
+    Also prints an estimate of the memory per GPU (frozen weights, trainable values, gradients,
+    optimizer state, activations of one micro-batch of train.micro_batch_size x data.cutoff_len
+    tokens, the step's peak transient), computed from the model's shapes; it leaves out the CUDA
+    context, the allocator's cache and fragmentation, and communication buffers.
     """
     from ..config import dump_recipe, load_recipe
 
@@ -75,7 +93,30 @@ def validate(
         click.echo(f"# warning: {w}")
     for key, value in result.derived.items():
         click.echo(f"# {key}: {value:,}" if isinstance(value, int) else f"# {key}: {value}")
+    fits = _print_memory(resolved, world_size, gpu_memory)
     click.echo(dump_recipe(resolved), nl=False)
+    if fits is False and strict:
+        click.echo(f"error: the run does not fit a {gpu_memory:g} GiB GPU (--strict)", err=True)
+        sys.exit(2)
+
+
+def _print_memory(resolved, world_size: int, gpu_memory: float | None) -> bool | None:
+    """Print the memory estimate as comment lines (the output stays a valid recipe); whether it fits
+    ``gpu_memory`` GiB (None: not asked, or not estimated)."""
+    from ..config.memory_estimate import estimate_for_recipe, estimate_lines, fit_line
+
+    try:
+        est, setup, checkpointed = estimate_for_recipe(resolved, world_size)
+    except ValueError as e:
+        click.echo(f"# memory: not estimated ({e})")
+        return None
+    for line in estimate_lines(est, setup, checkpointed):
+        click.echo(f"# {line}")
+    if gpu_memory is None:
+        return None
+    fits, line = fit_line(est, gpu_memory)
+    click.echo(f"# {line}")
+    return fits
 
 
 @click.command(

@@ -78,9 +78,49 @@ def _linear_shapes_cached(config_json: str, model_type: str) -> dict[str, Linear
     return shapes
 
 
-def linear_shapes(config) -> dict[str, LinearShape]:
-    """Leaf name -> shape of every nn.Linear of the model ``config`` describes (first occurrence)."""
+def _config_key(config) -> tuple[str, str]:
     d = config.to_dict()
     for k in ("model_type", "transformers_version", "architectures", "_name_or_path"):
         d.pop(k, None)
-    return _linear_shapes_cached(json.dumps(d, sort_keys=True, default=str), config.model_type)
+    return json.dumps(d, sort_keys=True, default=str), config.model_type
+
+
+def linear_shapes(config) -> dict[str, LinearShape]:
+    """Leaf name -> shape of every nn.Linear of the model ``config`` describes (first occurrence)."""
+    return _linear_shapes_cached(*_config_key(config))
+
+
+@dataclass(frozen=True)
+class ParameterShape:
+    """One parameter of the model (tied parameters once): its name, shape, and the leaf name of the
+    nn.Linear it belongs to (None for embeddings, norms and the like)."""
+
+    name: str
+    shape: tuple[int, ...]
+    linear: str | None
+    #: the parameter is the output head's weight (bitsandbytes leaves it unquantized)
+    output_head: bool = False
+
+
+@lru_cache(maxsize=16)
+def _parameter_shapes_cached(config_json: str, model_type: str) -> tuple[ParameterShape, ...]:
+    import torch
+    from torch import nn
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(model_type, **json.loads(config_json))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    head = model.get_output_embeddings()
+    owner = {id(p): m for m in model.modules() for p in m.parameters(recurse=False)}
+    out = []
+    for name, p in model.named_parameters():  # tied parameters are listed once
+        module = owner[id(p)]
+        leaf = name.rsplit(".", 2)[-2] if isinstance(module, nn.Linear) and "." in name else None
+        out.append(ParameterShape(name, tuple(p.shape), leaf, module is head))
+    return tuple(out)
+
+
+def parameter_shapes(config) -> tuple[ParameterShape, ...]:
+    """Every parameter of the model ``config`` describes, built on the meta device (no weights)."""
+    return _parameter_shapes_cached(*_config_key(config))

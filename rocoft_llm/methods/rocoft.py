@@ -21,6 +21,19 @@ def rocoft_config(recipe):
     return RoCoFTConfig.model_validate(recipe.rocoft.model_dump())
 
 
+def trainable_shapes(cfg, s) -> list[tuple[int, ...]]:
+    """Shapes of the trainable slices RoCoFT gives one linear of shape ``s`` (a
+    :class:`~rocoft_llm.config.model_shapes.LinearShape`) under ``cfg`` (a ``rocoft:`` section):
+    what validate counts and the memory estimate sizes (biases not included)."""
+    from ..rocoft.apply import index_parts
+    from ..rocoft.placement import slice_shapes
+
+    shape = (s.out_features, s.in_features)
+    parts = index_parts(cfg, shape, s.row_parts) if cfg.density or cfg.mode != "entries" else []
+    counts = [n for _, _, n in parts]
+    return slice_shapes(cfg.mode, shape, *counts) if counts else []
+
+
 class RoCoFTMethod(Method):
     name = "rocoft"
     output_folder = "adapter"
@@ -116,7 +129,6 @@ class RoCoFTMethod(Method):
                 f"rocoft.train_bias: {config.model_type} linears have no bias; the setting has no effect"
             )
         from ..rocoft.apply import index_parts
-        from ..rocoft.placement import slice_shapes
 
         rank, mode = r.rocoft.rank, r.rocoft.mode
         n_layers, too_small = {}, []
@@ -130,8 +142,7 @@ class RoCoFTMethod(Method):
                     fused = " per fused part" if s.row_parts > 1 and kind == "row" else ""
                     dim = "output rows" if kind == "row" else "input columns"
                     too_small.append((limit, f"the {dim} of {t} ({limit}{fused})"))
-            counts = [n for _, _, n in parts]
-            per = sum(math.prod(dims) for dims in slice_shapes(mode, shape, *counts)) if counts else 0
+            per = sum(math.prod(dims) for dims in trainable_shapes(r.rocoft, s))
             if r.rocoft.train_bias and arch is not None and arch.has_bias:
                 per += s.out_features
             n_layers[t] = per
