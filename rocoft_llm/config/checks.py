@@ -195,10 +195,10 @@ def quantize_problems(r: Recipe) -> list[str]:
 def _data_size(r: Recipe, res: CheckResult) -> int | None:
     """Number of training records when every source is a local JSON file (else unknown). A reachable file is
     read as `prepare` reads it: unreadable, non-array, empty or bad records are problems now, not at run time."""
-    from ..data.records import read_json_array
+    from ..data.records import RecordFile
     from ..data.sources import answer_spec_for_file
     from ..data.templates import format_problem, get_template, input_problem
-    from ..data.validate import validate_records
+    from ..data.validate import RecordChecker, kept_stream
 
     total, known = 0, True
     for name in r.data.train:
@@ -206,26 +206,29 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
         if not path.is_file():
             known = False
             continue
-        try:
-            records = read_json_array(path)
-            if not records:
+        try:  # read as a stream, as `prepare` reads it: memory holds one record
+            records, spec = RecordFile(path), answer_spec_for_file(path)
+            checker = RecordChecker(spec, str(path), r.data.bad_records, r.data.format)
+            count = kept = 0
+            for i, record in enumerate(records):
+                count += 1
+                kept += checker.check(i, record) is not None
+            if not count:
                 raise RoCoFTError(
                     f"{path}: the data file holds no records (an empty JSON array); add records or "
                     "remove it from data.train"
                 )
-            kept, drops = validate_records(
-                records, answer_spec_for_file(path), str(path), r.data.bad_records, r.data.format
-            )
+            drops = checker.finish()
             if not kept:  # what bad_records: drop leaves - nothing - is an error now, not in prepare
                 raise RoCoFTError(
-                    f"{path}: no records left: all {len(records)} are bad and dropped (data.bad_records: drop, "
+                    f"{path}: no records left: all {count} are bad and dropped (data.bad_records: drop, "
                     f"{dict(drops)}); fix the file"
                 )
             if drops.ignored:  # reported, not refused (nor a warning, which --strict would refuse)
                 res.derived.setdefault("ignored_fields", {})[str(path)] = dict(drops.ignored)
             template = get_template(r.data.template)
             problem = format_problem(drops.format, template, str(path)) or input_problem(
-                kept, template, str(path)
+                kept_stream(records, spec, str(path), r.data.bad_records, r.data.format), template, str(path)
             )
             if problem:
                 raise RoCoFTError(problem)
@@ -233,7 +236,7 @@ def _data_size(r: Recipe, res: CheckResult) -> int | None:
             res.problems.append(f"data.train: {e}")
             known = False
             continue
-        total += len(kept)
+        total += kept
     return total if known and total else None
 
 

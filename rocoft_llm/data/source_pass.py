@@ -19,7 +19,7 @@ from ..errors import RoCoFTError
 from .answers import MATH_ANSWER_TYPES
 from .reports import OverlapCounter, QuirkCounter
 from .templates import format_problem, input_problem
-from .validate import RecordChecker
+from .validate import RecordChecker, kept_stream
 
 log = logging.getLogger("rocoft_llm")
 
@@ -30,13 +30,9 @@ def source_place(src) -> str:
 
 
 def _kept(src, opts) -> Iterator[dict]:
-    """The kept (validated, normalised) records of one source, in order."""
-    checker = RecordChecker(src.answer_spec, source_place(src), opts.bad_records, opts.format)
-    for i, record in enumerate(src.records):
-        kept = checker.check(i, record)
-        if kept is not None:
-            yield kept
-    checker.finish()  # a file changed since the first pass is refused here
+    """The kept (validated, normalised) records of one source, in order (a file changed since the
+    first pass is refused at its end)."""
+    return kept_stream(src.records, src.answer_spec, source_place(src), opts.bad_records, opts.format)
 
 
 def kept_records(sources: list, opts) -> Iterator[dict]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 
 from ..errors import RoCoFTError
 from .answers import LETTERS, is_letter
@@ -132,6 +133,19 @@ class RecordChecker:
             )
         self.drops.ignored, self.drops.format = self.ignored, self.fmt or "instruction"
         return self.drops
+
+
+def kept_stream(
+    records: Iterable, spec: dict, source: str, policy: str = "error", declared: str = "auto"
+) -> Iterator[dict]:
+    """:func:`validate_records` as a stream: the kept records in order; the problems are raised (policy
+    ``error``) once the records are exhausted."""
+    checker = RecordChecker(spec, source, policy, declared)
+    for i, record in enumerate(records):
+        kept = checker.check(i, record)
+        if kept is not None:
+            yield kept
+    checker.finish()
 
 
 def validate_records(
