@@ -34,6 +34,7 @@ ROOTS = [
     "datasets",
     "deepspeed",
     "filelock",
+    "bitsandbytes",  # model.quantize (the kit's NF4 memory step)
 ]
 # provided by the GPU image and tied to its CUDA build or too large to carry: never replaced
 KEEP_IMAGE = {
@@ -82,6 +83,35 @@ KEEP_IMAGE = {
     "h11",
 }
 SOURCE_ONLY = {"deepspeed"}
+#: bitsandbytes' wheel holds one native library per CUDA / ROCm / XPU version (~140 MiB unpacked):
+#: only those of the image's CUDA major version (and the CPU one) are kept, ~4 MiB compressed
+BNB_LIBRARY = re.compile(r"^bitsandbytes/libbitsandbytes_(\w+?)\.(so|dll|dylib)$")
+
+
+def slim_wheel(path: Path, keep: str) -> int:
+    """Rewrite the wheel at ``path`` without the bitsandbytes native libraries whose suffix does not
+    start with ``keep`` (e.g. ``cuda13``) or ``cpu``, and without their RECORD lines (so pip
+    installs it cleanly); returns the bytes saved."""
+    import zipfile
+
+    before = path.stat().st_size
+    tmp = path.with_suffix(".slim")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        dropped = set()
+        for info in src.infolist():
+            m = BNB_LIBRARY.match(info.filename)
+            if m and not m.group(1).startswith((keep, "cpu")):
+                dropped.add(info.filename)
+        for info in src.infolist():
+            if info.filename in dropped:
+                continue
+            data = src.read(info)
+            if info.filename.endswith(".dist-info/RECORD"):
+                lines = data.decode().splitlines(keepends=True)
+                data = "".join(line for line in lines if line.split(",", 1)[0] not in dropped).encode()
+            dst.writestr(info, data)
+    tmp.replace(path)
+    return before - path.stat().st_size
 
 
 def norm(name: str) -> str:
@@ -128,6 +158,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dest", default=str(REPO / ".whl"))
     ap.add_argument("--python-version", default="3.12", help="the GPU image's Python (KINDS.md)")
+    ap.add_argument(
+        "--bnb-cuda",
+        default="cuda13",
+        help="bitsandbytes native libraries to keep (the image's torch CUDA major)",
+    )
     args = ap.parse_args()
     dest = Path(args.dest)
     if dest.exists():
@@ -177,6 +212,10 @@ def main():
             check=True,
             timeout=900,
             env={**os.environ, "DS_BUILD_OPS": "0"},
+        )
+    for wheel in dest.glob("bitsandbytes-*.whl"):
+        print(
+            f"{wheel.name}: kept only the {args.bnb_cuda} and cpu libraries, -{slim_wheel(wheel, args.bnb_cuda) / 2**20:.0f} MiB"
         )
     wheels = sorted(dest.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels)

@@ -194,6 +194,32 @@ def test_gpu_wheels_closure_pins_this_environment_and_leaves_the_image_alone():
     assert versions["transformers"] == transformers.__version__ and versions["peft"] == peft.__version__
 
 
+def test_gpu_wheels_slims_bitsandbytes_to_the_images_cuda(tmp_path):
+    """bitsandbytes' wheel carries one library per CUDA/ROCm version (43 MB): only the image's CUDA
+    major and the CPU library are kept, and RECORD loses the dropped files' lines (pip installs it)."""
+    import zipfile
+
+    gpu_wheels = load_bench_script("gpu_wheels")
+    wheel = tmp_path / "bitsandbytes-0.50.2-py3-none-manylinux_2_24_x86_64.whl"
+    names = [
+        "bitsandbytes/__init__.py",
+        "bitsandbytes/libbitsandbytes_cpu.so",
+        "bitsandbytes/libbitsandbytes_cuda124.so",
+        "bitsandbytes/libbitsandbytes_cuda130.so",
+        "bitsandbytes/libbitsandbytes_rocm72.so",
+    ]
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name in names:
+            z.writestr(name, b"x" * 1000)
+        z.writestr("bitsandbytes-0.50.2.dist-info/RECORD", "".join(f"{n},sha256=a,1000\n" for n in names))
+    assert gpu_wheels.slim_wheel(wheel, "cuda13") > 0
+    with zipfile.ZipFile(wheel) as z:
+        kept = sorted(n for n in z.namelist() if not n.endswith("RECORD"))
+        record = z.read("bitsandbytes-0.50.2.dist-info/RECORD").decode()
+    assert kept == [names[0], names[1], names[3]]
+    assert [line.split(",")[0] for line in record.splitlines()] == kept
+
+
 @pytest.mark.slow
 def test_methods_benchmark_needs_only_torch_transformers_peft():
     """The GPU machine may have nothing else: the benchmark must not import the rest of the stack."""

@@ -247,3 +247,27 @@ def test_validate_prints_the_estimate_and_whether_it_fits(tmp_path):
         "validate", *base, "model.quantize=nf4", "train.gradient_checkpointing=true", "--gpu-memory", "8"
     )
     assert nf4.exit_code == 0 and "# FITS in 8 GiB" in nf4.output, nf4.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("method", "dtype"), [("rocoft", "float32"), ("lora", "bfloat16")])
+def test_smollm2_nf4_estimate_equals_the_loaded_model(method, dtype):
+    """A real pretrained model (SmolLM2-135M: grouped-query attention, tied embeddings) loaded in NF4
+    by the product: the frozen bytes (bitsandbytes' storage of its 210 linears + the unquantized
+    embedding and norms) and the activations of a 2 x 64 micro-batch equal the estimate exactly."""
+    pytest.importorskip("bitsandbytes")
+    from rocoft_llm.models.registry_models import fetch_model
+
+    path, _ = fetch_model("smollm2-135m")
+    r = recipe(path, dtype, method, "column", "nf4").model_copy(deep=True)
+    r.data.cutoff_len = 64
+    model = built(r)
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    est = estimate(config, setup_from_recipe(r, config))
+    frozen = [p for p in model.parameters() if not p.requires_grad] + quant_state_tensors(model)
+    frozen += [b for name, b in model.named_buffers() if name.endswith("rocoft_frozen")]
+    assert storage_bytes(frozen) == est.frozen
+    kept, _, live = kept_by_forward(model, torch.randint(3, 1000, (BATCH, 64)))
+    assert kept == est.activations, sorted(live)
