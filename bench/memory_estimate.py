@@ -8,7 +8,8 @@
 
 The table is ``rocoft_llm.config.memory_estimate`` (what ``rocoft-llm validate`` prints) on the
 paper's recipes with one GPU, no sharding, and ``train.micro_batch_size`` x ``data.cutoff_len`` set
-to the asked batch x sequence. RoCoFT is the recipe's mode (row, r=3, all seven projections); LoRA
+to the asked batch x sequence. RoCoFT is r=3 on all seven projections, rows (the recipe's mode) and
+columns (the package's default); LoRA
 is r=8 on the same projections with dropout 0.05 (peft's QLoRA path on NF4: fp32 norms, embeddings
 and hidden states).
 
@@ -47,8 +48,18 @@ METHODS = ("rocoft", "lora")
 GIB, MIB = 2**30, 2**20
 
 
-def recipe_for(model: str, method: str, dtype: str, quantize: str | None, batch: int, seq: int, ck: bool):
-    """The paper recipe (llama2-7b-math) on one GPU with the asked model, method and storage."""
+def recipe_for(
+    model: str,
+    method: str,
+    dtype: str,
+    quantize: str | None,
+    batch: int,
+    seq: int,
+    ck: bool,
+    mode: str = "row",
+):
+    """The paper recipe (llama2-7b-math) on one GPU with the asked model, method (RoCoFT ``mode``)
+    and storage."""
     from rocoft_llm.config.loader import load_recipe_raw
 
     overrides = [
@@ -63,8 +74,7 @@ def recipe_for(model: str, method: str, dtype: str, quantize: str | None, batch:
         f"train.gradient_checkpointing={str(ck).lower()}",
         "model.dropout=null",
     ]
-    if method != "rocoft":
-        overrides.append("rocoft=null")
+    overrides.append(f"rocoft.mode={mode}" if method == "rocoft" else "rocoft=null")
     if quantize:
         overrides.append(f"model.quantize={quantize}")
     recipe, _, problems = load_recipe_raw(REPO / "rocoft_llm" / "recipes" / "llama2-7b-math.yaml", overrides)
@@ -82,14 +92,16 @@ def table(batch: int, seq: int) -> list[str]:
     for name, model in SHAPES.items():
         config, _ = resolve_config(model)
         for base, dtype, quantize in (("bf16", "bfloat16", None), ("NF4", "bfloat16", "nf4")):
-            for method in METHODS:
-                r = recipe_for(model, method, dtype, quantize, batch, seq, False)
+            for method, mode in (("rocoft", "row"), ("rocoft", "column"), ("lora", None)):
+                r = recipe_for(model, method, dtype, quantize, batch, seq, False, mode)
                 setup = setup_from_recipe(r, config)
                 e, c = estimate(config, setup), estimate(config, replace(setup, checkpointing=True))
                 cells = [e.frozen, e.trainable, e.optimizer, e.gradients, e.activations, c.activations]
                 cells += [e.total, c.total]
                 lines.append(
-                    f"| {name} | {base} | {method} | " + " | ".join(f"{n / GIB:.2f}" for n in cells) + " |"
+                    f"| {name} | {base} | {method}{' ' + mode if mode else ''} | "
+                    + " | ".join(f"{n / GIB:.2f}" for n in cells)
+                    + " |"
                 )
     return lines
 
