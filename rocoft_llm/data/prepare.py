@@ -22,12 +22,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import RoCoFTError
 from ..io_utils import atomic_directory, atomic_write_json, check_writable, read_json, sha256_file
+from ..locks import held_lock
 from ..ownership import check_not_a_file, check_replaceable, target_path
 from ..version import __version__
 from .chat_template import bind_chat
@@ -154,23 +153,6 @@ def prepare(
             sources, source_info, report, opts, template, tokenizer, tok_fp, key, out, overwrite, progress
         )
     return out, manifest
-
-
-@contextmanager
-def held_lock(path: Path, timeout: float = 3600) -> Iterator[None]:
-    """Hold the file lock ``path`` (concurrent ranks preparing the same directory wait on it) for the
-    block, and remove the lock file before releasing it, whether the block succeeded or failed, so
-    no empty ``.NAME.lock`` stays beside the output. Only the holder removes the file, so the file
-    at ``path`` is the one held; a waiter that then locks the removed file is not fooled: filelock
-    (4.x) sees that the file it locked has no name left (``st_nlink == 0``) and locks the one at
-    ``path`` anew."""
-    from filelock import FileLock
-
-    with FileLock(str(path), timeout=timeout):
-        try:
-            yield
-        finally:
-            path.unlink(missing_ok=True)
 
 
 def _build(

