@@ -33,11 +33,12 @@ def features(with_source: bool):
     """The columns of a tokenized dataset, typed as ``datasets.map`` typed them (``input_ids``: int32)."""
     import datasets
 
-    ints = datasets.List(datasets.Value("int64"))
+    seq = getattr(datasets, "List", None) or datasets.Sequence  # datasets < 4 has Sequence only
+    ints = seq(datasets.Value("int64"))
     return datasets.Features(
         {
             **({"source": datasets.Value("string")} if with_source else {}),
-            "input_ids": datasets.List(datasets.Value("int32")),
+            "input_ids": seq(datasets.Value("int32")),
             "labels": ints,
             "length": datasets.Value("int64"),
             "overlength": datasets.Value("bool"),
