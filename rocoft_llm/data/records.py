@@ -50,11 +50,11 @@ def iter_records(path: str | Path) -> Iterator:
     by name (JSON would keep only the last value)."""
     path = Path(path)
     fix = "fix the file or pass another one"
-    if path.is_file() and _looks_like_json_lines(path):
-        values = iter_json_lines(path, "data file", fix, _keep_duplicates)
-    else:
-        values = iter_json_array(path, "data file", fix, _keep_duplicates)
     try:
+        if path.is_file() and _looks_like_json_lines(path):
+            values = iter_json_lines(path, "data file", fix, _keep_duplicates)
+        else:
+            values = iter_json_array(path, "data file", fix, _keep_duplicates)
         for i, record in enumerate(values):
             if isinstance(record, _Duplicates):
                 keys = ", ".join(repr(k[:40]) for k in record.repeated[:5])
