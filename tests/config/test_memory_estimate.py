@@ -143,7 +143,7 @@ def test_static_bytes_equal_the_real_tensors(tiny_dirs, dtype, method, mode, qua
 
 
 @pytest.mark.parametrize("quant", ["nf4", "fp4"])
-@pytest.mark.parametrize("shape", [(576, 1536), (4096, 11008), (100, 30)])
+@pytest.mark.parametrize("shape", [(576, 1536), (1024, 2752), (100, 30)])
 def test_4bit_storage_formula_matches_bitsandbytes(quant, shape):
     """The 4-bit formula, including a size that is not a whole number of blocks."""
     bnb = pytest.importorskip("bitsandbytes")
@@ -250,17 +250,17 @@ def test_validate_prints_the_estimate_and_whether_it_fits(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("method", "dtype"), [("rocoft", "float32"), ("lora", "bfloat16")])
-def test_smollm2_nf4_estimate_equals_the_loaded_model(method, dtype):
+def test_smollm2_nf4_estimate_equals_the_loaded_model():
     """A real pretrained model (SmolLM2-135M: grouped-query attention, tied embeddings) loaded in NF4
-    by the product: the frozen bytes (bitsandbytes' storage of its 210 linears + the unquantized
-    embedding and norms) and the activations of a 2 x 64 micro-batch equal the estimate exactly."""
+    by the product, RoCoFT columns: the frozen bytes (bitsandbytes' storage of its 210 linears, the
+    unquantized embedding and norms, the layers' frozen column values) and the activations of a
+    2 x 32 micro-batch equal the estimate exactly. (QLoRA's path is pinned on the tiny models.)"""
     pytest.importorskip("bitsandbytes")
     from rocoft_llm.models.registry_models import fetch_model
 
     path, _ = fetch_model("smollm2-135m")
-    r = recipe(path, dtype, method, "column", "nf4").model_copy(deep=True)
-    r.data.cutoff_len = 64
+    r = recipe(path, "float32", "rocoft", "column", "nf4").model_copy(deep=True)
+    r.data.cutoff_len = 32
     model = built(r)
     from transformers import AutoConfig
 
@@ -269,5 +269,5 @@ def test_smollm2_nf4_estimate_equals_the_loaded_model(method, dtype):
     frozen = [p for p in model.parameters() if not p.requires_grad] + quant_state_tensors(model)
     frozen += [b for name, b in model.named_buffers() if name.endswith("rocoft_frozen")]
     assert storage_bytes(frozen) == est.frozen
-    kept, _, live = kept_by_forward(model, torch.randint(3, 1000, (BATCH, 64)))
+    kept, _, live = kept_by_forward(model, torch.randint(3, 1000, (BATCH, 32)))
     assert kept == est.activations, sorted(live)
