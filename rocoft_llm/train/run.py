@@ -51,9 +51,9 @@ log = logging.getLogger("rocoft_llm")
 
 def prepare_output_dir(out: Path, resume: str | None, overwrite: bool, recipe_path: str) -> Path | None:
     """Decide fresh start / resume; never mixes a new run into an old directory unless asked, never
-    deletes a directory rocoft-llm did not write, never touches one a live run holds. ``out`` is
-    normalised first (:func:`~..ownership.target_path`): every check sees the real target."""
-    out = target_path(out, "output")
+    deletes a directory rocoft-llm did not write, never touches one a live run holds. ``out`` is the
+    normalised target (:func:`~..ownership.target_path`, made once by :func:`train`): every check
+    sees the real target."""
     check_not_a_file(out, "output")
     if out.is_dir():
         check_unlocked(out, "output")
