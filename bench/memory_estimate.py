@@ -132,7 +132,6 @@ def _model_dir(tmp: Path, shape: str, layers: int | None, device: str) -> tuple[
 def check(args) -> list[str]:
     from rocoft_llm.config.memory_estimate import estimate, setup_from_recipe
 
-    cuda = args.device == "cuda"
     rows = [
         "| base | method | checkpointing | static est. MiB | static meas. MiB | peak est. MiB | peak meas. MiB "
         "| meas./est. | step s |",
@@ -144,9 +143,7 @@ def check(args) -> list[str]:
             for method in METHODS:
                 for ck in (False, True):
                     r = recipe_for(str(path), method, "bfloat16", quantize, args.batch, args.seq, ck)
-                    est = estimate(
-                        config, replace(setup_from_recipe(r, config), dropout_mask=1 if cuda else 4)
-                    )
+                    est = estimate(config, replace(setup_from_recipe(r, config), device=args.device))
                     try:
                         rows.append(_measure(r, est, config, args, ck, quantize, method))
                     except Exception as e:  # noqa: BLE001 - one failing setting must not cost the others

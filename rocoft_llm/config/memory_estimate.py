@@ -74,11 +74,13 @@ class Setup:
     batch: int = 1
     seq: int = 1024
     checkpointing: bool = False
+    precision: str = "bf16"  #: train.precision
     backend: str = "none"
     world_size: int = 1
     zero_stage: int | None = None
-    #: bytes of a dropout mask element: 1 on CUDA (fused dropout, bool mask), 4 on CPU (float mask)
-    dropout_mask: int = 1
+    #: the device: cuda (the estimate's purpose) or cpu, whose dropout keeps a float mask instead of
+    #: a bool one and whose AdamW steps one tensor at a time instead of all at once (foreach)
+    device: str = "cuda"
 
 
 @dataclass
@@ -91,15 +93,22 @@ class Estimate:
     optimizer: int
     activations: int | None
     transient: int | None
+    #: AdamW's step: on CUDA (foreach) one temporary the size of all trainable values, on CPU of the
+    #: largest trainable tensor
+    step_transient: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int | None:
+        """The peak: what lives across steps (weights, trainable values, AdamW's state) plus the
+        larger of two moments - the start of the backward (activations + transient) and the
+        optimizer step (all gradients + the step's temporary), when the activations are gone.
+        Gradients are made during the backward as the activations are freed; counting them at the
+        end only is exact at both ends and an approximation in between."""
         if self.activations is None:
             return None
-        return (
-            self.frozen + self.trainable + self.gradients + self.optimizer + self.activations + self.transient
-        )
+        static = self.frozen + self.trainable + self.optimizer
+        return static + max(self.activations + self.transient, self.gradients + self.step_transient)
 
 
 def _shard(setup: Setup) -> dict[str, int]:
@@ -182,6 +191,11 @@ def estimate(config, setup: Setup) -> Estimate:
     frozen, dequantized = _frozen(config, setup, linears)
     notes = []
     activations = transient = None
+    if setup.dtype == "float32" and setup.precision != "fp32" and not setup.quantize:
+        notes.append(
+            f"train.precision {setup.precision} over float32 weights (autocast) is estimated as fp32 compute; "
+            "model.dtype: bfloat16 is what the estimate models exactly"
+        )
     if config.model_type in MODELLED:
         d = compute_dtype_bytes(setup)
         rocoft = setup.rocoft if setup.kind == "rocoft" else None
@@ -196,7 +210,7 @@ def estimate(config, setup: Setup) -> Estimate:
             lora_dropout=setup.lora_dropout,
             quantized=setup.quantize is not None,
             int8_base=setup.quantize == "int8",
-            dropout_mask=setup.dropout_mask,
+            dropout_mask=1 if setup.device == "cuda" else 4,
         )
         dims, tokens = Dims.from_config(config), setup.batch * setup.seq
         first_needs_grad = setup.checkpointing or setup.kind == "full"
@@ -213,6 +227,8 @@ def estimate(config, setup: Setup) -> Estimate:
         optimizer=optimizer // shard["optimizer"],
         activations=activations,
         transient=transient,
+        step_transient=(trainable if setup.device == "cuda" else max((n * b for n, b in tensors), default=0))
+        // shard["optimizer"],
         notes=notes,
     )
 
@@ -247,6 +263,7 @@ def setup_from_recipe(recipe, config, world_size: int = 1) -> Setup:
         batch=recipe.train.micro_batch_size,
         seq=recipe.data.cutoff_len,
         checkpointing=recipe.train.gradient_checkpointing,
+        precision=recipe.train.precision,
         backend=recipe.dist.backend,
         world_size=world_size,
         zero_stage=recipe.dist.zero_stage,
