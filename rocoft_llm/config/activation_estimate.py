@@ -1,7 +1,8 @@
 """Activation memory of a Llama-family decoder (Llama-2, Mistral, Qwen2, SmolLM2) in training: the
 bytes autograd keeps from the forward to the backward, counted tensor by tensor, for batch x seq tokens.
 
-The model (per token; ``d`` = bytes of the compute dtype, ``h`` hidden, ``i`` intermediate, ``nh`` /
+The model (per token; ``d`` = bytes of the compute dtype - ``model.dtype``, also on a quantized
+base, except QLoRA, whose upcast fp32 norms make the hidden states fp32 -, ``h`` hidden, ``i`` intermediate, ``nh`` /
 ``nkv`` query / key-value heads of ``hd`` dims, ``V`` vocabulary). What each decoder layer keeps:
 
 * each RMSNorm: its input in fp32 (``4h``) and ``rsqrt`` (4 bytes) - not for layer 0's first norm
@@ -16,7 +17,7 @@ The model (per token; ``d`` = bytes of the compute dtype, ``h`` hidden, ``i`` in
   their input (q/k/v share one: the norm's output ``d h``; o_proj's is the attention output, already
   kept; gate/up share ``d h``; down_proj ``d i``); a RoCoFT column slice keeps only the ``r``
   selected input features (``d r``, its own copy); a 4-bit base keeps nothing; LoRA keeps its
-  dropout mask (1 byte) and dropout output (4 bytes, fp32 adapters) per input feature, or, without
+  dropout mask (1 byte on CUDA, a float on CPU) and dropout output (4 bytes, fp32 adapters) per input feature, or, without
   dropout, its input (an fp32 copy of its own when the compute dtype is not fp32), plus ``A x``
   (``4 r``);
 * RoCoFT over a bitsandbytes base (:mod:`rocoft_llm.rocoft.quantized`, additive): besides the above,
@@ -35,8 +36,8 @@ With gradient checkpointing (non-reentrant, one checkpoint per decoder layer) ea
 its input (``d h``; the position ids, 8 bytes per position, too) - except on an LLM.int8 base,
 whose matmul keeps its input as a context attribute that non-reentrant checkpointing cannot drop
 (the inputs of q/k/v, o, gate/up and down stay alive: ``d (2h + nh hd + i)`` more per layer; QLoRA
-is spared, as peft's k-bit preparation switches to reentrant checkpointing); the backward recomputes one layer at a time, which :func:`transient_bytes`
-counts. The peak transient besides is the loss's backward (two fp32 ``V``-wide tensors per target
+is spared, as peft's k-bit preparation switches to reentrant checkpointing); the backward
+recomputes one layer at a time, which :func:`transient_bytes` counts. The peak transient besides is the loss's backward (two fp32 ``V``-wide tensors per target
 token) and, on a quantized base, one dequantized weight (bitsandbytes dequantizes the weight for
 each matmul).
 
