@@ -105,8 +105,21 @@ CASES = [
 ]
 
 
+#: RoCoFT on a bf16 NF4 base fails in its forward today (rocoft/quantized.py multiplies the bf16
+#: input by the fp32 slice); when it runs, this case must be measured: the xfail is strict
+BF16_NF4 = pytest.param(
+    "bfloat16",
+    "rocoft",
+    "row",
+    "nf4",
+    marks=pytest.mark.xfail(
+        raises=RuntimeError, strict=True, reason="bf16 x fp32 matmul in the quantized layer"
+    ),
+)
+
+
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["kept", "checkpointed"])
-@pytest.mark.parametrize(("dtype", "method", "mode", "quantize"), CASES)
+@pytest.mark.parametrize(("dtype", "method", "mode", "quantize"), [*CASES, BF16_NF4])
 def test_activations_equal_the_storages_a_forward_leaves_alive(
     tiny_dirs, dtype, method, mode, quantize, checkpointing
 ):
