@@ -176,7 +176,8 @@ CASES = {
 }
 #: a problem message shows a bounded preview of a value, never the whole value
 LONGEST_MESSAGE = 4000
-#: hostile YAML is refused in well under a second
+#: hostile YAML is refused in well under a second of CPU time (process time, not wall time: a shared
+#: machine's load does not count; an exponential blow-up would take minutes)
 TIMED = {
     "billion laughs (nested aliases)",
     "a 5,000-deep mapping",
@@ -205,12 +206,12 @@ def test_bad_recipe_is_refused(tmp_path, case, command):
     before = snapshot(tmp_path)
     if case in TIMED:
         run_cli(command, recipe, *overrides)  # the first call in a process pays the imports
-    started = time.perf_counter()
+    started = time.process_time()
     result = run_cli(command, recipe, *overrides)
-    seconds = time.perf_counter() - started
+    seconds = time.process_time() - started
     assert_refused(result, str(recipe) if "KEY=VALUE" not in needles[0] else "", *needles)
     assert len(result.output) < LONGEST_MESSAGE, result.output[:300]
-    assert case not in TIMED or seconds < 1.0, f"{case}: {seconds:.2f} s"
+    assert case not in TIMED or seconds < 2.0, f"{case}: {seconds:.2f} CPU s"
     assert snapshot(tmp_path) == before  # train wrote nothing: no run directory, no cache
 
 
