@@ -74,6 +74,10 @@ def load_model(
         )
     if device and not quantize:  # a quantized model is placed by from_pretrained (device_map)
         model.to(device)
+    if quantize:
+        from .rocoft.quantized import keep_exact_cpu_path
+
+        keep_exact_cpu_path(model)
     return model
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from ..errors import RoCoFTError
 from ..io_utils import read_json, read_yaml
 from ..methods import get_method
-from ..methods.lora import recorded_quantization
 from ..model_loading import load_model, load_tokenizer
+from ..rocoft.quantized import recorded_quantization
 
 
 def run_recipe(run: Path) -> dict:

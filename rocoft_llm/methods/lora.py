@@ -6,19 +6,6 @@ from pathlib import Path
 
 from .base import Method
 
-#: written beside a peft LoRA trained on a quantized base (peft's own config has no place for it)
-QUANTIZATION_FILE = "rocoft_quantization.json"
-
-
-def recorded_quantization(folder: Path) -> str | None:
-    """The ``model.quantize`` a peft LoRA directory was trained on (its :data:`QUANTIZATION_FILE`), or None."""
-    from ..io_utils import read_json
-
-    path = folder / QUANTIZATION_FILE
-    if not path.is_file():
-        return None
-    return read_json(path, "quantization record", "train the LoRA again").get("type")
-
 
 class LoRAMethod(Method):
     name = "lora"
@@ -55,9 +42,9 @@ class LoRAMethod(Method):
             module.save_pretrained(target)
             load_tokenizer(recipe.model.tokenizer or recipe.model.name_or_path).save_pretrained(target)
             if recipe.model.quantize:
-                from ..io_utils import atomic_write_json
+                from ..rocoft.quantized import write_quantization_record
 
-                atomic_write_json(target / QUANTIZATION_FILE, {"type": recipe.model.quantize})
+                write_quantization_record(target, recipe.model.quantize)
 
     def load(self, folder: Path, load_base, dtype: str, device: str):
         from peft import PeftModel

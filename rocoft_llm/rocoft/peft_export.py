@@ -55,6 +55,7 @@ from .merge_dir import (
     resolve_model_dir,
 )
 from .placement import COLUMN, LOW_RANK_MODES, ROW, Placement, slice_names
+from .quantized import write_quantization_record
 
 log = logging.getLogger("rocoft_llm")
 
@@ -273,6 +274,7 @@ def export_peft(
         "rank": adapter["rank"],
         "pad_rank": pad_rank,
         "adapter_tensors_sha256": adapter["tensors_sha256"],
+        "quantization": (adapter.get("quantization") or {}).get("type"),
     }
     with atomic_directory(out, overwrite=exists, what="peft export") as tmp:
         save_file(
@@ -281,6 +283,8 @@ def export_peft(
             metadata={"format": "pt", "rocoft_export": json.dumps(provenance)},
         )
         atomic_write_json(tmp / PEFT_CONFIG_FILE, config)
+        if adapter.get("quantization"):  # `eval --adapter` then loads the base as it was trained on
+            write_quantization_record(tmp, adapter["quantization"]["type"])
     log.info("exported %d modules of %s as a peft LoRA (r=%d) to %s", len(ranks), adapter_dir, default, out)
     if adapter.get("quantization"):
         log.warning(

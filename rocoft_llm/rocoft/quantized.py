@@ -25,6 +25,7 @@ through bitsandbytes' own backward of the frozen linear.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -65,11 +66,26 @@ def dequantized_weight(module: nn.Module) -> torch.Tensor:
     if not is_quantized_linear(module):
         return weight.detach().float()
     if isinstance(module, bnb.nn.Linear4bit):
+        if getattr(weight.quant_state, "packing_format_for_cpu", False):
+            # repacked for bitsandbytes' CPU inference kernel: back to the standard layout, as
+            # bitsandbytes itself does before saving (its inverse re-quantizes double-quantized block
+            # constants: close, not bitwise; rocoft-llm's loaders turn the repacking off)
+            inverse = bnb.functional._convert_weight_packed_for_cpu_inverse
+            weight.data, weight.quant_state = inverse(weight.data, weight.quant_state)
         return bnb.functional.dequantize_4bit(weight.data, weight.quant_state).float()
     state = module.state  # LLM.int8: int8 rows and one scale per row (moved into ``state`` by a forward)
     codes = state.CB if state.CB is not None else weight.data
     scales = state.SCB if state.SCB is not None else weight.SCB
     return bnb.functional.int8_vectorwise_dequant(codes, scales).float()
+
+
+def keep_exact_cpu_path(model: nn.Module) -> None:
+    """Turn off bitsandbytes' CPU inference repacking (on CPUs with AVX512-BF16, a 4-bit linear in eval
+    mode under no_grad repacks its weight for a kernel that computes in bf16): evaluation then
+    computes what training computed, x @ dequantized(W)^T in the compute dtype."""
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def weight_dims(module: nn.Module) -> tuple[int, int]:
@@ -105,6 +121,7 @@ class QuantizedRoCoFTLinear(RoCoFTLinear):
         self.merge_dtype = dtype
         for p in linear.parameters():
             p.requires_grad_(False)
+        keep_exact_cpu_path(linear)
         bias = linear.bias
         linear.bias = None  # the base computes x @ Wq^T; the bias is added after the slices
         self.base_layer = linear
@@ -230,3 +247,24 @@ def quantization_mismatch(model: nn.Module, recorded: dict | None) -> str | None
         f"quantize {want_type} (eval --run and the held-out NLL do so from the run's recipe; "
         "merge and export-peft quantize the base checkpoint themselves)"
     )
+
+
+#: written beside a peft LoRA trained for a quantized base (a LoRA run's adapter, or export-peft of a
+#: quantized RoCoFT adapter): peft's own config has no place for it; ``eval`` reads it
+QUANTIZATION_FILE = "rocoft_quantization.json"
+
+
+def write_quantization_record(folder, quantize: str) -> None:
+    from ..io_utils import atomic_write_json
+
+    atomic_write_json(Path(folder) / QUANTIZATION_FILE, {"type": quantize})
+
+
+def recorded_quantization(folder) -> str | None:
+    """The ``model.quantize`` a peft LoRA directory belongs to (its :data:`QUANTIZATION_FILE`), or None."""
+    from ..io_utils import read_json
+
+    path = Path(folder) / QUANTIZATION_FILE
+    if not path.is_file():
+        return None
+    return read_json(path, "quantization record", "export or train the LoRA again").get("type")

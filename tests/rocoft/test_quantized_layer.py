@@ -121,3 +121,34 @@ def test_module_keeps_no_full_size_float_weight():
 def test_wrapping_refuses_a_plain_linear():
     with pytest.raises(ValueError, match="wraps a bitsandbytes linear"):
         QuantizedRoCoFTLinear(nn.Linear(4, 4), torch.tensor([0]), "row")
+
+
+def test_eval_mode_computes_what_training_computed():
+    """bitsandbytes repacks a 4-bit weight for a bf16 CPU kernel in eval mode under no_grad (on CPUs
+    with AVX512-BF16); the wrapped layer keeps the exact path, so evaluation equals training's forward."""
+    qm, ref = pair("nf4", "column", True, False)
+    x = torch.randn(4, IN)
+    with torch.no_grad():
+        train_y = qm(x)
+        qm.eval()
+        torch.testing.assert_close(qm(x), train_y, rtol=0, atol=0)
+        torch.testing.assert_close(qm(x), ref(x), **TOL)
+
+
+def test_dequantizing_a_weight_repacked_for_the_cpu_kernel():
+    if not bnb.functional.has_avx512bf16():
+        pytest.skip("bitsandbytes repacks for its CPU kernel only on CPUs with AVX512-BF16")
+    torch.manual_seed(0)
+    lin = nn.Linear(IN, 64, bias=False)  # the CPU layout packs blocks of 32 output rows
+    q = bnb.nn.Linear4bit(IN, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+    q.load_state_dict(lin.state_dict())
+    q = q.to("cpu")
+    before = dequantized_weight(q)
+    q.eval()
+    with torch.no_grad():
+        q(torch.randn(2, IN))
+    assert q.weight.quant_state.packing_format_for_cpu  # repacked
+    # bitsandbytes' inverse re-quantizes the (double-quantized) block constants: close, not bitwise
+    # (a wrong layout would be off by the weights' own size, ~0.1)
+    torch.testing.assert_close(dequantized_weight(q), before, rtol=0, atol=1e-3)
+    assert not q.weight.quant_state.packing_format_for_cpu

@@ -178,3 +178,15 @@ def test_ddp_on_a_quantized_base_matches_one_process(tmp_path, base):
     )
     assert_same_run(tmp_path / "ddp", single)
     assert json.loads((tmp_path / "ddp" / "summary.json").read_text())["world_size"] == 2
+
+
+def test_export_of_a_quantized_adapter_evaluates_on_the_quantized_base(tmp_path, nf4_run):
+    """export-peft records the storage beside the LoRA, so `eval --adapter EXPORT` is the trained model."""
+    export = export_peft(nf4_run / "adapter", tmp_path / "peft")
+    assert json.loads((export / "rocoft_quantization.json").read_text()) == {"type": "nf4"}
+    exported, _, identity, _ = load_for_eval(adapter=str(export))
+    trained, _, _, _ = load_for_eval(run=str(nf4_run))
+    assert identity["quantize"] == "nf4"
+    ids = torch.tensor([[1, 5, 9, 30, 7, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, trained(ids).logits, rtol=1e-5, atol=1e-5)
