@@ -64,12 +64,13 @@ class ModelSection(StrictModel):
     pad_token_id: NonNegativeInt = 0
     """Pad id for batching (Llama-2 has no pad token; LLM-Adapters uses 0)."""
     quantize: Literal["nf4", "fp4", "int8"] | None = None
-    """Store the frozen base weights quantized through bitsandbytes (``pip install 'rocoft-llm[quant]'``):
-    nf4 or fp4 (4 bits, QLoRA's storage) or int8 (LLM.int8); null = model.dtype. The targeted linears'
-    weights are stored quantized; computation runs in model.dtype. RoCoFT and LoRA (peft's QLoRA path)
-    train on it, on one process or under DDP; full finetuning, FSDP and DeepSpeed are refused. The
-    trained slices are exact with respect to the dequantized weights; a merged model is full precision
-    (model.dtype)."""
+    """Store the frozen base's linear weights (all but the output head) quantized through bitsandbytes
+    (``pip install 'rocoft-llm[quant]'``): nf4 or fp4 (4 bits with double quantization, QLoRA's
+    storage) or int8 (LLM.int8); null = everything in model.dtype, which 4-bit layers also compute in.
+    RoCoFT (every mode) and LoRA (peft's QLoRA path) train on it, on one process or under DDP; full
+    finetuning, FSDP and DeepSpeed are refused. The slices are exact with respect to the dequantized
+    weights; eval loads the base the same way; merge writes a full-precision model from the dequantized
+    weights (docs/quantization.md)."""
 
 
 class RoCoFTSection(RoCoFTConfig):
