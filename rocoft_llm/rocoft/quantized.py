@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .layer import RoCoFTLinear, _master_copy
+from .layer import RoCoFTLinear, _autocast_dtype, _master_copy
 from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, MODES, ROW, ROW_COLUMN, make_placement
 
 #: bitsandbytes' name of each 4-bit storage type, and the recipe's name for 8-bit LLM.int8 storage
@@ -160,19 +160,23 @@ class QuantizedRoCoFTLinear(RoCoFTLinear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.base_layer(x)
+        # the slices' products run in the compute dtype (autocast's, else the output's), as the
+        # unquantized layer's; their fp32 masters receive fp32 gradients through the casts
+        dt = _autocast_dtype(x) or y.dtype
+        x = x.to(dt)
         p, s = self.placement, self.rocoft_slice
         if self.mode == COLUMN:
-            y = y + (x.index_select(-1, p.index) @ (s - self.rocoft_frozen).t()).to(y.dtype)
+            y = y + (x.index_select(-1, p.index) @ (s - self.rocoft_frozen).to(dt).t()).to(y.dtype)
         elif self.mode == ENTRIES:
             rows, cols = p.index // self.in_features, p.index % self.in_features
-            contrib = x.index_select(-1, cols) * (s - self.rocoft_frozen).to(x.dtype)
+            contrib = x.index_select(-1, cols) * (s - self.rocoft_frozen).to(dt)
             y = y.index_add(-1, rows, contrib.to(y.dtype))
         else:  # row, row_column
             if self.mode == ROW_COLUMN:
                 c = getattr(self, COLUMN_SLICE_NAME)
-                delta = x.index_select(-1, p.column_index) @ (c - self.rocoft_frozen).t()
+                delta = x.index_select(-1, p.column_index) @ (c - self.rocoft_frozen).to(dt).t()
                 y = y.index_add(-1, p.rest, delta.to(y.dtype))
-            y = y.index_copy(-1, p.index, (x @ s.t()).to(y.dtype))
+            y = y.index_copy(-1, p.index, (x @ s.to(dt).t()).to(y.dtype))
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)
         return y

@@ -152,3 +152,31 @@ def test_dequantizing_a_weight_repacked_for_the_cpu_kernel():
     # (a wrong layout would be off by the weights' own size, ~0.1)
     torch.testing.assert_close(dequantized_weight(q), before, rtol=0, atol=1e-3)
     assert not q.weight.quant_state.packing_format_for_cpu
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_bf16_base_computes_in_bf16_with_fp32_slice_gradients(mode):
+    """A bf16 model (4-bit storage computing in bf16): the forward runs in bf16 and the fp32 slices get
+    fp32 gradients, close to the fp32 reference within bf16's precision."""
+    torch.manual_seed(0)
+    lin = nn.Linear(IN, OUT, bias=False)
+    q = bnb.nn.Linear4bit(IN, OUT, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4")
+    q.load_state_dict({"weight": lin.weight.to(torch.bfloat16)})
+    q = q.to("cpu")
+    ref_lin = nn.Linear(IN, OUT, bias=False)
+    with torch.no_grad():
+        ref_lin.weight.copy_(dequantized_weight(q))
+    idx = {k: torch.tensor(v) for k, v in MODES[mode].items()}
+    args = (idx["index"], mode, False, idx.get("column_index"))
+    qm, ref = QuantizedRoCoFTLinear(q, *args, dtype=torch.bfloat16), RoCoFTLinear(ref_lin, *args)
+    x = torch.randn(2, 5, IN)
+    y = qm(x.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    y_ref = ref(x)
+    torch.testing.assert_close(y.float(), y_ref, rtol=0.05, atol=0.05)
+    g = torch.randn_like(y_ref)
+    y.backward(g.to(torch.bfloat16))
+    y_ref.backward(g)
+    for a, b in zip(qm.slices(), ref.slices()):
+        assert a.grad.dtype == torch.float32
+        torch.testing.assert_close(a.grad, b.grad, rtol=0.05, atol=0.1)
