@@ -23,7 +23,7 @@ base, except QLoRA, whose upcast fp32 norms make the hidden states fp32 -, ``h``
 * RoCoFT over a bitsandbytes base (:mod:`rocoft_llm.rocoft.quantized`, additive): besides the above,
   what its index ops keep - rows ``x @ S^T`` (``d r``), row_column also the columns' correction
   (``d (out - r)``), entries ``x`` at the entries' columns and their products (``2 d k``) - and,
-  once per layer, ``S - W0[placement]`` in fp32;
+  once per layer, ``S - W0[placement]`` (and, below fp32, rows' ``S``) in the compute dtype;
 * full finetuning also keeps each norm's normalised input (``d h``) for the norm weight's gradient.
 
 Once per model: the rotary cos and sin (``2 d hd`` per position, shared by the batch), the final
@@ -146,17 +146,20 @@ class Saving:
         return entries_count(self.density, (n_out, n_in))
 
     def constant_bytes(self, leaf: str, n_in: int, n_out: int, input_needs_grad: bool) -> int:
-        """Bytes the linear keeps whatever the token count: a quantized RoCoFT layer's
-        ``S - W0[placement]`` (fp32), kept by its product for the input gradient (only when the
-        input needs one); for entries also their output row ids and (input gradient) column ids."""
+        """Bytes the linear keeps whatever the token count: a quantized RoCoFT layer's fp32 slices in
+        the compute dtype (``S - W0[placement]``, and for rows ``S`` itself, which is the parameter
+        when the compute dtype is fp32 and a cast copy otherwise), kept by its products for the input
+        gradient (only when the input needs one); for entries also their output row ids and (input
+        gradient) column ids."""
         if leaf not in self.targets or self.kind != "rocoft" or not self.quantized:
             return 0
-        r = self.rank
+        r, d = self.rank, self.d
         if self.mode == "entries":
-            return (8 + (4 + 8) * input_needs_grad) * self.entries(n_in, n_out)
+            return (8 + (d + 8) * input_needs_grad) * self.entries(n_in, n_out)
         if not input_needs_grad:
             return 0
-        return 4 * {"row": 0, "column": n_out * r, "row_column": (n_out - r) * r}[self.mode]
+        rows = 0 if d == 4 else d * r * n_in  # S cast to the compute dtype
+        return {"row": rows, "column": d * n_out * r, "row_column": rows + d * (n_out - r) * r}[self.mode]
 
 
 def _linears(dims: Dims) -> dict[str, tuple[int, int]]:

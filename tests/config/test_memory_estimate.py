@@ -98,28 +98,19 @@ CASES = [
     ("bfloat16", "lora", None, None),
     ("float32", "full", None, None),
     ("bfloat16", "full", None, None),
-    *[("float32", "rocoft", m, "nf4") for m in ("row", "column", "row_column", "entries")],
+    *[
+        (dt, "rocoft", m, "nf4")
+        for dt in ("float32", "bfloat16")
+        for m in ("row", "column", "row_column", "entries")
+    ],
     ("float32", "rocoft", "column", "int8"),
     ("bfloat16", "lora", None, "nf4"),
     ("bfloat16", "lora", None, "int8"),
 ]
 
 
-#: RoCoFT on a bf16 NF4 base fails in its forward today (rocoft/quantized.py multiplies the bf16
-#: input by the fp32 slice); when it runs, this case must be measured: the xfail is strict
-BF16_NF4 = pytest.param(
-    "bfloat16",
-    "rocoft",
-    "row",
-    "nf4",
-    marks=pytest.mark.xfail(
-        raises=RuntimeError, strict=True, reason="bf16 x fp32 matmul in the quantized layer"
-    ),
-)
-
-
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["kept", "checkpointed"])
-@pytest.mark.parametrize(("dtype", "method", "mode", "quantize"), [*CASES, BF16_NF4])
+@pytest.mark.parametrize(("dtype", "method", "mode", "quantize"), CASES)
 def test_activations_equal_the_storages_a_forward_leaves_alive(
     tiny_dirs, dtype, method, mode, quantize, checkpointing
 ):
