@@ -1,7 +1,8 @@
 """RoCoFT against LoRA and full finetuning on a REAL model, tuned, seeded and scored on held-out data.
 
-From SmolLM2-135M-Instruct (`rocoft-llm fetch-model smollm2-135m`), the same data, batch and number
-of optimizer steps, with the public CLI only (`rocoft-llm train` / `rocoft-llm eval`, one process
+From SmolLM2-135M-Instruct (`rocoft-llm fetch-model smollm2-135m`; ``--model`` names another, e.g.
+gemma3-270m; ``--override`` changes one setting of every run, e.g. ``data.template=chat`` or
+``model.quantize=nf4``), the same data, batch and number of optimizer steps, with the public CLI only (`rocoft-llm train` / `rocoft-llm eval`, one process
 per command):
 
 1. sweep: RoCoFT rows r=3, RoCoFT columns r=3, LoRA r=8 and full finetuning, each at (at least)
