@@ -239,3 +239,24 @@ def test_overrides_reach_every_training_run_after_the_budget(tmp_path):
     ):
         with pytest.raises(ValueError, match=words):
             compare.parse_overrides([bad])
+
+
+def test_paired_nll_pairs_records_across_tokenizations(tmp_path):
+    """Two prompt formats score the same responses with different token counts: the difference per
+    record is exact on a hand-made case, the per-token one is normalised by B's tokens, and files
+    with different records are refused."""
+    paired = load_bench_script("paired_nll")
+    a = {0: (10.0, 10), 1: (20.0, 21), 2: (6.0, 4)}
+    b = {0: (9.0, 10), 1: (18.0, 20), 2: (5.0, 5)}
+    row = paired.paired_row(a, b)
+    assert row["records"] == 3 and (row["tokens_a"], row["tokens_b"]) == (35, 35)
+    assert row["per_record"][0] == pytest.approx((1 + 2 + 1) / 3)
+    assert row["per_b_token"][0] == pytest.approx(4 / 35)
+    assert row["mean_a"] == pytest.approx(36 / 35) and row["mean_b"] == pytest.approx(32 / 35)
+    lo, hi = row["per_record"][1]
+    assert 1.0 <= lo <= hi <= 2.0  # every record's difference lies in [1, 2]
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"index": 3, "nll_sum": 1.5, "tokens": 2}\n')
+    assert paired.read_rows(path) == {3: (1.5, 2)}
+    with pytest.raises(ValueError, match="different records"):
+        paired.paired_row(a, {0: (1.0, 1)})
