@@ -2,9 +2,17 @@
 of each targeted weight matrix (RoCoFT), sharded with FSDP2 or DeepSpeed ZeRO-3.
 """
 
-from .rocoft.adapter import load_adapter, save_adapter
-from .rocoft.apply import RoCoFTConfig, apply_rocoft, merge_rocoft, trainable_parameters
-from .version import __version__
+import logging
+
+# bitsandbytes (imported by peft whenever it is installed, so also by unquantized runs) asks the
+# HuggingFace Hub for an optional CPU kernel at import on AVX512-BF16 CPUs and logs a warning that
+# reads like an instruction (`trust_remote_code=True`) when the Hub refuses or is unreachable; it then
+# uses its own CPU path, which is what every number here was measured with (docs/quantization.md)
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+
+from .rocoft.adapter import load_adapter, save_adapter  # noqa: E402 - after the logger set-up
+from .rocoft.apply import RoCoFTConfig, apply_rocoft, merge_rocoft, trainable_parameters  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "RoCoFTConfig",

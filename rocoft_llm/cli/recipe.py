@@ -3,6 +3,7 @@ ones)."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
@@ -42,6 +43,7 @@ Examples:
 @click.option(
     "--gpu-memory",
     type=click.FloatRange(min=0, min_open=True),
+    callback=lambda ctx, param, value: finite_gib(value),
     metavar="GiB",
     help="Say whether the run fits a GPU of this many GiB (FITS / DOES NOT FIT, by the memory estimate); "
     "exit 0 either way, or 2 with --strict when it does not fit.",
@@ -98,6 +100,13 @@ def validate(
     if fits is False and strict:
         click.echo(f"error: the run does not fit a {gpu_memory:g} GiB GPU (--strict)", err=True)
         sys.exit(2)
+
+
+def finite_gib(value: float | None) -> float | None:
+    """``--gpu-memory``: a finite size (click's range lets nan and inf through)."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a size; give the GPU's memory in GiB, e.g. 24.")
+    return value
 
 
 def _print_memory(resolved, world_size: int, gpu_memory: float | None) -> bool | None:

@@ -318,6 +318,12 @@ def estimate_lines(est: Estimate, setup: Setup, with_checkpointing: Estimate | N
 def fit_line(est: Estimate, gpu_gib: float) -> tuple[bool | None, str]:
     """(fits?, the line saying it) for a GPU of ``gpu_gib`` GiB; None when there is no total."""
     if est.total is None:
+        floor = est.frozen + est.trainable + est.optimizer + est.gradients + est.step_transient
+        if floor > gpu_gib * GIB:  # the parts that are modelled already exceed it
+            return False, (
+                f"DOES NOT FIT in {gpu_gib:g} GiB: the weights, gradients and optimizer state alone take "
+                f"{floor / GIB:.2f} GiB (activations not modelled)"
+            )
         return None, f"--gpu-memory {gpu_gib:g}: cannot tell ({'; '.join(est.notes)})"
     left = gpu_gib * GIB - est.total
     if left >= 0:

@@ -263,6 +263,25 @@ def test_validate_prints_the_estimate_and_whether_it_fits(tmp_path):
         "validate", *base, "model.quantize=nf4", "train.gradient_checkpointing=true", "--gpu-memory", "8"
     )
     assert nf4.exit_code == 0 and "# FITS in 8 GiB" in nf4.output, nf4.output
+    for bad in ("nan", "inf", "-1", "24GB"):
+        refused = run_cli("validate", *base, "--gpu-memory", bad)
+        assert refused.exit_code == 2 and "--gpu-memory" in refused.output, (bad, refused.output)
+
+
+def test_an_unmodelled_architecture_still_does_not_fit_when_its_weights_do_not():
+    """Without an activation model (e.g. Gemma-3) the total is unknown, but weights, gradients and
+    optimizer state above the GPU's size already decide: DOES NOT FIT; below it: cannot tell."""
+    from rocoft_llm.config.memory_estimate import Estimate, fit_line
+
+    est = Estimate(frozen=GIB, trainable=0, gradients=0, optimizer=0, activations=None, transient=None)
+    est.notes.append("activations are not modelled for gemma3_text")
+    assert fit_line(est, 0.5) == (
+        False,
+        "DOES NOT FIT in 0.5 GiB: the weights, gradients and optimizer state alone take 1.00 GiB "
+        "(activations not modelled)",
+    )
+    fits, line = fit_line(est, 2)
+    assert fits is None and "cannot tell (activations are not modelled for gemma3_text)" in line
 
 
 @pytest.mark.slow
