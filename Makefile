@@ -25,6 +25,8 @@ test: install lint
 # prepare LLM-Adapters' math_data.json, RoCoFT-finetune on CPU, and print base vs adapted on the
 # AddSub / SingleEq items math_data.json does not contain (95% Wilson intervals, the equation-
 # recomputed diagnostic, items excluded as seen in training).
+# It prompts with the LLM-Adapters template, not the model's chat template: trained at the same
+# budget, the chat format ended with a higher held-out NLL (RESULTS.md, "Prompt format").
 LLM_ADAPTERS ?= ../shared/data/llm_adapters
 DEMO_LIMIT ?= 48
 DEMO_DATA = data.llm_adapters_dir=$(LLM_ADAPTERS) 'data.train=[$(LLM_ADAPTERS)/ft-training_set/math_data.json]'
