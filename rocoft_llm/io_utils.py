@@ -301,8 +301,8 @@ def check_output_target(path: str | Path, overwrite: bool, what: str) -> Path:
         check_replaceable(path, what)
     if path.exists() and not overwrite:
         raise RoCoFTError(
-            f"{what} directory {path} already exists; choose another path or pass overwrite "
-            "(--overwrite) to replace it."
+            f"{what} directory {path} already exists; choose another path or pass --overwrite "
+            "(overwrite=True from Python) to replace it."
         )
     check_writable(path, f"{what} directory")
     return path

@@ -56,6 +56,11 @@ def run_steps(num_examples: int, global_batch: int, epochs: float) -> int:
 def warmup_problem(warmup: int, steps: int) -> str | None:
     """The warning when warmup lasts the whole run (validate says it, and train again once the data is
     prepared): allowed - a smoke test of a few steps is a fair use - but said, with what happens."""
+    if warmup >= steps and steps == 1:
+        return (
+            f"train.warmup_steps: {warmup} >= the run's 1 optimizer step, so its only step has learning rate 0 "
+            "and changes nothing; use train.warmup_steps=0 to train at train.lr"
+        )
     if warmup >= steps:
         return (
             f"train.warmup_steps: {warmup} >= the run's {steps} optimizer steps, so the whole run is warmup: "

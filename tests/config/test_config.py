@@ -158,6 +158,9 @@ def test_warmup_longer_than_run_is_a_warning_saying_what_happens(tmp_path):
     warned = load_recipe(write(tmp_path, data))[1].warnings
     assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in w for w in warned)
     assert any("19/20 of train.lr at the last step and never decays" in w for w in warned)
+    from rocoft_llm.config.checks import warmup_problem
+
+    assert "its only step has learning rate 0" in warmup_problem(4, 1)  # no "0/4 of train.lr"
     found = problems(tmp_path, data, strict=True)  # --strict: every warning is an error
     assert any("train.warmup_steps: 20 >= the run's 20 optimizer steps" in p for p in found)
     data["train"]["warmup_steps"] = 2
