@@ -105,6 +105,6 @@ def generate(
             result, seconds = reply(net, tok, instruction, prompting, sampling, write)
             click.echo()
             click.echo(reply_note(result, seconds, sampling), err=True)
-    except KeyboardInterrupt:  # Ctrl-C ends an interactive session (or a long reply) without a traceback
+    except KeyboardInterrupt:  # Ctrl-C ends the interactive prompt loop (or a long reply) without a traceback
         click.echo("\n[interrupted]", err=True)
         sys.exit(130)

@@ -102,6 +102,26 @@ class RowColumnLinearFunction(torch.autograd.Function):
         return grad_x, None, grad_bias, None, *grad_slices
 
 
+def register_placement(module: nn.Module, mode: str, index, column_index, device):
+    """The placement of ``module``'s slices (``module.out_features`` x ``in_features``), its index
+    tensors registered as non-persistent buffers (``rocoft_index``, ``rocoft_column_index``,
+    ``rocoft_rest``) so they follow the module across devices; one construction for the plain and
+    the quantized layer. A bad index raises ValueError naming the layer class."""
+    try:
+        placement = make_placement(
+            mode,
+            torch.as_tensor(index).to(device),
+            (module.out_features, module.in_features),
+            None if column_index is None else torch.as_tensor(column_index).to(device),
+        )
+    except ValueError as e:
+        raise ValueError(f"{type(module).__name__}: {e}") from None
+    module.register_buffer("rocoft_index", placement.index, persistent=False)
+    module.register_buffer("rocoft_column_index", placement.column_index, persistent=False)
+    module.register_buffer("rocoft_rest", placement.rest, persistent=False)
+    return placement
+
+
 class RoCoFTLinear(nn.Module):
     """Drop-in replacement of an ``nn.Linear`` that trains only its selected rows, columns, both, or
     entries (``mode``).
@@ -138,19 +158,7 @@ class RoCoFTLinear(nn.Module):
             else:
                 self.bias.requires_grad_(False)
         self.train_bias = bool(train_bias and self.bias is not None)
-        device = self.weight.device
-        try:
-            placement = make_placement(
-                mode,
-                torch.as_tensor(index).to(device),
-                (self.out_features, self.in_features),
-                None if column_index is None else torch.as_tensor(column_index).to(device),
-            )
-        except ValueError as e:
-            raise ValueError(f"RoCoFTLinear: {e}") from None
-        self.register_buffer("rocoft_index", placement.index, persistent=False)
-        self.register_buffer("rocoft_column_index", placement.column_index, persistent=False)
-        self.register_buffer("rocoft_rest", placement.rest, persistent=False)
+        placement = register_placement(self, mode, index, column_index, self.weight.device)
         with torch.no_grad():
             initial = placement.read(self.weight)
         self.rocoft_slice = nn.Parameter(_master_copy(initial[0]), requires_grad=True)

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .layer import RoCoFTLinear, _autocast_dtype, _master_copy
-from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, MODES, ROW, ROW_COLUMN, make_placement
+from .layer import RoCoFTLinear, _autocast_dtype, _master_copy, register_placement
+from .placement import COLUMN, COLUMN_SLICE_NAME, ENTRIES, MODES, ROW, ROW_COLUMN
 
 #: bitsandbytes' name of each 4-bit storage type, and the recipe's name for 8-bit LLM.int8 storage
 QUANT_TYPES = ("nf4", "fp4", "int8")
@@ -132,18 +132,7 @@ class QuantizedRoCoFTLinear(RoCoFTLinear):
         self.bias = bias
         self.train_bias = bool(train_bias and bias is not None)
         device = bias.device if bias is not None else linear.weight.device
-        try:
-            placement = make_placement(
-                mode,
-                torch.as_tensor(index).to(device),
-                (self.out_features, self.in_features),
-                None if column_index is None else torch.as_tensor(column_index).to(device),
-            )
-        except ValueError as e:
-            raise ValueError(f"QuantizedRoCoFTLinear: {e}") from None
-        self.register_buffer("rocoft_index", placement.index, persistent=False)
-        self.register_buffer("rocoft_column_index", placement.column_index, persistent=False)
-        self.register_buffer("rocoft_rest", placement.rest, persistent=False)
+        placement = register_placement(self, mode, index, column_index, device)
         initial = placement.read(dequantized_weight(linear))  # the full copy dies with this line
         self.rocoft_slice = nn.Parameter(_master_copy(initial[0]), requires_grad=True)
         if mode == ROW_COLUMN:

@@ -2,8 +2,6 @@
 refuse with the install line, nothing written) and a base checkpoint that was saved already quantized
 given to merge / export-peft as if it were the full-precision base (refused, nothing written)."""
 
-import json
-import shutil
 import sys
 
 import pytest
@@ -13,6 +11,7 @@ pytest.importorskip("bitsandbytes")
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter  # noqa: E402
 from rocoft_llm.model_loading import load_model  # noqa: E402
 from tests.helpers.cli import REPO_TINY, assert_refused, run_cli  # noqa: E402
+from tests.helpers.quantized import packed_nf4_copy  # noqa: E402
 
 
 @pytest.mark.parametrize("command", ["validate", "train"])
@@ -48,15 +47,7 @@ def nf4_adapter(tmp_path):
 
 def test_an_already_quantized_checkpoint_is_not_taken_for_the_base(tmp_path, nf4_adapter):
     base, adapter = nf4_adapter
-    packed = tmp_path / "packed"
-    shutil.copytree(base, packed)
-    config = json.loads((packed / "config.json").read_text())
-    config["quantization_config"] = {
-        "quant_method": "bitsandbytes",
-        "load_in_4bit": True,
-        "bnb_4bit_quant_type": "nf4",
-    }
-    (packed / "config.json").write_text(json.dumps(config))
+    packed = packed_nf4_copy(base, tmp_path / "packed")
     needles = (
         f"base {packed} is a quantized checkpoint (nf4)",
         "Pass the full-precision base the run loaded",

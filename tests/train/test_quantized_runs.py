@@ -21,6 +21,7 @@ from rocoft_llm.rocoft.peft_export import export_peft  # noqa: E402
 from rocoft_llm.rocoft.quantized import QuantizedRoCoFTLinear, quantize_roundtrip  # noqa: E402
 from rocoft_llm.train.loop import Preempted  # noqa: E402
 from rocoft_llm.train.run import train  # noqa: E402
+from tests.helpers.quantized import packed_nf4_copy  # noqa: E402
 from tests.helpers.recipes import STEPS, TINY, losses, tiny_recipe  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -132,15 +133,7 @@ def test_adapter_refuses_a_base_of_other_storage(base, nf4_run):
 
 def test_merge_refuses_an_already_quantized_checkpoint(tmp_path, base, nf4_run):
     run = nf4_run
-    packed = tmp_path / "packed"
-    shutil.copytree(base, packed)
-    config = json.loads((packed / "config.json").read_text())
-    config["quantization_config"] = {
-        "quant_method": "bitsandbytes",
-        "load_in_4bit": True,
-        "bnb_4bit_quant_type": "nf4",
-    }
-    (packed / "config.json").write_text(json.dumps(config))
+    packed = packed_nf4_copy(base, tmp_path / "packed")
     with pytest.raises(
         AdapterError, match="is a quantized checkpoint \\(nf4\\).*Pass the full-precision base"
     ):
