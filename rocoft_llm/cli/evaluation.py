@@ -120,6 +120,12 @@ Examples:
     "response without a run), the response (+ EOS) only, or prompt + response.",
 )
 @click.option(
+    "--full-precision-base",
+    is_flag=True,
+    help="An adapter trained on a quantized base (model.quantize): load that base unquantized instead "
+    "- what serving the adapter on the full-precision model costs (differs by the quantization error).",
+)
+@click.option(
     "--bootstrap", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples."
 )
 @click.option(
@@ -149,6 +155,7 @@ def eval_cmd(
     metric,
     versus_run,
     nll_targets,
+    full_precision_base,
     bootstrap,
     seed,
 ) -> None:
@@ -211,6 +218,7 @@ def eval_cmd(
                 bootstrap,
                 seed,
                 recipe,
+                full_precision_base,
             )
         )
         shutdown_distributed()
@@ -242,7 +250,7 @@ def eval_cmd(
     tables = {}
     for base_only in variants:
         model, tok, identity, flags = load_for_eval(
-            model_path, adapter, run_dir, dtype, str(device), base_only
+            model_path, adapter, run_dir, dtype, str(device), base_only, full_precision_base
         )
         target = out_dir / ("base" if base_only else "adapted")
         if harness == "lm-eval":

@@ -8,7 +8,9 @@ is used - the folder its method wrote, loaded by that method - and its data mani
 contamination flags). When an adapter was asked for, the
 adapted modules must exist before merging, so the base is never evaluated in its place; the
 summary records the adapter's sha256. A base that was trained quantized (``model.quantize``, recorded
-in the run's recipe, the RoCoFT adapter, or beside a LoRA) is loaded quantized the same way.
+in the run's recipe, the RoCoFT adapter, or beside a LoRA) is loaded quantized the same way, unless
+``full_precision_base`` asks for the unquantized base: what serving the adapter there costs (the
+output then differs from the trained model by the base's quantization error; docs/quantization.md).
 """
 
 from __future__ import annotations
@@ -59,8 +61,10 @@ def load_for_eval(
     dtype: str = "float32",
     device: str = "cpu",
     base_only: bool = False,
+    full_precision_base: bool = False,
 ):
-    """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after)."""
+    """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after);
+    ``full_precision_base`` loads that base unquantized although the adapter was trained on a quantized one."""
     from ..rocoft.adapter import read_adapter_config
 
     if sum(x is not None for x in (adapter, run)) > 1:
@@ -103,6 +107,21 @@ def load_for_eval(
             + (f"; {product} does not name its base model" if product is not None else "")
             + "."
         )
+    trained_on = quantize
+    if full_precision_base:
+        if not quantize:
+            raise RoCoFTError(
+                f"--full-precision-base: {run or product or model} was not trained on a quantized base "
+                "(no model.quantize recorded), so its base is already full precision; drop the flag."
+            )
+        if method is not None and method.name == "rocoft" and not base_only:
+            raise RoCoFTError(
+                f"--full-precision-base: {product} is a RoCoFT adapter, whose slices replace the "
+                "quantized base's rows/columns and are checked against them; serve it on the "
+                f"full-precision base as a LoRA of deltas: `rocoft-llm export-peft {product} OUT`, then "
+                "`rocoft-llm eval --adapter OUT --full-precision-base ...`."
+            )
+        quantize = None
     identity = {
         "model": str(model),
         "random_init": random_init,
@@ -110,6 +129,7 @@ def load_for_eval(
         "adapter": None,
         "adapter_sha256": None,
         "quantize": quantize,
+        "trained_on_quantize": trained_on,
     }
     tokenizer = load_tokenizer(tokenizer_path or model)
 

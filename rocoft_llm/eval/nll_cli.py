@@ -54,14 +54,16 @@ def nll_command(
     iterations,
     seed,
     recipe,
+    full_precision_base: bool = False,
 ) -> str:
-    """Build the variants (base, adapted, versus) and run them; returns the markdown table (rank 0)."""
+    """Build the variants (base, adapted, versus) and run them; returns the markdown table (rank 0).
+    ``full_precision_base`` loads the base of the evaluated adapter or run unquantized (not --versus')."""
     versus = Path(versus_run) if versus_run else None
     opts = nll_options(recipe, targets, batch_size, versus)
 
-    def loader(model, adapt, run, base_only):
+    def loader(model, adapt, run, base_only, full=full_precision_base):
         def load():
-            net, tok, identity, _ = load_for_eval(model, adapt, run, dtype, str(device), base_only)
+            net, tok, identity, _ = load_for_eval(model, adapt, run, dtype, str(device), base_only, full)
             return net, tok, identity
 
         return load
@@ -71,6 +73,6 @@ def nll_command(
         ("adapted" if (adapter or run_dir) else "model", loader(model_path, adapter, run_dir, False))
     )
     if versus is not None:
-        variants.append(("versus", loader(None, None, str(versus), False)))
+        variants.append(("versus", loader(None, None, str(versus), False, False)))
     table = run_nll(variants, specs, opts, out_dir, llm_adapters_dir, limit, iterations, seed, device)
     return table if is_main() else ""

@@ -183,3 +183,28 @@ def test_export_of_a_quantized_adapter_evaluates_on_the_quantized_base(tmp_path,
     ids = torch.tensor([[1, 5, 9, 30, 7, 2]])
     with torch.no_grad():
         torch.testing.assert_close(exported(ids).logits, trained(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_full_precision_base_serves_the_exported_lora_on_the_unquantized_base(tmp_path, base, nf4_run):
+    """eval --full-precision-base: the export of an nf4-trained adapter on the fp32 base equals the
+    fp32 base plus the deltas (the documented quantization-error difference, not the trained model);
+    a RoCoFT adapter itself and a run trained unquantized are refused with the way out."""
+    peft_dir = export_peft(nf4_run / "adapter", tmp_path / "peft")
+    ids = torch.tensor([[1, 5, 9, 30, 7, 2]])
+    served, _, identity, _ = load_for_eval(adapter=str(peft_dir), full_precision_base=True)
+    assert identity["quantize"] is None and identity["trained_on_quantize"] == "nf4"
+    trained, _, _, _ = load_for_eval(run=str(nf4_run))
+    reference = load_model(str(base), dtype="float32")
+    lora = load_file(str(peft_dir / "adapter_model.safetensors"))
+    with torch.no_grad():
+        for name, module in reference.named_modules():
+            key = f"base_model.model.{name}.lora_B.weight"
+            if key in lora:
+                module.weight += lora[key] @ lora[key.replace("lora_B", "lora_A")]  # alpha == r: scale 1
+        torch.testing.assert_close(served(ids).logits, reference(ids).logits, rtol=1e-5, atol=1e-5)
+        assert (served(ids).logits - trained(ids).logits).abs().max() > 1e-3  # the quantization error
+    with pytest.raises(Exception, match="is a RoCoFT adapter.*export-peft"):
+        load_for_eval(run=str(nf4_run), full_precision_base=True)
+    full = train(str(recipe(tmp_path, base, "unquantized", quantize=None)))
+    with pytest.raises(Exception, match="was not trained on a quantized base"):
+        load_for_eval(run=str(full), full_precision_base=True)
