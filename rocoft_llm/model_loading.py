@@ -81,6 +81,11 @@ def load_model(
     return model
 
 
+def bitsandbytes_missing(quantize: str) -> str:
+    """The one message for ``model.quantize`` without bitsandbytes installed (validate and load)."""
+    return f"model.quantize: {quantize} needs bitsandbytes, which is not installed; run pip install 'rocoft-llm[quant]'"
+
+
 def quantized_load(quantize: str, dtype: str, device: str | None = None) -> dict:
     """``from_pretrained`` arguments that store the linear weights (all but the output head) in
     bitsandbytes' nf4 / fp4 (4-bit, computing in ``dtype``) or LLM.int8 storage, placed on ``device``
@@ -94,10 +99,7 @@ def quantized_load(quantize: str, dtype: str, device: str | None = None) -> dict
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        raise RoCoFTError(
-            f"model.quantize: {quantize} needs bitsandbytes, which is not installed; run "
-            "pip install 'rocoft-llm[quant]'"
-        ) from None
+        raise RoCoFTError(bitsandbytes_missing(quantize)) from None
     if quantize == "int8":
         config = BitsAndBytesConfig(load_in_8bit=True)
     elif quantize in ("nf4", "fp4"):

@@ -158,9 +158,6 @@ def _combinations(r: Recipe, raw: dict, res: CheckResult) -> None:
                 (res.warnings if path.endswith((".json", ".jsonl")) else p).append(msg)
 
 
-QUANT_INSTALL = "pip install 'rocoft-llm[quant]'"
-
-
 def quantize_problems(r: Recipe) -> list[str]:
     """What ``model.quantize`` cannot be combined with: a missing bitsandbytes, a method that trains
     every weight (a packed 4/8-bit weight has no gradient), sharded backends (FSDP2 and ZeRO-3 would
@@ -177,7 +174,9 @@ def quantize_problems(r: Recipe) -> list[str]:
     except ValueError:  # an import blocked in sys.modules (None) has no spec
         missing = True
     if missing:
-        out.append(f"model.quantize: {q} needs bitsandbytes, which is not installed; run {QUANT_INSTALL}")
+        from ..model_loading import bitsandbytes_missing
+
+        out.append(bitsandbytes_missing(q))
     if get_method(r.method).trains_all_weights:
         out.append(
             f"model.quantize: {q} with method: {r.method}: a quantized base cannot be finetuned in full (its "
