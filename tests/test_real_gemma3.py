@@ -159,8 +159,7 @@ def test_real_tokenizer_facts_and_chat_template_file(gemma3, tmp_path):
     with Gemma-3's own template the real tokenizer's mask is the one the unit test builds (answer,
     <end_of_turn>, newline and the appended <eos>), on the real turn-marker ids."""
     from rocoft_llm.data.chat_template import chat_template_text, encode_chat
-    from tests.data.test_chat import TURNS, gemma3_segments, hand_mask
-    from tests.helpers.chat_templates import GEMMA3_CHAT_TEMPLATE
+    from tests.helpers.chat_templates import GEMMA3_CHAT_TEMPLATE, TURNS, gemma3_segments, hand_mask
 
     tok = load_tokenizer(str(gemma3))
     assert (tok.pad_token_id, tok.eos_token_id, tok.bos_token_id) == (0, 1, 2) and len(tok) == 262_144

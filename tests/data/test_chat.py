@@ -16,15 +16,13 @@ from tests.helpers.chat_templates import (
     MERGING_CHAT_TEMPLATE,
     SMOLLM2_CHAT_TEMPLATE,
     TINY_CHAT_TEMPLATE,
+    TURNS,
+    gemma3_segments,
+    hand_mask,
+    smollm2_segments,
 )
 from tests.helpers.tokenizers import save_chatml_tokenizer, save_gemma3_tokenizer, save_tiny_tokenizer
 
-TURNS = [
-    {"role": "user", "content": "Tom has 3 apples and buys 5 more. How many?"},
-    {"role": "assistant", "content": "3 + 5 = 8. The answer is 8"},
-    {"role": "user", "content": "Please answer with true or false: 8 > 3?"},
-    {"role": "assistant", "content": "the correct answer is true"},
-]
 SYSTEM = {"role": "system", "content": "Write a response that completes the request."}
 
 
@@ -47,16 +45,6 @@ def tiny(tmp_path_factory):
 def merging(tmp_path_factory):
     """Vocabulary large enough for whole words with their leading space ('Ġthe')."""
     return AutoTokenizer.from_pretrained(save_tiny_tokenizer(tmp_path_factory.mktemp("m"), vocab_size=400))
-
-
-def hand_mask(tok, segments):
-    """ids and labels from (text, carries loss) segments, each tokenized on its own."""
-    ids, labels = [], []
-    for text, loss in segments:
-        piece = tok(text, add_special_tokens=False)["input_ids"]
-        ids += piece
-        labels += piece if loss else [IGNORE_INDEX] * len(piece)
-    return ids, labels
 
 
 def test_formats_are_detected_and_normalised():
@@ -88,34 +76,6 @@ def test_formats_are_detected_and_normalised():
 )
 def test_bad_conversations_are_named(turns, reason):
     assert chat_problem({"messages": turns}, "messages").startswith(reason)
-
-
-def smollm2_segments(turns):
-    """SmolLM2 (no generation markers): loss on each assistant content and its <|im_end|>, nothing else -
-    not the injected system prompt, the user turns, the headers or the newline after; no EOS added
-    (the template ends its turns with the EOS itself)."""
-    system = (
-        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    )
-    return [
-        (system + f"<|im_start|>user\n{turns[0]}<|im_end|>\n<|im_start|>assistant\n", False),
-        (f"{turns[1]}<|im_end|>", True),
-        (f"\n<|im_start|>user\n{turns[2]}<|im_end|>\n<|im_start|>assistant\n", False),
-        (f"{turns[3]}<|im_end|>", True),
-        ("\n", False),
-    ]
-
-
-def gemma3_segments(turns):
-    """Gemma-3 (its own BOS, role "model", turns closed by <end_of_turn>, which is NOT its EOS <eos>):
-    loss on each answer, its <end_of_turn> and the newline the template writes after it, and on the
-    EOS that ``add_eos`` appends - generation stops at EOS, so the model learns to reach it."""
-    return [
-        (f"<bos><start_of_turn>user\n{turns[0]}<end_of_turn>\n<start_of_turn>model\n", False),
-        (f"{turns[1]}<end_of_turn>\n", True),
-        (f"<start_of_turn>user\n{turns[2]}<end_of_turn>\n<start_of_turn>model\n", False),
-        (f"{turns[3]}<end_of_turn>\n<eos>", True),
-    ]
 
 
 @pytest.mark.parametrize(
