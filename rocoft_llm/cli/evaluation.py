@@ -250,7 +250,15 @@ def eval_cmd(
     tables = {}
     for base_only in variants:
         model, tok, identity, flags = load_for_eval(
-            model_path, adapter, run_dir, dtype, str(device), base_only, full_precision_base
+            model_path,
+            adapter,
+            run_dir,
+            dtype,
+            str(device),
+            base_only,
+            full_precision_base,
+            decoding.template,
+            decoding.chat_template,
         )
         target = out_dir / ("base" if base_only else "adapted")
         if harness == "lm-eval":

@@ -62,9 +62,12 @@ def load_for_eval(
     device: str = "cpu",
     base_only: bool = False,
     full_precision_base: bool = False,
+    template: str | None = None,
+    chat_template: str | None = None,
 ):
     """(model, tokenizer, identity dict, contamination flags). ``base_only`` loads the run's/adapter's BASE (for before/after);
-    ``full_precision_base`` loads that base unquantized although the adapter was trained on a quantized one."""
+    ``full_precision_base`` loads that base unquantized although the adapter was trained on a quantized one;
+    ``template`` ``chat`` checks the tokenizer's (or ``chat_template``'s) chat template before the model loads."""
     from ..rocoft.adapter import read_adapter_config
 
     if sum(x is not None for x in (adapter, run)) > 1:
@@ -132,6 +135,10 @@ def load_for_eval(
         "trained_on_quantize": trained_on,
     }
     tokenizer = load_tokenizer(tokenizer_path or model)
+    if template == "chat":  # seconds, before minutes of model loading
+        from ..data.chat_template import chat_template_text
+
+        chat_template_text(tokenizer, chat_template)
 
     def load_base():
         return load_model(

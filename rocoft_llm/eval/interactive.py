@@ -83,7 +83,9 @@ def load_for_generate(
     data = run_recipe(Path(run)).get("data", {}) if run is not None else {}
     # key by key, as eval falls back: --template chat on a run keeps the run's chat template file
     template, chat_template = template or data.get("template"), chat_template or data.get("chat_template")
-    net, tokenizer, identity, _ = load_for_eval(model, adapter, run, dtype, device)
+    net, tokenizer, identity, _ = load_for_eval(
+        model, adapter, run, dtype, device, template=template, chat_template=chat_template
+    )
     prepare_tokenizer(tokenizer, getattr(net.config, "pad_token_id", None) or 0)
     described = identity["model"] + (f" + {identity['adapter']}" if identity.get("adapter") else "")
     return net, tokenizer, Prompting(template or DEFAULT_TEMPLATE, chat_template), described

@@ -61,9 +61,21 @@ def nll_command(
     versus = Path(versus_run) if versus_run else None
     opts = nll_options(recipe, targets, batch_size, versus)
 
+    data = recipe.get("data", {})  # the prompt format the records are scored under
+
     def loader(model, adapt, run, base_only, full=full_precision_base):
         def load():
-            net, tok, identity, _ = load_for_eval(model, adapt, run, dtype, str(device), base_only, full)
+            net, tok, identity, _ = load_for_eval(
+                model,
+                adapt,
+                run,
+                dtype,
+                str(device),
+                base_only,
+                full,
+                data.get("template"),
+                data.get("chat_template"),
+            )
             return net, tok, identity
 
         return load

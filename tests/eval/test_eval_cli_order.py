@@ -27,12 +27,31 @@ def test_unknown_task_is_refused_before_a_model_loads(tmp_path, monkeypatch):
     assert_refused(missing, "gsm8k", "not found under")
 
 
+def test_a_tokenizer_without_chat_template_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    """eval/generate --template chat on a tokenizer that has none: the refusal comes from the tokenizer,
+    seconds in, not after minutes of model loading (accuracy and NLL alike)."""
+    from tests.helpers.recipes import TINY
+
+    def must_not_load(*a, **k):
+        raise AssertionError("the model was loaded before the chat template was checked")
+
+    monkeypatch.setattr(identity, "load_model", must_not_load)
+    tasks = tmp_path / "t.json"
+    tasks.write_text(json.dumps([{"instruction": "1+1?", "input": "", "output": "2", "answer": "2"}]))
+    for metric in ("accuracy", "nll"):
+        result = run_cli(
+            "eval", "--model", TINY / "llama", "--template", "chat", "--tasks", tasks,
+            "--metric", metric, "--out", tmp_path / metric,
+        )  # fmt: skip
+        assert_refused(result, "has no chat template", "llm_adapters")
+
+
 def test_with_base_frees_the_base_before_loading_the_adapted_model(tmp_path, monkeypatch):
     tasks = tmp_path / "t.json"
     tasks.write_text(json.dumps([{"instruction": "1+1?", "input": "", "output": "2", "answer": "2"}]))
     alive = []
 
-    def fake_load(model, adapter, run, dtype, device, base_only):
+    def fake_load(model, adapter, run, dtype, device, base_only, *options):
         gc.collect()
         alive.append([ref() is not None for ref in refs])
         m = Dummy()
