@@ -1,6 +1,7 @@
 """Hostile inputs around model.quantize through the real CLI: bitsandbytes missing (validate and train
 refuse with the install line, nothing written) and a base checkpoint that was saved already quantized
-given to merge / export-peft as if it were the full-precision base (refused, nothing written)."""
+given to merge / export-peft as if it were the full-precision base (refused, nothing written), and
+eval --full-precision-base where it cannot serve."""
 
 import sys
 
@@ -57,3 +58,20 @@ def test_an_already_quantized_checkpoint_is_not_taken_for_the_base(tmp_path, nf4
     )
     assert_refused(run_cli("export-peft", adapter, "--base", packed, "--out", tmp_path / "p"), *needles)
     assert not (tmp_path / "m").exists() and not (tmp_path / "p").exists()
+
+
+def test_full_precision_base_refuses_what_it_cannot_serve(tmp_path, nf4_adapter):
+    """eval --full-precision-base on a RoCoFT adapter (its slices are checked against the quantized
+    rows) names export-peft; on an adapter trained unquantized it says the flag changes nothing;
+    nothing is written either way."""
+    base, adapter = nf4_adapter
+    tasks = tmp_path / "t.json"
+    tasks.write_text('[{"instruction": "1+1?", "input": "", "output": "2", "answer": "2"}]')
+    out = tmp_path / "e"
+    args = ("--tasks", tasks, "--metric", "nll", "--out", out, "--full-precision-base")
+    assert_refused(run_cli("eval", "--adapter", adapter, *args), "is a RoCoFT adapter", "export-peft")
+    plain = load_model(str(base), dtype="float32")
+    apply_rocoft(plain, RoCoFTConfig(mode="column", rank=2, selection="random"))
+    save_adapter(plain, tmp_path / "plain")
+    assert_refused(run_cli("eval", "--adapter", tmp_path / "plain", *args), "not trained on a quantized base")
+    assert not out.exists()
