@@ -121,7 +121,7 @@ def load_for_eval(
             raise RoCoFTError(
                 f"--full-precision-base: {product} is a RoCoFT adapter, whose slices replace the "
                 "quantized base's rows/columns and are checked against them; serve it on the "
-                f"full-precision base as a LoRA of deltas: `rocoft-llm export-peft {product} OUT`, then "
+                f"full-precision base as a LoRA of deltas: `rocoft-llm export-peft {product} --out OUT`, then "
                 "`rocoft-llm eval --adapter OUT --full-precision-base ...`."
             )
         quantize = None
