@@ -117,13 +117,9 @@ def load_for_eval(
                 f"--full-precision-base: {run or product or model} was not trained on a quantized base "
                 "(no model.quantize recorded), so its base is already full precision; drop the flag."
             )
-        if method is not None and method.name == "rocoft" and not base_only:
-            raise RoCoFTError(
-                f"--full-precision-base: {product} is a RoCoFT adapter, whose slices replace the "
-                "quantized base's rows/columns and are checked against them; serve it on the "
-                f"full-precision base as a LoRA of deltas: `rocoft-llm export-peft {product} --out OUT`, then "
-                "`rocoft-llm eval --adapter OUT --full-precision-base ...`."
-            )
+        problem = None if method is None or base_only else method.full_precision_problem(product)
+        if problem:
+            raise RoCoFTError(f"--full-precision-base: {problem}.")
         quantize = None
     identity = {
         "model": str(model),

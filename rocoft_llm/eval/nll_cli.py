@@ -63,7 +63,7 @@ def nll_command(
 
     data = recipe.get("data", {})  # the prompt format the records are scored under
 
-    def loader(model, adapt, run, base_only, full=full_precision_base):
+    def loader(model, adapt, run, base_only, full):
         def load():
             net, tok, identity, _ = load_for_eval(
                 model,
@@ -80,9 +80,14 @@ def nll_command(
 
         return load
 
-    variants = [("base", loader(model_path, adapter, run_dir, True))] if with_base else []
+    variants = (
+        [("base", loader(model_path, adapter, run_dir, True, full_precision_base))] if with_base else []
+    )
     variants.append(
-        ("adapted" if (adapter or run_dir) else "model", loader(model_path, adapter, run_dir, False))
+        (
+            "adapted" if (adapter or run_dir) else "model",
+            loader(model_path, adapter, run_dir, False, full_precision_base),
+        )
     )
     if versus is not None:
         variants.append(("versus", loader(None, None, str(versus), False, False)))

@@ -57,6 +57,11 @@ class Method:
             f"(its {self.output_folder}/ is what it trained)."
         )
 
+    def full_precision_problem(self, folder: Path) -> str | None:
+        """Why this method's product in ``folder``, trained on a quantized base, cannot be served on
+        the unquantized one (``eval --full-precision-base``); None: it can (a LoRA's deltas can)."""
+        return None
+
     # ---- recipe checks --------------------------------------------------------------------------
     def targets(self, recipe) -> list[str] | None:
         """The recipe's explicit targets (None = the architecture table's)."""

@@ -106,6 +106,14 @@ class RoCoFTMethod(Method):
     def peft_export_problem(self, run_dir: Path) -> str | None:
         return None
 
+    def full_precision_problem(self, folder: Path) -> str | None:
+        return (
+            f"{folder} is a RoCoFT adapter, whose slices replace the quantized base's rows/columns and "
+            "are checked against them; serve it on the full-precision base as a LoRA of deltas: "
+            f"`rocoft-llm export-peft {folder} --out OUT`, then `rocoft-llm eval --adapter OUT "
+            "--full-precision-base ...`"
+        )
+
     def check(self, recipe, problems: list[str], warnings: list[str]) -> None:
         from ..rocoft.config import combination_problems
 

@@ -196,11 +196,14 @@ def test_full_precision_base_serves_the_exported_lora_on_the_unquantized_base(tm
     trained, _, _, _ = load_for_eval(run=str(nf4_run))
     reference = load_model(str(base), dtype="float32")
     lora = load_file(str(peft_dir / "adapter_model.safetensors"))
+    patched = 0
     with torch.no_grad():
         for name, module in reference.named_modules():
             key = f"base_model.model.{name}.lora_B.weight"
             if key in lora:
                 module.weight += lora[key] @ lora[key.replace("lora_B", "lora_A")]  # alpha == r: scale 1
+                patched += 1
+        assert patched == 14  # every adapted linear of the tiny Llama
         torch.testing.assert_close(served(ids).logits, reference(ids).logits, rtol=1e-5, atol=1e-5)
         assert (served(ids).logits - trained(ids).logits).abs().max() > 1e-3  # the quantization error
     with pytest.raises(Exception, match="is a RoCoFT adapter.*export-peft"):
