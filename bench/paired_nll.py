@@ -9,6 +9,10 @@ response) is comparable across formats, and so is its difference normalised by B
     python bench/paired_nll.py A/nll/adapted-math_data-test.jsonl B/nll/adapted-math_data-test.jsonl \
         [A2.jsonl B2.jsonl ...] [--names chat-lora,...]
 
+A side may name several rows files joined by commas (``s42.jsonl,s43.jsonl,s44.jsonl``: the seeds of
+one configuration); each record's NLL is then the mean over those files, as `bench/compare_methods.py`
+averages seeds before pairing. The files of one side must score the same target tokens.
+
 Each pair prints: records, target tokens of A and B, mean NLL per token of each, and A - B as nats
 per record and as nats per B-token, each with a 95% bootstrap interval over records (the same
 resampled records on both sides; 2,000 resamples, seed 0).
@@ -33,6 +37,18 @@ def read_rows(path: Path) -> dict[int, tuple[float, int]]:
         row = json.loads(line)
         rows[int(row["index"])] = (float(row["nll_sum"]), int(row["tokens"]))
     return rows
+
+
+def read_side(spec: str) -> dict[int, tuple[float, int]]:
+    """One side of a pair: a rows file, or several joined by commas (seeds) averaged per record."""
+    paths = [Path(x) for x in spec.split(",") if x.strip()]
+    sides = [read_rows(path) for path in paths]
+    first = sides[0]
+    for path, rows in zip(paths[1:], sides[1:]):
+        if rows.keys() != first.keys() or any(rows[k][1] != first[k][1] for k in first):
+            raise ValueError(f"{path} scores other records or target tokens than {paths[0]}; "
+                             "average only seeds of one configuration on the same data")  # fmt: skip
+    return {k: (sum(rows[k][0] for rows in sides) / len(sides), first[k][1]) for k in first}
 
 
 def paired_row(a: dict[int, tuple[float, int]], b: dict[int, tuple[float, int]]) -> dict:
@@ -64,7 +80,11 @@ def cell(value: tuple[float, tuple[float, float]], digits: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("files", nargs="+", type=Path, help="pairs of rows files: A B [A2 B2 ...]")
+    ap.add_argument(
+        "files",
+        nargs="+",
+        help="pairs of rows files: A B [A2 B2 ...]; a side may join seeds' files with commas",
+    )
     ap.add_argument("--names", default="", help="comma-separated names of the pairs, in order")
     args = ap.parse_args()
     if len(args.files) % 2:
@@ -80,7 +100,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---|---|")
     for name, (fa, fb) in zip(names, pairs):
         try:
-            r = paired_row(read_rows(fa), read_rows(fb))
+            r = paired_row(read_side(fa), read_side(fb))
         except ValueError as e:
             sys.exit(f"{name}: {fa} vs {fb}: {e}")
         print(

@@ -260,3 +260,17 @@ def test_paired_nll_pairs_records_across_tokenizations(tmp_path):
     assert paired.read_rows(path) == {3: (1.5, 2)}
     with pytest.raises(ValueError, match="different records"):
         paired.paired_row(a, {0: (1.0, 1)})
+
+
+def test_paired_nll_averages_the_seeds_of_a_side(tmp_path):
+    """A side naming several rows files (seeds) is their per-record mean; files of one side that
+    score other target tokens are refused, naming the file."""
+    paired = load_bench_script("paired_nll")
+    s1, s2, other = tmp_path / "s1.jsonl", tmp_path / "s2.jsonl", tmp_path / "other.jsonl"
+    s1.write_text('{"index": 0, "nll_sum": 1.0, "tokens": 2}\n{"index": 1, "nll_sum": 4.0, "tokens": 3}\n')
+    s2.write_text('{"index": 0, "nll_sum": 3.0, "tokens": 2}\n{"index": 1, "nll_sum": 5.0, "tokens": 3}\n')
+    other.write_text('{"index": 0, "nll_sum": 3.0, "tokens": 9}\n{"index": 1, "nll_sum": 5.0, "tokens": 3}\n')
+    assert paired.read_side(f"{s1},{s2}") == {0: (2.0, 2), 1: (4.5, 3)}
+    assert paired.read_side(str(s1)) == paired.read_rows(s1)
+    with pytest.raises(ValueError, match="other.jsonl scores other records"):
+        paired.read_side(f"{s1},{other}")
