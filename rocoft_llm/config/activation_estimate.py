@@ -35,8 +35,9 @@ normalised input (``d h``) and the lm_head input (``d h`` per target: the loop p
 With gradient checkpointing (non-reentrant, one checkpoint per decoder layer) each layer keeps only
 its input (``d h``; the position ids, 8 bytes per position, too) - except on an LLM.int8 base,
 whose matmul keeps its input as a context attribute that non-reentrant checkpointing cannot drop
-(the inputs of q/k/v, o, gate/up and down stay alive: ``d (2h + nh hd + i)`` more per layer; QLoRA
-is spared, as peft's k-bit preparation switches to reentrant checkpointing); the backward
+(the inputs of q/k/v, o, gate/up and down stay alive: ``d (2h + nh hd + i)`` more per layer, for
+RoCoFT and QLoRA alike: the product keeps its non-reentrant checkpointing for QLoRA too rather than
+the checkpointing peft's k-bit preparation would switch on); the backward
 recomputes one layer at a time, which :func:`transient_bytes` counts. The peak transient besides is the loss's backward (two fp32 ``V``-wide tensors per target
 token) and, on a quantized base, one dequantized weight (bitsandbytes dequantizes the weight for
 each matmul).
@@ -220,9 +221,7 @@ def activation_bytes(
         model += d * h * (tokens + targets)  # final norm's normalised input; lm_head's (targets only)
     if checkpointing:
         kept = d * h  # the layer's input
-        if saving.int8_base and saving.kind != "lora":
-            # bitsandbytes' int8 matmul keeps its input outside autograd's hooks; QLoRA is spared:
-            # peft's k-bit preparation switches to reentrant checkpointing (no graph inside a layer)
+        if saving.int8_base:  # bitsandbytes' int8 matmul keeps its input outside autograd's hooks
             kept += d * (2 * h + dims.heads * dims.head_dim + dims.intermediate)
         return model + tokens * dims.layers * kept + 8 * seq  # the position ids
     first = layer_bytes(dims, saving, input_needs_grad)

@@ -18,12 +18,13 @@ class LoRAMethod(Method):
 
         from ..architectures import default_targets
 
-        if recipe.model.quantize:  # QLoRA: peft's preparation of a k-bit base (fp32 norms, input grads)
+        if recipe.model.quantize:  # QLoRA: peft's preparation of a k-bit base (fp32 norms)
             from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=recipe.train.gradient_checkpointing
-            )
+            # checkpointing is already on when the recipe asks (build_model: non-reentrant, input
+            # grads), as for every method; peft's own switch would re-enable it with ITS default
+            # kwargs, which changed between peft releases (0.22: reentrant)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
         config = LoraConfig(
             r=recipe.lora.r,
