@@ -66,10 +66,9 @@ def kept_by_forward(model, ids: torch.Tensor) -> tuple[int, torch.Tensor, list]:
     """(bytes created by the forward and still alive after it - what autograd keeps for the
     backward, plus the scalar loss -, the loss, the live storages), measured on a second step.
 
-    A first forward and backward runs before, outside the count: state a kernel creates once and
-    keeps on the module or in a cache (bitsandbytes repacks 4-bit weights for its CPU kernel on
-    CPUs that have one, LLM.int8's state fills on first use) is the model's, not activations, and
-    whether it appears on the first step depends on the host CPU and on what ran before."""
+    A first forward and backward runs before, outside the count: state a kernel may create once and
+    keep on the module or in a cache (bitsandbytes repacks 4-bit weights for its CPU kernel on CPUs
+    with AVX512-BF16) is the model's, not activations: the count is the steady state of training."""
     training_forward(model, ids).backward()
     model.zero_grad(set_to_none=True)
     with LiveStorages() as live:
