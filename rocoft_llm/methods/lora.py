@@ -22,8 +22,9 @@ class LoRAMethod(Method):
             from peft import prepare_model_for_kbit_training
 
             # checkpointing is already on when the recipe asks (build_model: non-reentrant, input
-            # grads), as for every method; peft's own switch would re-enable it with ITS default
-            # kwargs, which changed between peft releases (0.22: reentrant)
+            # grads), as for every method; peft's own switch would re-enable it with its default
+            # kwargs, which changed between releases (0.21: torch's reentrant default; 0.22:
+            # transformers' default)
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         targets = recipe.lora.targets or list(default_targets(model.config.model_type, None))
         config = LoraConfig(
