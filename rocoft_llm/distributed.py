@@ -42,6 +42,8 @@ def device_for_rank() -> torch.device:
 def init_distributed(backend_name: str, timeout_minutes: float) -> None:
     """Start the process group when launched with several processes (nccl on GPU, gloo on CPU), or by
     torchrun with one process and a sharding backend (FSDP2 / ZeRO-3 on a single GPU)."""
+    if backend_name == "deepspeed" and not torch.cuda.is_available():
+        skip_deepspeed_shm_op()  # before any DeepSpeed process group, ours or one it starts itself
     one_process_launch = launched_world_size() == 1 and "RANK" in os.environ and backend_name != "none"
     if is_distributed() or (launched_world_size() <= 1 and not one_process_launch):
         return
@@ -52,6 +54,20 @@ def init_distributed(backend_name: str, timeout_minutes: float) -> None:
         deepspeed.init_distributed(dist_backend=pg_backend, timeout=timedelta(minutes=timeout_minutes))
     else:
         dist.init_process_group(pg_backend, timeout=timedelta(minutes=timeout_minutes))
+
+
+DEEPSPEED_SHM_OP = "deepspeed_shm_comm"
+
+
+def skip_deepspeed_shm_op() -> None:
+    """Tell DeepSpeed its CPU shared-memory all-reduce op is unavailable, before its process group
+    starts. On CPU, DeepSpeed otherwise JIT-compiles that op (C++ with OpenMP) at every first start
+    in a new environment: 30 s on an idle 2-core machine, 100 s on a busy one, and a failed start
+    where no compiler is installed; only its inference all-reduce uses the op, which training never
+    calls, so every collective of a run goes through gloo either way."""
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__ = {**deepspeed.ops.__compatible_ops__, DEEPSPEED_SHM_OP: False}
 
 
 def shutdown_distributed() -> None:

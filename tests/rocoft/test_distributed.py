@@ -50,24 +50,40 @@ def check_against_single_process(adapter: Path, mode: str, arch: str = "llama") 
     assert moved == len(start)
 
 
+FSDP2_CASES = [(mode, "llama") for mode in ROCOFT_MODES] + [("column", "gemma3_text")]
+"""Every mode on Llama, and Gemma-3 (Gemma3DecoderLayer blocks, a tied embedding in the root,
+sliding-window layers) in column mode."""
+
+
+@pytest.fixture(scope="module")
+def fsdp2_adapters(tmp_path_factory) -> Path:
+    """One 2-rank FSDP2 launch trains every case of FSDP2_CASES (the process start is paid once)."""
+    out = tmp_path_factory.mktemp("fsdp2")
+    torchrun_script(
+        "fsdp2_rocoft.py", out, STEPS, *(f"{mode}:{arch}" for mode, arch in FSDP2_CASES), timeout=400
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def zero3_adapters(tmp_path_factory) -> Path:
+    """One 2-rank ZeRO-3 launch trains every mode from a partitioned load of the same saved base."""
+    pytest.importorskip("deepspeed")
+    out = tmp_path_factory.mktemp("zero3")
+    tiny_model("llama").save_pretrained(out / "base")
+    torchrun_script("zero3_rocoft.py", out, STEPS, out / "base", *ROCOFT_MODES, timeout=600)
+    return out
+
+
 @pytest.mark.distributed
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "mode,arch",
-    [(mode, "llama") for mode in ROCOFT_MODES]
-    # Gemma-3 (Gemma3DecoderLayer blocks, a tied embedding in the root, sliding-window layers)
-    + [("column", "gemma3_text")],
-)
-def test_fsdp2_matches_single_process(tmp_path, mode, arch):
-    torchrun_script("fsdp2_rocoft.py", tmp_path, STEPS, mode, arch)
-    check_against_single_process(tmp_path / "adapter", mode, arch)
+@pytest.mark.parametrize("mode,arch", FSDP2_CASES)
+def test_fsdp2_matches_single_process(fsdp2_adapters, mode, arch):
+    check_against_single_process(fsdp2_adapters / f"adapter-{mode}-{arch}", mode, arch)
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ROCOFT_MODES)
-def test_zero3_partitioned_load_matches_single_process(tmp_path, mode):
-    pytest.importorskip("deepspeed")
-    tiny_model("llama").save_pretrained(tmp_path / "base")
-    torchrun_script("zero3_rocoft.py", tmp_path, STEPS, mode, tmp_path / "base", timeout=400)
-    check_against_single_process(tmp_path / "adapter", mode)
+def test_zero3_partitioned_load_matches_single_process(zero3_adapters, mode):
+    check_against_single_process(zero3_adapters / f"adapter-{mode}", mode)

@@ -41,7 +41,9 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
     ref_tmp, ref = reference
     dist = {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})}
     recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2}, dist=dist)
-    torchrun_train(recipe)
+    extensions = tmp_path / "torch_extensions"  # where DeepSpeed would JIT-build its CPU ops
+    torchrun_train(recipe, env_extra={"TORCH_EXTENSIONS_DIR": str(extensions)})
+    assert not extensions.exists(), "DeepSpeed compiled an op on CPU (distributed.skip_deepspeed_shm_op)"
     run = tmp_path / backend
     assert_same_run(run, ref)
     summary = json.loads((run / "summary.json").read_text())

@@ -1,9 +1,10 @@
 """Run under `torchrun --nproc-per-node 2`: RoCoFT + FSDP2 (fully_shard per block) on CPU/gloo.
 
-Each rank picks random indices with a DIFFERENT seed (apply_rocoft must broadcast rank 0's), the
-frozen weights and slices are sharded, 3 AdamW steps run on each rank's half of a global batch,
-and the adapter is saved (slices gathered one by one). Usage: SCRIPT OUT_DIR STEPS MODE [ARCH]
-(ARCH: a tiny model of tests/helpers/models.py, default llama).
+For each CASE (``MODE:ARCH``; ARCH a tiny model of tests/helpers/models.py), in one launch (the
+process start and the process group are paid once): each rank picks random indices with a
+DIFFERENT seed (apply_rocoft must broadcast rank 0's), the frozen weights and slices are sharded,
+STEPS AdamW steps run on each rank's half of a global batch, and the adapter is saved to
+OUT_DIR/adapter-MODE-ARCH (slices gathered one by one). Usage: SCRIPT OUT_DIR STEPS CASE [CASE ...]
 """
 
 import sys
@@ -17,15 +18,14 @@ from rocoft_llm.architectures import get_architecture
 from tests.helpers.models import batch, mode_settings, tiny_model
 
 
-def main(out_dir: str, steps: int, arch: str) -> None:
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+def train_one(out: Path, steps: int, mode: str, arch: str) -> None:
     from torch.distributed.fsdp import fully_shard
 
+    rank, world = dist.get_rank(), dist.get_world_size()
     model = tiny_model(arch)
     apply_rocoft(
         model,
-        RoCoFTConfig(**{"rank": 3, "selection": "random", "seed": 100 + rank, **mode_settings(sys.argv[3])}),
+        RoCoFTConfig(**{"rank": 3, "selection": "random", "seed": 100 + rank, **mode_settings(mode)}),
     )
     block = get_architecture(arch).block_classes[arch]
     for module in model.modules():
@@ -42,10 +42,17 @@ def main(out_dir: str, steps: int, arch: str) -> None:
         loss.backward()
         opt.step()
         opt.zero_grad()
-    save_adapter(model, Path(out_dir) / "adapter")
+    save_adapter(model, out)
     dist.barrier()
+
+
+def main(out_dir: str, steps: int, cases: list[str]) -> None:
+    dist.init_process_group("gloo")
+    for case in cases:
+        mode, arch = case.split(":")
+        train_one(Path(out_dir) / f"adapter-{mode}-{arch}", steps, mode, arch)
     dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[4] if len(sys.argv) > 4 else "llama")
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3:])

@@ -1,9 +1,10 @@
 """Run under `torchrun --nproc-per-node 2`: RoCoFT + DeepSpeed ZeRO-3 on CPU/gloo.
 
-The model is built partitioned (zero.Init through HfDeepSpeedConfig + from_pretrained), so
-apply_rocoft must read shapes from ds_shape and gather each weight for selection; each rank picks
-random indices with a different seed (rank 0's are broadcast); 3 steps; the adapter is saved
-gathering only the slices. Usage: SCRIPT OUT_DIR STEPS MODE BASE_DIR
+For each MODE, in one launch (process start and DeepSpeed's set-up paid once): the model is built
+partitioned (zero.Init through HfDeepSpeedConfig + from_pretrained), so apply_rocoft must read
+shapes from ds_shape and gather each weight for selection; each rank picks random indices with a
+different seed (rank 0's are broadcast); STEPS steps; the adapter is saved to OUT_DIR/adapter-MODE
+gathering only the slices. Usage: SCRIPT OUT_DIR STEPS BASE_DIR MODE [MODE ...]
 """
 
 import sys
@@ -14,15 +15,15 @@ import torch
 import torch.distributed as dist
 
 from rocoft_llm import RoCoFTConfig, apply_rocoft, save_adapter, trainable_parameters
+from rocoft_llm.distributed import init_distributed
 from tests.helpers.models import batch, mode_settings
 
 
-def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
-    deepspeed.init_distributed(dist_backend="gloo")
-    rank = dist.get_rank()
+def train_one(out: Path, steps: int, mode: str, base_dir: str) -> None:
     from transformers import AutoModelForCausalLM
     from transformers.integrations import HfDeepSpeedConfig
 
+    rank = dist.get_rank()
     ds_config = {
         "train_micro_batch_size_per_gpu": 2,
         "gradient_accumulation_steps": 1,
@@ -46,9 +47,16 @@ def main(out_dir: str, steps: int, mode: str, base_dir: str) -> None:
         loss = engine(**local, labels=local["input_ids"]).loss
         engine.backward(loss)
         engine.step()
-    save_adapter(engine.module, Path(out_dir) / "adapter")
+    save_adapter(engine.module, out)
+    engine.destroy()
     dist.barrier()
 
 
+def main(out_dir: str, steps: int, base_dir: str, modes: list[str]) -> None:
+    init_distributed("deepspeed", 5)  # the product's start: gloo, no JIT-built shared-memory op
+    for mode in modes:
+        train_one(Path(out_dir) / f"adapter-{mode}", steps, mode, base_dir)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:])
