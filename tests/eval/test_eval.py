@@ -152,7 +152,7 @@ def overfit_run(tmp_path_factory):
     (tmp / "boolq_like" / "test.json").write_text(json.dumps(OVERFIT[:20]))
     (tmp / "gsm8k_like").mkdir()
     (tmp / "gsm8k_like" / "test.json").write_text(json.dumps(OVERFIT[20:]))
-    return tmp, train(str(overfit_recipe(tmp, data)))
+    return tmp, train(str(overfit_recipe(tmp, data, steps=400)))
 
 
 @pytest.mark.slow
