@@ -43,7 +43,8 @@ def test_two_ranks_match_single_process(reference, tmp_path, backend):
     recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2}, dist=dist)
     extensions = tmp_path / "torch_extensions"  # where DeepSpeed would JIT-build its CPU ops
     torchrun_train(recipe, env_extra={"TORCH_EXTENSIONS_DIR": str(extensions)})
-    assert not extensions.exists(), "DeepSpeed compiled an op on CPU (distributed.skip_deepspeed_shm_op)"
+    if backend == "deepspeed":  # the only backend that could compile one
+        assert not extensions.exists(), "DeepSpeed compiled an op on CPU (distributed.skip_deepspeed_shm_op)"
     run = tmp_path / backend
     assert_same_run(run, ref)
     summary = json.loads((run / "summary.json").read_text())
