@@ -141,7 +141,7 @@ def _marked_word_records(n: int, seed: int) -> list[dict]:
         shown = " ".join(f"Answer{i + 1}: {w}{'*' if i == k else ''}" for i, w in enumerate(options))
         records.append(
             {
-                "instruction": "Please choose the answer marked with a star: which word is marked?\n\n"
+                "instruction": "Which word is marked with a star?\n\n"
                 f"{shown}\n\nAnswer format: answer1/answer2/answer3/answer4",
                 "input": "",
                 "output": f"the correct answer is answer{k + 1}",
@@ -151,13 +151,19 @@ def _marked_word_records(n: int, seed: int) -> list[dict]:
     return records
 
 
+#: a bare custom template: 55 tokens a record against 79 with llm_adapters' preamble (a third less compute)
+BARE_TEMPLATE = "{instruction}\n### Response:\n{output}"
+
+
 @pytest.mark.timeout(900)  # ~2 min on 2 idle cores; its subprocesses have their own limits
 def test_real_model_learns_a_label_that_depends_on_the_input(smollm2, tmp_path):
     """The CLI end to end on the real model (train, then eval --with-base on held-out items) learns
     more than the answer format and the label prior: the balanced accuracy (1/4 for any constant
     answer) goes from the base's ~0 to >= 90%. Guards everything between the data and the
     optimizer (masking, label alignment, attention over the prompt, the RoCoFT gradient): a
-    pipeline that lets the response see only the format can reach 25% here, never 90%. ~1 minute."""
+    pipeline that lets the response see only the format can reach 25% here, never 90%. The loss
+    sits at the prior's level (~ln 4 on the answer token) until about step 13 and is near zero
+    from step 21 (measured at 36 steps): 32 steps leave a margin. ~2 minutes on 2 idle cores."""
     import subprocess
     import sys
 
@@ -170,8 +176,8 @@ def test_real_model_learns_a_label_that_depends_on_the_input(smollm2, tmp_path):
     (tmp_path / "test.json").write_text(json.dumps(test))
     recipe = yaml.safe_load((REPO / "recipes" / "smollm2-135m-demo.yaml").read_text())
     recipe["model"]["name_or_path"] = str(smollm2)
-    recipe["data"]["train"] = [str(tmp_path / "train.json")]
-    recipe["train"].update(max_steps=int(os.environ.get("ROCOFT_TEST_REAL_STEPS", "36")), warmup_steps=2)
+    recipe["data"].update(train=[str(tmp_path / "train.json")], template=BARE_TEMPLATE)
+    recipe["train"].update(max_steps=int(os.environ.get("ROCOFT_TEST_REAL_STEPS", "32")), warmup_steps=2)
     recipe["train"]["scheduler"] = "constant"
     recipe["eval"] = {"tasks": [str(tmp_path / "test.json")], "num_beams": 1, "batch_size": 20}
     recipe["output"]["dir"] = str(tmp_path / "run")
