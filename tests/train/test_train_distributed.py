@@ -84,27 +84,32 @@ def test_two_ranks_packed_match_single_process_padded(reference, tmp_path, backe
 @pytest.mark.distributed
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("backend", "ranks_before", "ranks_after"), [("fsdp", 2, 1), ("fsdp", 1, 2), ("deepspeed", 2, 2)]
+    ("backend", "ranks"), [("fsdp", (2, 1, 2)), ("deepspeed", (2, 2))], ids=["fsdp-2-1-2", "deepspeed-2-2"]
 )
-def test_resume_under_sharding(reference, tmp_path, backend, ranks_before, ranks_after):
-    """Stopped mid-run and resumed, the run equals the uninterrupted single-process one; FSDP2's
-    optimizer shards go through torch.distributed.checkpoint, so the resume may use another number
-    of ranks (a requeued SLURM job that gets fewer nodes continues)."""
+def test_resume_under_sharding(reference, tmp_path, backend, ranks):
+    """Stopped and resumed (once per launch after the first), the run equals the uninterrupted
+    single-process one; FSDP2's optimizer shards go through torch.distributed.checkpoint, so each
+    resume may use another number of ranks (a requeued SLURM job that gets fewer nodes, or more,
+    continues): 2 ranks -> 1 -> 2 in one run."""
     _, ref = reference
+    ranks = ranks[: max(2, min(len(ranks), STEPS))]  # ROCOFT_TEST_STEPS=2 leaves room for one stop
     dist = {"backend": backend, **({"zero_stage": 3} if backend == "deepspeed" else {})}
     recipe = tiny_recipe(tmp_path, backend, train={"micro_batch_size": 2}, dist=dist)
-    proc = torchrun_train(
-        recipe, env_extra={"ROCOFT_STOP_AT_STEP": str(STEPS // 2)}, expect=1, nproc=ranks_before
-    )
-    assert "train.resume=auto" in proc.stderr
-    ckpt = tmp_path / backend / "checkpoints" / f"step-{STEPS // 2:08d}"
-    assert (ckpt / "COMPLETE.json").is_file()
-    if backend == "fsdp":
-        assert (ckpt / FSDP_OPTIMIZER_DIR / ".metadata").is_file()
-    proc = torchrun_train(recipe, "train.resume=auto", nproc=ranks_after)
-    assert f"at step {STEPS // 2}" in proc.stderr
+    stops = [STEPS * k // len(ranks) for k in range(1, len(ranks))]
+    for i, nproc in enumerate(ranks):
+        resume = ["train.resume=auto"] if i else []
+        stop_env = {"ROCOFT_STOP_AT_STEP": str(stops[i])} if i < len(stops) else None
+        proc = torchrun_train(recipe, *resume, env_extra=stop_env, expect=1 if stop_env else 0, nproc=nproc)
+        if i:
+            assert f"at step {stops[i - 1]}" in proc.stderr
+        if stop_env:
+            assert "train.resume=auto" in proc.stderr
+            ckpt = tmp_path / backend / "checkpoints" / f"step-{stops[i]:08d}"
+            assert (ckpt / "COMPLETE.json").is_file()
+            if backend == "fsdp":
+                assert (ckpt / FSDP_OPTIMIZER_DIR / ".metadata").is_file()
     assert_same_run(tmp_path / backend, ref)
-    assert json.loads((tmp_path / backend / "summary.json").read_text())["world_size"] == ranks_after
+    assert json.loads((tmp_path / backend / "summary.json").read_text())["world_size"] == ranks[-1]
 
 
 @pytest.mark.distributed
