@@ -31,10 +31,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def pytest_collection_modifyitems(config, items):
     """Stable-sort the files by how many heavy tests they hold (most first): xdist's `loadfile`
     hands files out in this order (with `--no-loadscope-reorder`)."""
-    heavy = Counter(
-        item.nodeid.split("::")[0] for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKERS)
-    )
-    items.sort(key=lambda item: -heavy[item.nodeid.split("::")[0]])
+    heavy = Counter(item.path for item in items if any(item.get_closest_marker(m) for m in HEAVY_MARKERS))
+    items.sort(key=lambda item: -heavy[item.path])
 
 
 @pytest.fixture
